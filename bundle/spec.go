@@ -1,0 +1,370 @@
+package bundle
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/mod/semver"
+	"sigs.k8s.io/yaml"
+)
+
+// API group and kinds of Ferry's configuration files.
+const (
+	APIVersion = "ferry.dev/v1alpha1"
+	KindBundle = "Bundle"
+)
+
+// DefaultExpiresAfter is how long a bundle stays valid when the spec does not say.
+const DefaultExpiresAfter = 365 * 24 * time.Hour
+
+// maxSpecSize bounds a spec file; real ones are a few KiB.
+const maxSpecSize = 4 << 20
+
+// Spec is a bundle spec file (kind: Bundle).
+type Spec struct {
+	APIVersion string       `json:"apiVersion"`
+	Kind       string       `json:"kind"`
+	Metadata   SpecMetadata `json:"metadata"`
+	Spec       BundleSpec   `json:"spec"`
+
+	// Dir is the directory of the spec file; relative paths resolve against it.
+	Dir string `json:"-"`
+}
+
+// SpecMetadata names and versions the bundle.
+type SpecMetadata struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+}
+
+// BundleSpec is what goes into the bundle.
+type BundleSpec struct {
+	// KubernetesVersion is recorded in the manifest, e.g. "v1.34.4".
+	KubernetesVersion string `json:"kubernetesVersion,omitempty"`
+	// ExpiresAfter is the bundle's validity from its creation time, as a Go
+	// duration or a number of days ("365d"). Default 365d.
+	ExpiresAfter string `json:"expiresAfter,omitempty"`
+	// MinUpgradeFrom is the oldest installed bundle version this one may upgrade.
+	MinUpgradeFrom string `json:"minUpgradeFrom,omitempty"`
+	// Platforms kept of multi-platform images unless an image says otherwise.
+	Platforms []string       `json:"platforms,omitempty"`
+	Images    []ImageSpec    `json:"images,omitempty"`
+	Packages  []PackagesSpec `json:"packages,omitempty"`
+}
+
+// ImageSpec is one image to carry.
+type ImageSpec struct {
+	// Source is a containers-transports reference: oci:, oci-archive:,
+	// docker-archive:, dir:, docker://. Local paths are relative to the spec.
+	Source string `json:"source"`
+	// Name is the image's name in the bundle, as clients will pull it
+	// ("registry.k8s.io/pause:3.10"). Derived from Source when empty.
+	Name string `json:"name,omitempty"`
+	// Digest pins the manifest digest; the build fails if the source differs.
+	Digest string `json:"digest,omitempty"`
+	// Platforms kept of a multi-platform image ("linux/amd64"); empty: all.
+	Platforms []string `json:"platforms,omitempty"`
+}
+
+// PackagesSpec is a set of RPMs to put in one yum repository of the bundle.
+type PackagesSpec struct {
+	// Directory: every *.rpm in it (not recursive), relative to the spec.
+	Directory string `json:"directory"`
+	// Repo names the repository (/packages/<repo>/ on the ISO); default "base".
+	Repo string `json:"repo,omitempty"`
+}
+
+// DefaultRepo is the repository name used when a packages entry names none.
+const DefaultRepo = "base"
+
+// FieldError is a spec or manifest problem at a field path such as
+// "spec.images[2].source".
+type FieldError struct {
+	Field string
+	Err   error
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Err.Error() }
+func (e *FieldError) Unwrap() error { return e.Err }
+
+func fieldErr(field, format string, args ...any) error {
+	return &FieldError{Field: field, Err: fmt.Errorf(format, args...)}
+}
+
+// LoadSpec reads and validates a spec file.
+func LoadSpec(file string) (*Spec, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, fmt.Errorf("reading spec: %w", err)
+	}
+	defer f.Close()
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(io.LimitReader(f, maxSpecSize+1)); err != nil {
+		return nil, fmt.Errorf("reading spec %s: %w", file, err)
+	}
+	if buf.Len() > maxSpecSize {
+		return nil, fmt.Errorf("spec %s is larger than %d bytes", file, maxSpecSize)
+	}
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		return nil, err
+	}
+	s, err := ParseSpec(buf.Bytes(), filepath.Dir(abs))
+	if err != nil {
+		return nil, fmt.Errorf("spec %s: %w", file, err)
+	}
+	return s, nil
+}
+
+// ParseSpec parses and validates a spec; dir is where relative paths resolve.
+func ParseSpec(data []byte, dir string) (*Spec, error) {
+	var s Spec
+	if err := yaml.UnmarshalStrict(data, &s); err != nil {
+		return nil, fmt.Errorf("parsing: %w", cleanYAMLError(err))
+	}
+	s.Dir = dir
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+var unknownField = regexp.MustCompile(`unknown field "([^"]+)"`)
+
+// cleanYAMLError turns the JSON-decoder phrasing of sigs.k8s.io/yaml into
+// something that names the field for a person editing YAML.
+func cleanYAMLError(err error) error {
+	if m := unknownField.FindStringSubmatch(err.Error()); m != nil {
+		return fmt.Errorf("unknown field %q (check its spelling and indentation)", m[1])
+	}
+	msg := strings.TrimPrefix(err.Error(), "error unmarshaling JSON: while decoding JSON: ")
+	return errors.New(msg)
+}
+
+var (
+	dnsLabel   = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	repoName   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+	digestRE   = regexp.MustCompile(`^sha256:[a-f0-9]{64}$`)
+	platformRE = regexp.MustCompile(`^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$`)
+)
+
+// Validate checks the spec and names the first bad field of each kind; all
+// problems are joined so a user can fix them in one go.
+func (s *Spec) Validate() error {
+	var errs []error
+	add := func(err error) { errs = append(errs, err) }
+	if s.APIVersion != APIVersion {
+		add(fieldErr("apiVersion", "must be %q, got %q", APIVersion, s.APIVersion))
+	}
+	if s.Kind != KindBundle {
+		add(fieldErr("kind", "must be %q, got %q", KindBundle, s.Kind))
+	}
+	if !dnsLabel.MatchString(s.Metadata.Name) || len(s.Metadata.Name) > 63 {
+		add(fieldErr("metadata.name", "must be a DNS label (lower-case letters, digits, '-'), got %q", s.Metadata.Name))
+	}
+	if !ValidVersion(s.Metadata.Version) {
+		add(fieldErr("metadata.version", "must be a semantic version such as 1.2.0, got %q", s.Metadata.Version))
+	}
+	if v := s.Spec.KubernetesVersion; v != "" && !semver.IsValid(v) {
+		add(fieldErr("spec.kubernetesVersion", "must look like v1.34.4, got %q", v))
+	}
+	if _, err := s.Spec.Validity(); err != nil {
+		add(fieldErr("spec.expiresAfter", "%v", err))
+	}
+	if v := s.Spec.MinUpgradeFrom; v != "" {
+		if !ValidVersion(v) {
+			add(fieldErr("spec.minUpgradeFrom", "must be a semantic version, got %q", v))
+		} else if ValidVersion(s.Metadata.Version) && CompareVersions(v, s.Metadata.Version) > 0 {
+			add(fieldErr("spec.minUpgradeFrom", "%s is newer than the bundle version %s", v, s.Metadata.Version))
+		}
+	}
+	for i, p := range s.Spec.Platforms {
+		if !platformRE.MatchString(p) {
+			add(fieldErr(fmt.Sprintf("spec.platforms[%d]", i), "must be os/arch[/variant], got %q", p))
+		}
+	}
+	if len(s.Spec.Images) == 0 && len(s.Spec.Packages) == 0 {
+		add(fieldErr("spec", "names no images and no packages: the bundle would be empty"))
+	}
+	errs = append(errs, s.validateImages()...)
+	errs = append(errs, s.validatePackages()...)
+	return errors.Join(errs...)
+}
+
+func (s *Spec) validateImages() []error {
+	var errs []error
+	names := map[string]int{}
+	for i, im := range s.Spec.Images {
+		f := fmt.Sprintf("spec.images[%d]", i)
+		transport, _, ok := strings.Cut(im.Source, ":")
+		if im.Source == "" {
+			errs = append(errs, fieldErr(f+".source", "is required"))
+			continue
+		}
+		if !ok || !knownTransports[transport] {
+			errs = append(errs, fieldErr(f+".source", "%q has no known transport (one of oci:, oci-archive:, docker-archive:, dir:, docker://)", im.Source))
+			continue
+		}
+		if im.Digest != "" && !digestRE.MatchString(im.Digest) {
+			errs = append(errs, fieldErr(f+".digest", "must be sha256:<64 hex digits>, got %q", im.Digest))
+		}
+		if transport == "docker" && im.Digest == "" && !strings.Contains(im.Source, "@sha256:") {
+			errs = append(errs, fieldErr(f+".digest", "missing: a registry source (%s) must be pinned by digest, in the reference (…@sha256:…) or in digest:", im.Source))
+		}
+		for j, p := range im.Platforms {
+			if !platformRE.MatchString(p) {
+				errs = append(errs, fieldErr(fmt.Sprintf("%s.platforms[%d]", f, j), "must be os/arch[/variant], got %q", p))
+			}
+		}
+		name, err := s.ImageName(i)
+		if err != nil {
+			errs = append(errs, fieldErr(f+".name", "%v", err))
+			continue
+		}
+		if j, dup := names[name]; dup {
+			errs = append(errs, fieldErr(f+".name", "duplicate image name %q (also spec.images[%d])", name, j))
+			continue
+		}
+		names[name] = i
+	}
+	return errs
+}
+
+func (s *Spec) validatePackages() []error {
+	var errs []error
+	dirs := map[string]int{}
+	for i, p := range s.Spec.Packages {
+		f := fmt.Sprintf("spec.packages[%d]", i)
+		if p.Directory == "" {
+			errs = append(errs, fieldErr(f+".directory", "is required"))
+		} else if j, dup := dirs[filepath.Clean(p.Directory)]; dup {
+			errs = append(errs, fieldErr(f+".directory", "%q is listed twice (also spec.packages[%d])", p.Directory, j))
+		} else {
+			dirs[filepath.Clean(p.Directory)] = i
+		}
+		if p.Repo != "" && !repoName.MatchString(p.Repo) {
+			errs = append(errs, fieldErr(f+".repo", "must be letters, digits, '.', '_', '-' (up to 63), got %q", p.Repo))
+		}
+	}
+	return errs
+}
+
+var knownTransports = map[string]bool{"oci": true, "oci-archive": true, "docker-archive": true, "dir": true, "docker": true}
+
+// Validity is how long the bundle is valid after its creation.
+func (b *BundleSpec) Validity() (time.Duration, error) {
+	v := strings.TrimSpace(b.ExpiresAfter)
+	if v == "" {
+		return DefaultExpiresAfter, nil
+	}
+	var d time.Duration
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n <= 0 || n > 100*365 {
+			return 0, fmt.Errorf("%q is not a number of days between 1 and 36500", v)
+		}
+		d = time.Duration(n) * 24 * time.Hour
+	} else {
+		var err error
+		if d, err = time.ParseDuration(v); err != nil {
+			return 0, fmt.Errorf("%q is neither a duration (8760h) nor days (365d)", v)
+		}
+	}
+	if d < time.Hour {
+		return 0, fmt.Errorf("%q is shorter than one hour", v)
+	}
+	return d, nil
+}
+
+// ImageName is the bundle name of image i: its name field, or one derived
+// from the source. A registry source keeps its repository and tag; a local
+// source gets "localhost/<name>:<tag>", as podman names local images, so it
+// cannot be mistaken for an upstream image.
+func (s *Spec) ImageName(i int) (string, error) {
+	im := s.Spec.Images[i]
+	if im.Name != "" {
+		if err := ValidImageName(im.Name); err != nil {
+			return "", err
+		}
+		return im.Name, nil
+	}
+	transport, ref, _ := strings.Cut(im.Source, ":")
+	var base, tag string
+	switch transport {
+	case "docker":
+		ref = strings.TrimPrefix(ref, "//")
+		ref, _, _ = strings.Cut(ref, "@")
+		base, tag = splitTag(ref)
+		if !strings.Contains(strings.Split(base, "/")[0], ".") && !strings.Contains(base, "localhost") {
+			return "", fmt.Errorf("cannot derive a fully qualified name from %q: set name (for example docker.io/library/%s)", im.Source, base)
+		}
+	default: // oci:PATH[:REF], oci-archive:PATH[:REF], dir:PATH, docker-archive:PATH[:…]
+		p, r, _ := strings.Cut(ref, ":")
+		if r != "" && (transport == "oci" || transport == "oci-archive") {
+			// The reference inside a layout names the image: "app" or "app:1.2".
+			base, tag = splitTag(r)
+		} else {
+			base = path.Base(filepath.ToSlash(p))
+			base = strings.TrimSuffix(strings.TrimSuffix(base, ".gz"), ".tar")
+		}
+	}
+	if tag == "" {
+		tag = "latest"
+	}
+	name := base + ":" + tag
+	if transport != "docker" {
+		name = "localhost/" + strings.ToLower(base) + ":" + tag
+	}
+	if err := ValidImageName(name); err != nil {
+		return "", fmt.Errorf("derived name %q from %q: %w; set name", name, im.Source, err)
+	}
+	return name, nil
+}
+
+// splitTag splits "repo:tag" at the tag's colon (not a registry port's).
+func splitTag(ref string) (string, string) {
+	i := strings.LastIndex(ref, ":")
+	if i < 0 || strings.Contains(ref[i:], "/") {
+		return ref, ""
+	}
+	return ref[:i], ref[i+1:]
+}
+
+var imageNameRE = regexp.MustCompile(`^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-]+[a-z0-9]+)*)+:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+
+// ValidImageName checks a fully qualified name with a tag:
+// "registry.example:5000/path/repo:tag".
+func ValidImageName(name string) error {
+	if len(name) > 255 || !imageNameRE.MatchString(name) {
+		return fmt.Errorf("%q is not a fully qualified image name with a tag (registry/repository:tag)", name)
+	}
+	return nil
+}
+
+// ValidVersion reports whether v is a semantic version without the "v"
+// prefix (1.2.0, 1.2.0-rc.1).
+func ValidVersion(v string) bool {
+	return v != "" && !strings.HasPrefix(v, "v") && semver.IsValid("v"+v) && strings.Count(strings.SplitN(v, "-", 2)[0], ".") == 2
+}
+
+// CompareVersions compares two bundle versions as semantic versions.
+func CompareVersions(a, b string) int {
+	return semver.Compare("v"+a, "v"+b)
+}
+
+// Path resolves a spec-relative path.
+func (s *Spec) Path(p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(s.Dir, p)
+}

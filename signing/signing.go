@@ -1,0 +1,410 @@
+package signing
+
+import (
+	"bufio"
+	"bytes"
+	"crypto"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/ProtonMail/go-crypto/openpgp/armor"
+	pgperrors "github.com/ProtonMail/go-crypto/openpgp/errors"
+	"github.com/ProtonMail/go-crypto/openpgp/packet"
+)
+
+// Errors callers branch on. Verify wraps one of these, so errors.Is works.
+var (
+	ErrUnknownKey       = errors.New("signed by a key that is not in the keyring")
+	ErrBadSignature     = errors.New("signature does not match the data")
+	ErrKeyExpired       = errors.New("signing key has expired")
+	ErrKeyRevoked       = errors.New("signing key is revoked")
+	ErrSignatureExpired = errors.New("signature has expired")
+	ErrNoSignature      = errors.New("no OpenPGP signature found")
+	ErrPassphrase       = errors.New("secret key is passphrase-protected")
+)
+
+// maxKeySize bounds the key and signature files we read: real ones are a few
+// KiB, and the files may come from untrusted media.
+const maxKeySize = 1 << 20
+
+// signatureHash is the digest used in every signature we make.
+const signatureHash = crypto.SHA256
+
+// Signer makes detached signatures with one decrypted secret key.
+type Signer struct {
+	entity *openpgp.Entity
+}
+
+// LoadSignerFile reads an armored or binary OpenPGP secret key from path.
+// passphrase may be nil for an unprotected key.
+func LoadSignerFile(path string, passphrase []byte) (*Signer, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("opening signing key: %w", err)
+	}
+	defer f.Close()
+	s, err := LoadSigner(f, passphrase)
+	if err != nil {
+		return nil, fmt.Errorf("signing key %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// LoadSigner reads one OpenPGP secret key (armored or binary) from r and
+// decrypts it with passphrase if it is protected.
+func LoadSigner(r io.Reader, passphrase []byte) (*Signer, error) {
+	el, err := readEntities(r)
+	if err != nil {
+		return nil, err
+	}
+	if len(el) != 1 {
+		return nil, fmt.Errorf("expected exactly one key, found %d", len(el))
+	}
+	e := el[0]
+	if e.PrivateKey == nil {
+		return nil, errors.New("file holds a public key only; a secret key is needed to sign")
+	}
+	if encrypted(e) {
+		if len(passphrase) == 0 {
+			return nil, ErrPassphrase
+		}
+		if err := e.DecryptPrivateKeys(passphrase); err != nil {
+			return nil, fmt.Errorf("decrypting secret key: wrong passphrase or damaged key: %w", err)
+		}
+	}
+	return &Signer{entity: e}, nil
+}
+
+func encrypted(e *openpgp.Entity) bool {
+	if e.PrivateKey != nil && e.PrivateKey.Encrypted {
+		return true
+	}
+	for _, sk := range e.Subkeys {
+		if sk.PrivateKey != nil && sk.PrivateKey.Encrypted {
+			return true
+		}
+	}
+	return false
+}
+
+// Fingerprint is the signing key's primary fingerprint in upper-case hex.
+func (s *Signer) Fingerprint() string {
+	return fingerprint(s.entity)
+}
+
+// Created is the primary key's creation time. Signatures cannot predate it.
+func (s *Signer) Created() time.Time {
+	return s.entity.PrimaryKey.CreationTime
+}
+
+// Sign writes a detached signature of msg to w, dated at (clamped to the key's
+// creation time so that a SOURCE_DATE_EPOCH older than the key still signs).
+// Armored output is ASCII ("-----BEGIN PGP SIGNATURE-----"), as gpg --armor;
+// binary output is what RPM header signatures need.
+func (s *Signer) Sign(w io.Writer, msg io.Reader, at time.Time, armored bool) error {
+	if created := s.Created(); at.Before(created) {
+		at = created
+	}
+	at = at.UTC().Truncate(time.Second)
+	deterministic := false
+	cfg := &packet.Config{
+		DefaultHash: signatureHash,
+		Time:        func() time.Time { return at },
+		// go-crypto salts v4 signatures by default; a reproducible bundle
+		// needs the same bytes for the same inputs (see doc.go).
+		NonDeterministicSignaturesViaNotation: &deterministic,
+	}
+	var err error
+	if armored {
+		err = openpgp.ArmoredDetachSign(w, s.entity, msg, cfg)
+	} else {
+		err = openpgp.DetachSign(w, s.entity, msg, cfg)
+	}
+	if err != nil {
+		return fmt.Errorf("signing with key %s: %w", s.Fingerprint(), err)
+	}
+	return nil
+}
+
+// SignBytes is Sign for data in memory.
+func (s *Signer) SignBytes(msg []byte, at time.Time, armored bool) ([]byte, error) {
+	var b bytes.Buffer
+	if err := s.Sign(&b, bytes.NewReader(msg), at, armored); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// PublicKey returns the armored public key, for keyrings and for gpg --import.
+func (s *Signer) PublicKey() ([]byte, error) {
+	var b bytes.Buffer
+	w, err := armor.Encode(&b, openpgp.PublicKeyType, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.entity.Serialize(w); err != nil {
+		return nil, fmt.Errorf("serializing public key: %w", err)
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	b.WriteByte('\n')
+	return b.Bytes(), nil
+}
+
+// Keyring is a set of trusted public keys.
+type Keyring struct {
+	entities openpgp.EntityList
+}
+
+// Signature describes a verified signature.
+type Signature struct {
+	Fingerprint string    // primary key fingerprint of the signer
+	KeyID       string    // the (sub)key that made the signature
+	Identity    string    // the signer's primary user ID
+	Created     time.Time // signature creation time
+}
+
+// LoadKeyringFile reads armored or binary public keys (several may be
+// concatenated) from path.
+func LoadKeyringFile(path string) (*Keyring, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("opening keyring: %w", err)
+	}
+	defer f.Close()
+	k, err := ReadKeyring(f)
+	if err != nil {
+		return nil, fmt.Errorf("keyring %s: %w", path, err)
+	}
+	return k, nil
+}
+
+// ReadKeyring reads armored or binary public keys from r.
+func ReadKeyring(r io.Reader) (*Keyring, error) {
+	el, err := readEntities(r)
+	if err != nil {
+		return nil, err
+	}
+	if len(el) == 0 {
+		return nil, errors.New("no keys found")
+	}
+	return &Keyring{entities: el}, nil
+}
+
+// Fingerprints lists the primary key fingerprints of the keyring.
+func (k *Keyring) Fingerprints() []string {
+	out := make([]string, 0, len(k.entities))
+	for _, e := range k.entities {
+		out = append(out, fingerprint(e))
+	}
+	return out
+}
+
+// Verify checks a detached signature (armored or binary) of msg against the
+// keyring at time now: the key must be known, neither expired nor revoked at
+// now, and the signature must match and not have expired.
+func (k *Keyring) Verify(msg io.Reader, sig []byte, now time.Time) (*Signature, error) {
+	if len(sig) > maxKeySize {
+		return nil, fmt.Errorf("signature of %d bytes is larger than %d: %w", len(sig), maxKeySize, ErrNoSignature)
+	}
+	body, err := dearmor(sig, openpgp.SignatureType)
+	if err != nil {
+		return nil, err
+	}
+	cfg := &packet.Config{Time: func() time.Time { return now }}
+	p, signer, err := openpgp.VerifyDetachedSignature(k.entities, msg, bytes.NewReader(body), cfg)
+	if err != nil {
+		return nil, classify(err)
+	}
+	out := &Signature{Fingerprint: fingerprint(signer), Created: p.CreationTime}
+	if p.IssuerKeyId != nil {
+		out.KeyID = fmt.Sprintf("%016X", *p.IssuerKeyId)
+	}
+	if id := signer.PrimaryIdentity(); id != nil {
+		out.Identity = id.Name
+	}
+	return out, nil
+}
+
+// classify maps go-crypto's errors to ours, keeping the original as context.
+func classify(err error) error {
+	switch {
+	case errors.Is(err, pgperrors.ErrUnknownIssuer):
+		return ErrUnknownKey
+	case errors.Is(err, pgperrors.ErrKeyExpired):
+		return ErrKeyExpired
+	case errors.Is(err, pgperrors.ErrKeyRevoked):
+		return ErrKeyRevoked
+	case errors.Is(err, pgperrors.ErrSignatureExpired):
+		return ErrSignatureExpired
+	}
+	var se pgperrors.SignatureError
+	if errors.As(err, &se) {
+		return fmt.Errorf("%w: %v", ErrBadSignature, err)
+	}
+	var st pgperrors.StructuralError
+	if errors.As(err, &st) {
+		return fmt.Errorf("%w: malformed signature: %v", ErrNoSignature, err)
+	}
+	return fmt.Errorf("%w: %v", ErrBadSignature, err)
+}
+
+// readEntities reads keys, armored or binary, bounded in size.
+func readEntities(r io.Reader) (openpgp.EntityList, error) {
+	data, err := io.ReadAll(io.LimitReader(r, maxKeySize+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading key: %w", err)
+	}
+	if len(data) > maxKeySize {
+		return nil, fmt.Errorf("key file larger than %d bytes", maxKeySize)
+	}
+	var el openpgp.EntityList
+	if isArmored(data) {
+		el, err = readArmoredBlocks(data)
+	} else {
+		el, err = openpgp.ReadKeyRing(bytes.NewReader(data))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("parsing OpenPGP key: %w", err)
+	}
+	return el, nil
+}
+
+// readArmoredBlocks accepts several concatenated armored key blocks, as
+// people make keyrings with cat.
+func readArmoredBlocks(data []byte) (openpgp.EntityList, error) {
+	var all openpgp.EntityList
+	for len(bytes.TrimSpace(data)) > 0 {
+		block, err := armor.Decode(bytes.NewReader(data))
+		if err != nil {
+			if len(all) > 0 && errors.Is(err, io.EOF) {
+				break
+			}
+			return nil, err
+		}
+		if block.Type != openpgp.PublicKeyType && block.Type != openpgp.PrivateKeyType {
+			return nil, fmt.Errorf("unexpected armor type %q", block.Type)
+		}
+		el, err := openpgp.ReadKeyRing(block.Body)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, el...)
+		end := bytes.Index(data, []byte("-----END PGP"))
+		if end < 0 {
+			break
+		}
+		next := bytes.IndexByte(data[end:], '\n')
+		if next < 0 {
+			break
+		}
+		data = data[end+next+1:]
+	}
+	return all, nil
+}
+
+func isArmored(data []byte) bool {
+	return bytes.HasPrefix(bytes.TrimLeft(data, " \t\r\n"), []byte("-----BEGIN PGP"))
+}
+
+// dearmor returns the binary packets of an armored block of the wanted type,
+// or data unchanged when it is binary already.
+func dearmor(data []byte, wantType string) ([]byte, error) {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, ErrNoSignature
+	}
+	if !isArmored(data) {
+		return data, nil
+	}
+	block, err := armor.Decode(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("%w: decoding armor: %v", ErrNoSignature, err)
+	}
+	if block.Type != wantType {
+		return nil, fmt.Errorf("%w: armor type is %q, want %q", ErrNoSignature, block.Type, wantType)
+	}
+	body, err := io.ReadAll(io.LimitReader(block.Body, maxKeySize+1))
+	if err != nil {
+		return nil, fmt.Errorf("%w: decoding armor: %v", ErrNoSignature, err)
+	}
+	return body, nil
+}
+
+func fingerprint(e *openpgp.Entity) string {
+	return strings.ToUpper(fmt.Sprintf("%X", e.PrimaryKey.Fingerprint))
+}
+
+// KeyOptions describe a new signing key.
+type KeyOptions struct {
+	Name, Email string
+	Comment     string
+	Lifetime    time.Duration // 0: the key does not expire
+	Created     time.Time     // zero: now
+	Passphrase  []byte        // protects the secret key when set
+}
+
+// GenerateKey makes a new Ed25519 signing key and returns the armored secret
+// key and the armored public key.
+func GenerateKey(o KeyOptions) (secret, public []byte, err error) {
+	created := o.Created
+	if created.IsZero() {
+		created = time.Now()
+	}
+	created = created.UTC().Truncate(time.Second)
+	cfg := &packet.Config{
+		Algorithm:       packet.PubKeyAlgoEdDSA,
+		DefaultHash:     signatureHash,
+		Time:            func() time.Time { return created },
+		KeyLifetimeSecs: uint32(o.Lifetime / time.Second),
+	}
+	e, err := openpgp.NewEntity(o.Name, o.Comment, o.Email, cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("generating key: %w", err)
+	}
+	s := &Signer{entity: e}
+	public, err = s.PublicKey()
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(o.Passphrase) > 0 {
+		if err := e.EncryptPrivateKeys(o.Passphrase, cfg); err != nil {
+			return nil, nil, fmt.Errorf("protecting key: %w", err)
+		}
+	}
+	var b bytes.Buffer
+	w, err := armor.Encode(&b, openpgp.PrivateKeyType, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := e.SerializePrivateWithoutSigning(w, cfg); err != nil {
+		return nil, nil, fmt.Errorf("serializing secret key: %w", err)
+	}
+	if err := w.Close(); err != nil {
+		return nil, nil, err
+	}
+	b.WriteByte('\n')
+	return b.Bytes(), public, nil
+}
+
+// ReadPassphraseFile reads the first line of path, as gpg --passphrase-file.
+func ReadPassphraseFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("opening passphrase file: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(io.LimitReader(f, 64<<10))
+	if !sc.Scan() {
+		if err := sc.Err(); err != nil {
+			return nil, fmt.Errorf("reading passphrase file %s: %w", path, err)
+		}
+		return nil, fmt.Errorf("passphrase file %s is empty", path)
+	}
+	return []byte(strings.TrimRight(sc.Text(), "\r")), nil
+}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -129,6 +130,13 @@ func LoadSpec(file string) (*Spec, error) {
 func ParseSpec(data []byte, dir string) (*Spec, error) {
 	var s Spec
 	if err := yaml.UnmarshalStrict(data, &s); err != nil {
+		if unknown := unknownFields(data, reflect.TypeOf(s)); len(unknown) > 0 {
+			var errs []error
+			for _, f := range unknown {
+				errs = append(errs, fieldErr(f, "unknown field (check its spelling and indentation)"))
+			}
+			return nil, errors.Join(errs...)
+		}
 		return nil, fmt.Errorf("parsing: %w", cleanYAMLError(err))
 	}
 	s.Dir = dir

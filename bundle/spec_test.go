@@ -63,9 +63,10 @@ func TestSpecErrorsNameTheField(t *testing.T) {
 	tests := []struct {
 		name, edit, want string
 	}{
-		{"unknown field", "    - source: oci:images/layout:app\n      tga: x\n", `unknown field "tga"`},
+		{"unknown field", "    - source: oci:images/layout:app\n      tga: x\n", `spec.images[1].tga: unknown field`},
 		{"registry without digest", "    - source: docker://registry.k8s.io/pause:3.10\n", "spec.images[1].digest: missing"},
 		{"bad digest", "    - source: docker://registry.k8s.io/pause:3.10\n      digest: sha256:abc\n", "spec.images[1].digest: must be sha256"},
+		{"unknown top-level field", "  extra: 1\n", `spec.extra: unknown field`},
 		{"duplicate name", "    - source: oci:other/layout:app\n", `spec.images[1].name: duplicate image name "localhost/app:latest" (also spec.images[0])`},
 		{"duplicate explicit name", "    - source: oci:x:y\n      name: localhost/app:latest\n", "spec.images[1].name: duplicate image name"},
 		{"unknown transport", "    - source: ftp://x/y\n", "spec.images[1].source"},

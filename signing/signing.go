@@ -21,7 +21,7 @@ import (
 var (
 	ErrUnknownKey       = errors.New("signed by a key that is not in the keyring")
 	ErrBadSignature     = errors.New("signature does not match the data")
-	ErrKeyExpired       = errors.New("signing key has expired")
+	ErrKeyExpired       = errors.New("signing key has expired (or is not valid yet at the time checked)")
 	ErrKeyRevoked       = errors.New("signing key is revoked")
 	ErrSignatureExpired = errors.New("signature has expired")
 	ErrNoSignature      = errors.New("no OpenPGP signature found")

@@ -1,0 +1,180 @@
+package builder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/ferry-k8s/ferry/bundle"
+	"github.com/ferry-k8s/ferry/images"
+	"github.com/ferry-k8s/ferry/signing"
+)
+
+// Options configure one build. The CLI only fills this struct.
+type Options struct {
+	// SpecPath is the bundle spec (YAML).
+	SpecPath string
+	// Output is the ISO to write. It appears only once complete.
+	Output string
+	// Signer signs repomd.xml, SHA256SUMS and manifest.json.
+	Signer *signing.Signer
+	// SourceDateEpoch is the one timestamp of the bundle (manifest created,
+	// signatures, ISO dates). Zero: now, and the build is not reproducible.
+	SourceDateEpoch time.Time
+	// InstallerBinary, when set, is placed at /installer on the ISO.
+	InstallerBinary string
+	// WorkDir holds the content tree. Empty: a temporary directory next to
+	// Output, removed at the end. A given WorkDir is kept.
+	WorkDir string
+	// KeepWorkDir keeps the temporary work directory (for debugging).
+	KeepWorkDir bool
+	// Phases, if set, runs only these phases; SkipPhases skips some.
+	Phases, SkipPhases []string
+	// Progress receives progress bars; nil draws none.
+	Progress io.Writer
+	// Log receives structured logs; nil discards them.
+	Log *slog.Logger
+	// Workers bounds parallel hashing and blob copies; 0: one per CPU.
+	Workers int
+}
+
+// PhaseTiming is how long one phase took.
+type PhaseTiming struct {
+	Phase   string  `json:"phase"`
+	Seconds float64 `json:"seconds"`
+}
+
+// Result describes a finished build.
+type Result struct {
+	Output       string              `json:"output"`
+	SHA256       string              `json:"sha256,omitempty"`
+	Size         int64               `json:"size"`
+	Name         string              `json:"name"`
+	Version      string              `json:"version"`
+	Created      time.Time           `json:"created"`
+	Expires      time.Time           `json:"expires"`
+	Signer       string              `json:"signer"`
+	Files        int                 `json:"files"`
+	ContentBytes int64               `json:"contentBytes"`
+	Images       []bundle.Image      `json:"images"`
+	Repositories []bundle.Repository `json:"repositories"`
+	Phases       []PhaseTiming       `json:"phases"`
+	WorkDir      string              `json:"workDir,omitempty"`
+}
+
+// build is the state shared by the phases of one run.
+type build struct {
+	opts    Options
+	log     *slog.Logger
+	spec    *bundle.Spec
+	workDir string
+	tree    string // workDir/tree: becomes the ISO's root
+	created time.Time
+
+	images []images.Result
+
+	result  Result
+	timings []PhaseTiming
+}
+
+// Build runs the selected phases (all by default) and returns the result.
+func Build(ctx context.Context, opts Options) (*Result, error) {
+	phases, err := selectPhases(opts.Phases, opts.SkipPhases)
+	if err != nil {
+		return nil, err
+	}
+	if opts.SpecPath == "" {
+		return nil, errors.New("no spec given")
+	}
+	if opts.Output == "" && containsPhase(phases, "iso", "check") {
+		return nil, errors.New("no output path given")
+	}
+	if opts.Signer == nil && containsPhase(phases, "repodata", "manifest", "sign", "check") {
+		return nil, errors.New("no signing key given")
+	}
+	b := &build{opts: opts, log: opts.Log, created: opts.SourceDateEpoch}
+	if b.log == nil {
+		b.log = slog.New(slog.DiscardHandler)
+	}
+	if b.created.IsZero() {
+		b.created = time.Now()
+		b.log.Warn("SOURCE_DATE_EPOCH is not set: using the current time, so this build is not reproducible")
+	}
+	b.created = b.created.UTC().Truncate(time.Second)
+	if opts.Output != "" {
+		if b.opts.Output, err = filepath.Abs(opts.Output); err != nil {
+			return nil, err
+		}
+	}
+	if err := b.prepareWorkDir(); err != nil {
+		return nil, err
+	}
+	defer b.cleanup()
+	// Every phase needs the spec; resolve also checks the sources, the others
+	// only parse it.
+	if !containsPhase(phases, "resolve") {
+		if b.spec, err = bundle.LoadSpec(opts.SpecPath); err != nil {
+			return nil, err
+		}
+	}
+	if err := b.runPhases(ctx, phases); err != nil {
+		return nil, err
+	}
+	b.result.Phases = b.timings
+	if opts.WorkDir != "" || opts.KeepWorkDir {
+		b.result.WorkDir = b.workDir
+	}
+	return &b.result, nil
+}
+
+func containsPhase(phases []Phase, names ...string) bool {
+	for _, p := range phases {
+		for _, n := range names {
+			if p.Name == n {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (b *build) prepareWorkDir() error {
+	if b.opts.WorkDir != "" {
+		b.workDir = b.opts.WorkDir
+	} else {
+		// Next to the output, so the final rename stays on one file system.
+		dir, err := os.MkdirTemp(filepath.Dir(b.opts.Output), ".ferry-build-")
+		if err != nil {
+			return fmt.Errorf("creating work directory: %w", err)
+		}
+		b.workDir = dir
+	}
+	b.tree = filepath.Join(b.workDir, "tree")
+	if err := os.MkdirAll(b.tree, 0o755); err != nil {
+		return fmt.Errorf("creating work directory: %w", err)
+	}
+	return nil
+}
+
+func (b *build) cleanup() {
+	if b.opts.WorkDir != "" || b.opts.KeepWorkDir {
+		return
+	}
+	if err := os.RemoveAll(b.workDir); err != nil {
+		b.log.Warn("removing work directory", slog.String("dir", b.workDir), slog.Any("error", err))
+	}
+}
+
+// resetDir empties and recreates dir, so a phase re-run on a kept work
+// directory starts from a clean slate and stays idempotent.
+func resetDir(dir string) error {
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	return os.MkdirAll(dir, 0o755)
+}

@@ -1,0 +1,260 @@
+// Command builder assembles a Ferry bundle: images, RPM repositories and a
+// signed manifest in one reproducible ISO. See `builder --help`.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ferry-k8s/ferry/builder"
+	"github.com/ferry-k8s/ferry/internal/cliutil"
+	"github.com/ferry-k8s/ferry/internal/progress"
+	"github.com/ferry-k8s/ferry/internal/version"
+	"github.com/ferry-k8s/ferry/signing"
+)
+
+func main() {
+	cliutil.Main(app())
+}
+
+func app() *cli.App {
+	return &cli.App{
+		Name:    "builder",
+		Usage:   "build a signed, reproducible Ferry bundle ISO for air-gapped Kubernetes",
+		Version: version.Version,
+		Description: `builder turns a bundle spec (YAML) into one ISO image holding digest-pinned
+OCI images, signed yum repositories and a signed manifest that anyone can
+verify offline with 'builder verify', 'installer verify' or plain gpg and
+sha256sum.
+
+Quick start:
+   builder key generate --name "Release" --email release@example.com \
+       --output release.key.asc --public-output release.pub.asc
+   SOURCE_DATE_EPOCH=$(git log -1 --format=%ct) \
+       builder build --spec bundle.yaml --output ferry-1.0.0.iso --signing-key release.key.asc
+   builder verify --iso ferry-1.0.0.iso --keyring release.pub.asc`,
+		Flags:                cliutil.GlobalFlags,
+		EnableBashCompletion: true,
+		Commands: []*cli.Command{
+			buildCommand(),
+			phaseCommand(),
+			cliutil.VerifyCommand(),
+			keyCommand(),
+		},
+	}
+}
+
+func buildFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.PathFlag{Name: "spec", Usage: "bundle spec (kind: Bundle); relative paths in it resolve against its directory", Required: true},
+		&cli.PathFlag{Name: "output", Aliases: []string{"o"}, Usage: "ISO to write; appears only when complete and verified"},
+		&cli.PathFlag{Name: "signing-key", Usage: "OpenPGP secret key (armored or binary) that signs repodata, SHA256SUMS and the manifest", EnvVars: []string{"FERRY_SIGNING_KEY"}},
+		&cli.PathFlag{Name: "passphrase-file", Usage: "file whose first line unlocks the signing key", EnvVars: []string{"FERRY_PASSPHRASE_FILE"}},
+		&cli.StringFlag{Name: "source-date-epoch", Usage: "the bundle's timestamp in Unix seconds; the same inputs and epoch give a byte-identical ISO", EnvVars: []string{"SOURCE_DATE_EPOCH"}},
+		&cli.PathFlag{Name: "installer", Usage: "installer binary to place at /installer on the ISO"},
+		&cli.PathFlag{Name: "workdir", Usage: "keep the content tree here (default: a temporary directory next to the output, removed after)"},
+		&cli.BoolFlag{Name: "keep-workdir", Usage: "do not remove the temporary work directory"},
+		&cli.IntFlag{Name: "workers", Usage: "parallel hashing and blob copies (default: one per CPU)"},
+		cliutil.JSONFlag,
+	}
+}
+
+func buildCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "build",
+		Usage:     "build a bundle ISO from a spec",
+		UsageText: "builder build --spec bundle.yaml --output ferry-1.0.0.iso --signing-key key.asc [--passphrase-file F]",
+		Description: `Runs the phases ` + strings.Join(builder.PhaseNames(), " → ") + `.
+
+A spec:
+   apiVersion: ferry.dev/v1alpha1
+   kind: Bundle
+   metadata:
+     name: example
+     version: 1.0.0
+   spec:
+     expiresAfter: 365d          # bundle validity (default 365d)
+     images:
+       - source: oci:images/layout:app   # oci:, oci-archive:, docker-archive:, dir:, docker://…@sha256:…
+         name: registry.example.com/app:1.0   # default: derived from the source
+     packages:
+       - directory: rpms/        # every *.rpm in it
+         repo: base              # /packages/base/ on the ISO
+
+Set SOURCE_DATE_EPOCH for a reproducible ISO. On failure nothing is left at
+--output. --skip-phases and 'builder phase' run parts of the workflow.`,
+		Flags: append(buildFlags(), &cli.StringSliceFlag{Name: "skip-phases", Usage: "phases to skip (" + strings.Join(builder.PhaseNames(), ", ") + ")"}),
+		Action: func(c *cli.Context) error {
+			return runBuild(c, nil, c.StringSlice("skip-phases"))
+		},
+	}
+}
+
+func phaseCommand() *cli.Command {
+	cmd := &cli.Command{
+		Name:      "phase",
+		Usage:     "run one phase of the build against a kept work directory",
+		UsageText: "builder phase NAME --spec bundle.yaml --workdir DIR [flags]",
+		Description: `Each phase reads what the earlier ones left in --workdir and writes its own
+part, as kubeadm's 'init phase'. For example, re-sign and rewrite the ISO of a
+kept tree:
+   builder phase manifest --spec bundle.yaml --workdir w --signing-key k.asc
+   builder phase sign     --spec bundle.yaml --workdir w --signing-key k.asc
+   builder phase iso      --spec bundle.yaml --workdir w --output out.iso`,
+	}
+	for _, p := range builder.Phases {
+		cmd.Subcommands = append(cmd.Subcommands, &cli.Command{
+			Name:  p.Name,
+			Usage: p.Short,
+			Flags: buildFlags(),
+			Action: func(c *cli.Context) error {
+				if c.Path("workdir") == "" {
+					return cli.Exit("builder phase "+p.Name+": --workdir is required (phases share state through it)", 2)
+				}
+				return runBuild(c, []string{p.Name}, nil)
+			},
+		})
+	}
+	return cmd
+}
+
+func runBuild(c *cli.Context, only, skip []string) error {
+	log, err := cliutil.Logger(c)
+	if err != nil {
+		return err
+	}
+	opts := builder.Options{
+		SpecPath:        c.Path("spec"),
+		Output:          c.Path("output"),
+		InstallerBinary: c.Path("installer"),
+		WorkDir:         c.Path("workdir"),
+		KeepWorkDir:     c.Bool("keep-workdir"),
+		Phases:          only,
+		SkipPhases:      skip,
+		Progress:        cliutil.ProgressWriter(c),
+		Log:             log,
+		Workers:         c.Int("workers"),
+	}
+	if s := c.String("source-date-epoch"); s != "" {
+		sec, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || sec < 0 {
+			return cli.Exit(fmt.Sprintf("--source-date-epoch / SOURCE_DATE_EPOCH: %q is not a number of seconds", s), 2)
+		}
+		opts.SourceDateEpoch = time.Unix(sec, 0).UTC()
+	}
+	if key := c.Path("signing-key"); key != "" {
+		var pass []byte
+		if pf := c.Path("passphrase-file"); pf != "" {
+			if pass, err = signing.ReadPassphraseFile(pf); err != nil {
+				return cli.Exit(err.Error(), 2)
+			}
+		}
+		if opts.Signer, err = signing.LoadSignerFile(key, pass); err != nil {
+			if errors.Is(err, signing.ErrPassphrase) {
+				return cli.Exit(err.Error()+": give --passphrase-file", 2)
+			}
+			return cli.Exit(err.Error(), 2)
+		}
+	}
+	res, err := builder.Build(c.Context, opts)
+	if err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		return cliutil.PrintJSON(c, res)
+	}
+	if res.Output != "" && res.SHA256 != "" {
+		fmt.Fprintf(c.App.Writer, "wrote   %s (%s)\nsha256  %s\n", res.Output, progress.Bytes(res.Size), res.SHA256)
+	}
+	if res.Signer != "" {
+		fmt.Fprintf(c.App.Writer, "bundle  %s %s: %d images, %d repositories, %d files; expires %s\nsigned  %s\n",
+			res.Name, res.Version, len(res.Images), len(res.Repositories), res.Files, res.Expires.Format(time.RFC3339), res.Signer)
+	}
+	if res.WorkDir != "" {
+		fmt.Fprintf(c.App.Writer, "workdir %s\n", res.WorkDir)
+	}
+	return nil
+}
+
+func keyCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "key",
+		Usage: "manage bundle signing keys",
+		Subcommands: []*cli.Command{{
+			Name:      "generate",
+			Usage:     "make a new Ed25519 OpenPGP signing key",
+			UsageText: "builder key generate --name NAME --email EMAIL --output key.asc --public-output pub.asc [--expires 730d] [--passphrase-file F]",
+			Description: `Writes the secret key (mode 0600) and its public half. Keep the secret key
+off the build machine when you can (gpg on a smart card works as well: export
+a signing subkey). Give the public key to admins out of band: it is the
+keyring that 'installer verify' trusts.`,
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "name", Required: true, Usage: "user ID name"},
+				&cli.StringFlag{Name: "email", Required: true, Usage: "user ID email"},
+				&cli.PathFlag{Name: "output", Required: true, Usage: "secret key file to create"},
+				&cli.PathFlag{Name: "public-output", Required: true, Usage: "public key file to create"},
+				&cli.StringFlag{Name: "expires", Value: "730d", Usage: "key lifetime (days as 365d, or a Go duration); 0 for none"},
+				&cli.PathFlag{Name: "passphrase-file", Usage: "protect the secret key with the first line of this file"},
+			},
+			Action: runKeyGenerate,
+		}},
+	}
+}
+
+func runKeyGenerate(c *cli.Context) error {
+	life, err := parseLifetime(c.String("expires"))
+	if err != nil {
+		return cli.Exit("--expires: "+err.Error(), 2)
+	}
+	o := signing.KeyOptions{Name: c.String("name"), Email: c.String("email"), Lifetime: life}
+	if pf := c.Path("passphrase-file"); pf != "" {
+		if o.Passphrase, err = signing.ReadPassphraseFile(pf); err != nil {
+			return cli.Exit(err.Error(), 2)
+		}
+	}
+	sec, pub, err := signing.GenerateKey(o)
+	if err != nil {
+		return err
+	}
+	if err := writeNew(c.Path("output"), sec, 0o600); err != nil {
+		return err
+	}
+	if err := writeNew(c.Path("public-output"), pub, 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.Writer, "secret key %s\npublic key %s\n", c.Path("output"), c.Path("public-output"))
+	return nil
+}
+
+// writeNew refuses to overwrite: losing a signing key is not undoable.
+func writeNew(path string, data []byte, mode os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		return fmt.Errorf("creating %s: %w", path, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return f.Close()
+}
+
+func parseLifetime(s string) (time.Duration, error) {
+	if s == "0" || s == "" {
+		return 0, nil
+	}
+	if d, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(d)
+		if err != nil || n <= 0 {
+			return 0, fmt.Errorf("%q is not a number of days", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	return time.ParseDuration(s)
+}

@@ -1,0 +1,433 @@
+package builder
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/ferry-k8s/ferry/bundle"
+	"github.com/ferry-k8s/ferry/images"
+	"github.com/ferry-k8s/ferry/internal/progress"
+	"github.com/ferry-k8s/ferry/repo"
+)
+
+// resolve loads the spec and checks that every local source exists, so a
+// typo fails in a second rather than after copying gigabytes.
+func (b *build) resolve(ctx context.Context) error {
+	spec, err := bundle.LoadSpec(b.opts.SpecPath)
+	if err != nil {
+		return err
+	}
+	b.spec = spec
+	var errs []error
+	for i, im := range spec.Spec.Images {
+		if p := localSourcePath(im.Source); p != "" {
+			if _, err := os.Stat(spec.Path(p)); err != nil {
+				errs = append(errs, &bundle.FieldError{Field: fmt.Sprintf("spec.images[%d].source", i), Err: fmt.Errorf("unreadable source %s: %w", im.Source, err)})
+			}
+		}
+	}
+	for i, p := range spec.Spec.Packages {
+		rpms, err := listRPMs(spec.Path(p.Directory))
+		field := fmt.Sprintf("spec.packages[%d].directory", i)
+		switch {
+		case err != nil:
+			errs = append(errs, &bundle.FieldError{Field: field, Err: err})
+		case len(rpms) == 0:
+			errs = append(errs, &bundle.FieldError{Field: field, Err: fmt.Errorf("no *.rpm files in %s", spec.Path(p.Directory))})
+		}
+	}
+	if b.opts.InstallerBinary != "" {
+		if fi, err := os.Stat(b.opts.InstallerBinary); err != nil {
+			errs = append(errs, fmt.Errorf("installer binary: %w", err))
+		} else if !fi.Mode().IsRegular() {
+			errs = append(errs, fmt.Errorf("installer binary %s is not a regular file", b.opts.InstallerBinary))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// localSourcePath is the file-system path of a local image source, or "".
+func localSourcePath(source string) string {
+	transport, ref, _ := strings.Cut(source, ":")
+	switch transport {
+	case "oci", "oci-archive", "docker-archive", "dir":
+		p, _, _ := strings.Cut(ref, ":")
+		return p
+	}
+	return ""
+}
+
+// absoluteSource rewrites a local source's path relative to the spec.
+func (b *build) absoluteSource(source string) string {
+	p := localSourcePath(source)
+	if p == "" || filepath.IsAbs(p) {
+		return source
+	}
+	transport, _, _ := strings.Cut(source, ":")
+	return transport + ":" + b.spec.Path(p) + strings.TrimPrefix(source, transport+":"+p)
+}
+
+// fetch copies every image into one OCI layout at images/.
+func (b *build) fetch(ctx context.Context) error {
+	dir := filepath.Join(b.tree, bundle.ImagesDir)
+	if err := resetDir(dir); err != nil {
+		return fmt.Errorf("preparing %s: %w", dir, err)
+	}
+	if len(b.spec.Spec.Images) == 0 {
+		return os.Remove(dir)
+	}
+	srcs := make([]images.Source, len(b.spec.Spec.Images))
+	for i, im := range b.spec.Spec.Images {
+		name, err := b.spec.ImageName(i)
+		if err != nil {
+			return err
+		}
+		platforms := im.Platforms
+		if len(platforms) == 0 {
+			platforms = b.spec.Spec.Platforms
+		}
+		srcs[i] = images.Source{Ref: b.absoluteSource(im.Source), Origin: im.Source, Name: name, Platforms: platforms}
+	}
+	bars := map[string]*progress.Bar{}
+	opts := images.CopyOptions{Parallel: b.opts.Workers}
+	if b.opts.Progress != nil {
+		opts.Progress = func(name string, done, total int64) {
+			bar := bars[name]
+			if bar == nil {
+				bar = progress.New(b.opts.Progress, true, shortName(name), total)
+				bars[name] = bar
+			}
+			bar.Set(done, total)
+		}
+	}
+	res, err := images.Copy(ctx, dir, srcs, opts)
+	for _, bar := range bars {
+		bar.Finish()
+	}
+	if err != nil {
+		return err
+	}
+	for i, r := range res {
+		want := b.spec.Spec.Images[i].Digest
+		if want != "" && want != r.Digest.String() && want != r.OriginalDigest.String() {
+			return &bundle.FieldError{Field: fmt.Sprintf("spec.images[%d].digest", i),
+				Err: fmt.Errorf("source %s has digest %s, the spec pins %s", b.spec.Spec.Images[i].Source, r.Digest, want)}
+		}
+		b.log.Info("image copied", slog.String("name", r.Name), slog.String("digest", r.Digest.String()))
+	}
+	b.images = res
+	return nil
+}
+
+func shortName(name string) string {
+	if i := strings.LastIndex(name, "/"); i >= 0 {
+		return name[i+1:]
+	}
+	return name
+}
+
+// compose places the RPMs of every packages entry in its repository, the
+// installer binary, and the bundle's public key.
+func (b *build) compose(ctx context.Context) error {
+	pkgRoot := filepath.Join(b.tree, bundle.PackagesDir)
+	if err := os.RemoveAll(pkgRoot); err != nil {
+		return err
+	}
+	placed := map[string]string{} // destination → source, to name collisions
+	for i, p := range b.spec.Spec.Packages {
+		repoName := p.Repo
+		if repoName == "" {
+			repoName = bundle.DefaultRepo
+		}
+		rpms, err := listRPMs(b.spec.Path(p.Directory))
+		if err != nil {
+			return &bundle.FieldError{Field: fmt.Sprintf("spec.packages[%d].directory", i), Err: err}
+		}
+		dest := filepath.Join(pkgRoot, repoName, "Packages")
+		if err := os.MkdirAll(dest, 0o755); err != nil {
+			return err
+		}
+		for _, src := range rpms {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			d := filepath.Join(dest, filepath.Base(src))
+			if prev, dup := placed[d]; dup {
+				return fmt.Errorf("spec.packages[%d]: %s and %s would both be %s in repository %q", i, prev, src, filepath.Base(src), repoName)
+			}
+			placed[d] = src
+			if err := linkOrCopy(src, d, 0o644); err != nil {
+				return err
+			}
+		}
+	}
+	inst := filepath.Join(b.tree, bundle.InstallerPath)
+	if err := os.RemoveAll(inst); err != nil {
+		return err
+	}
+	if b.opts.InstallerBinary != "" {
+		if err := copyFile(b.opts.InstallerBinary, inst, 0o755); err != nil {
+			return err
+		}
+	}
+	if b.opts.Signer != nil {
+		pub, err := b.opts.Signer.PublicKey()
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(b.tree, bundle.PublicKeyPath), pub, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// listRPMs lists dir/*.rpm, sorted; other files are ignored.
+func listRPMs(dir string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("reading package directory: %w", err)
+	}
+	var out []string
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), ".rpm") && e.Type().IsRegular() {
+			out = append(out, filepath.Join(dir, e.Name()))
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// repodata writes repodata for every repository under packages/ and signs
+// each repomd.xml.
+func (b *build) repodata(ctx context.Context) error {
+	repos, err := b.repoDirs()
+	if err != nil {
+		return err
+	}
+	for _, dir := range repos {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := os.RemoveAll(filepath.Join(dir, "repodata")); err != nil {
+			return err
+		}
+		rpms, err := listRPMs(filepath.Join(dir, "Packages"))
+		if err != nil {
+			return err
+		}
+		pkgs := make([]*repo.Package, 0, len(rpms))
+		for _, p := range rpms {
+			pkg, err := repo.ReadPackage(p, "Packages/"+filepath.Base(p))
+			if err != nil {
+				return err
+			}
+			pkg.FileTime = b.created.Unix()
+			pkgs = append(pkgs, pkg)
+		}
+		if _, err := repo.WriteRepodata(dir, pkgs, repo.RepodataOptions{Revision: b.created.Unix()}); err != nil {
+			return fmt.Errorf("writing repodata of %s: %w", dir, err)
+		}
+		md := filepath.Join(dir, "repodata", "repomd.xml")
+		if err := b.signFile(md, md+".asc"); err != nil {
+			return err
+		}
+		b.log.Info("repository written", slog.String("repo", filepath.Base(dir)), slog.Int("packages", len(pkgs)))
+	}
+	return nil
+}
+
+func (b *build) repoDirs() ([]string, error) {
+	root := filepath.Join(b.tree, bundle.PackagesDir)
+	ents, err := os.ReadDir(root)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range ents {
+		if e.IsDir() {
+			out = append(out, filepath.Join(root, e.Name()))
+		}
+	}
+	return out, nil
+}
+
+// signFile writes an armored detached signature of src to dst.
+func (b *build) signFile(src, dst string) error {
+	f, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var sig bytes.Buffer
+	if err := b.opts.Signer.Sign(&sig, f, b.created, true); err != nil {
+		return fmt.Errorf("signing %s: %w", src, err)
+	}
+	return writeFileAtomic(dst, sig.Bytes(), 0o644)
+}
+
+// reservedTop are the files the manifest phase writes about the others.
+var reservedTop = map[string]bool{
+	bundle.ManifestPath: true, bundle.ManifestSigPath: true,
+	bundle.SumsPath: true, bundle.SumsSigPath: true,
+}
+
+// manifest hashes every file of the tree in parallel and writes SHA256SUMS,
+// its signature, and manifest.json listing all of them.
+func (b *build) manifest(ctx context.Context) error {
+	for name := range reservedTop {
+		if err := os.RemoveAll(filepath.Join(b.tree, name)); err != nil {
+			return err
+		}
+	}
+	jobs, err := treeJobs(b.tree)
+	if err != nil {
+		return err
+	}
+	var total int64
+	for _, j := range jobs {
+		total += j.Size
+	}
+	bar := progress.New(b.opts.Progress, b.opts.Progress != nil, "hashing", total)
+	results := bundle.HashFiles(ctx, jobs, b.opts.Workers, bar.Add)
+	bar.Finish()
+	files := make([]bundle.File, 0, len(results)+2)
+	for i, r := range results {
+		if r.Err != nil {
+			return r.Err
+		}
+		if r.Size != jobs[i].Size {
+			return fmt.Errorf("%s changed size while hashing (%d → %d bytes)", r.Path, jobs[i].Size, r.Size)
+		}
+		files = append(files, bundle.File{Path: r.Path, Size: r.Size, SHA256: r.SHA256})
+	}
+	sums := bundle.FormatSums(files)
+	if err := writeFileAtomic(filepath.Join(b.tree, bundle.SumsPath), sums, 0o644); err != nil {
+		return err
+	}
+	if err := b.signFile(filepath.Join(b.tree, bundle.SumsPath), filepath.Join(b.tree, bundle.SumsSigPath)); err != nil {
+		return err
+	}
+	for _, name := range []string{bundle.SumsPath, bundle.SumsSigPath} {
+		f, err := hashSmallFile(filepath.Join(b.tree, name), name)
+		if err != nil {
+			return err
+		}
+		files = append(files, f)
+	}
+	m, err := b.buildManifest(files)
+	if err != nil {
+		return err
+	}
+	data, err := m.Marshal()
+	if err != nil {
+		return err
+	}
+	// The manifest we write must be one an installer accepts.
+	if _, err := bundle.ParseManifest(data); err != nil {
+		return fmt.Errorf("generated manifest is invalid (a bug): %w", err)
+	}
+
+	return writeFileAtomic(filepath.Join(b.tree, bundle.ManifestPath), data, 0o644)
+}
+
+func (b *build) buildManifest(files []bundle.File) (*bundle.Manifest, error) {
+	validity, err := b.spec.Spec.Validity()
+	if err != nil {
+		return nil, err
+	}
+	m := &bundle.Manifest{
+		SchemaVersion:     bundle.ManifestSchemaVersion,
+		Product:           bundle.Product,
+		Name:              b.spec.Metadata.Name,
+		Version:           b.spec.Metadata.Version,
+		KubernetesVersion: b.spec.Spec.KubernetesVersion,
+		Created:           b.created,
+		Expires:           b.created.Add(validity),
+		MinUpgradeFrom:    b.spec.Spec.MinUpgradeFrom,
+		Files:             files,
+	}
+	if _, err := os.Stat(filepath.Join(b.tree, bundle.ImagesDir, "index.json")); err == nil {
+		imgs, err := images.ReadIndex(os.DirFS(b.tree), bundle.ImagesDir)
+		if err != nil {
+			return nil, fmt.Errorf("reading the bundle's image index: %w", err)
+		}
+		for _, im := range imgs {
+			m.Images = append(m.Images, bundle.Image{Name: im.Name, Digest: im.Digest.String(), MediaType: im.MediaType, Platforms: im.Platforms, Source: im.Source})
+		}
+	}
+	repos, err := b.repoDirs()
+	if err != nil {
+		return nil, err
+	}
+	for _, dir := range repos {
+		rpms, err := listRPMs(filepath.Join(dir, "Packages"))
+		if err != nil {
+			return nil, err
+		}
+		name := filepath.Base(dir)
+		m.Repositories = append(m.Repositories, bundle.Repository{Name: name, Path: bundle.PackagesDir + "/" + name, Packages: len(rpms)})
+	}
+	return m, nil
+}
+
+// treeJobs lists every regular file below root as hash jobs with
+// slash-separated relative paths. Anything else (symlinks, devices) is an
+// error: the bundle holds plain files only.
+func treeJobs(root string) ([]bundle.HashJob, error) {
+	var jobs []bundle.HashJob
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		if d.IsDir() {
+			return nil
+		}
+		if !d.Type().IsRegular() {
+			return fmt.Errorf("%s is not a regular file (%s): bundles hold plain files only", p, d.Type())
+		}
+		if reservedTop[rel] {
+			return nil
+		}
+		if err := bundle.CheckPath(rel); err != nil {
+			return fmt.Errorf("file %s: %w", p, err)
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		jobs = append(jobs, bundle.HashJob{Path: rel, Size: fi.Size(), Open: func() (io.ReadCloser, error) { return os.Open(p) }})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing the content tree: %w", err)
+	}
+	return jobs, nil
+}
+
+func hashSmallFile(p, rel string) (bundle.File, error) {
+	res := bundle.HashFiles(context.Background(), []bundle.HashJob{{Path: rel, Open: func() (io.ReadCloser, error) { return os.Open(p) }}}, 1, nil)[0]
+	return bundle.File{Path: rel, Size: res.Size, SHA256: res.SHA256}, res.Err
+}
+
+// sign writes manifest.json.asc.
+func (b *build) sign(ctx context.Context) error {
+	return b.signFile(filepath.Join(b.tree, bundle.ManifestPath), filepath.Join(b.tree, bundle.ManifestSigPath))
+}

@@ -1,0 +1,73 @@
+package bundle
+
+import (
+	"fmt"
+	"reflect"
+	"sort"
+	"strings"
+
+	"sigs.k8s.io/yaml"
+)
+
+// unknownFields lists the field paths of data (YAML) that t, a struct type
+// with json tags, does not have: "spec.packages[0].recursive". The strict
+// decoder only says `unknown field "recursive"`; a person editing a long
+// spec wants to know where.
+func unknownFields(data []byte, t reflect.Type) []string {
+	var doc any
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil
+	}
+	var out []string
+	walkUnknown(doc, t, "", &out)
+	sort.Strings(out)
+	return out
+}
+
+func walkUnknown(v any, t reflect.Type, path string, out *[]string) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch val := v.(type) {
+	case map[string]any:
+		if t.Kind() != reflect.Struct {
+			return
+		}
+		fields := jsonFields(t)
+		for k, sub := range val {
+			p := k
+			if path != "" {
+				p = path + "." + k
+			}
+			ft, ok := fields[k]
+			if !ok {
+				*out = append(*out, p)
+				continue
+			}
+			walkUnknown(sub, ft, p, out)
+		}
+	case []any:
+		if t.Kind() != reflect.Slice {
+			return
+		}
+		for i, sub := range val {
+			walkUnknown(sub, t.Elem(), fmt.Sprintf("%s[%d]", path, i), out)
+		}
+	}
+}
+
+func jsonFields(t reflect.Type) map[string]reflect.Type {
+	m := map[string]reflect.Type{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" || !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		m[name] = f.Type
+	}
+	return m
+}

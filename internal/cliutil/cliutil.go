@@ -1,0 +1,173 @@
+package cliutil
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ferry-k8s/ferry/bundle/verify"
+	"github.com/ferry-k8s/ferry/internal/progress"
+	"github.com/ferry-k8s/ferry/signing"
+)
+
+// GlobalFlags are accepted by every command of both programs.
+var GlobalFlags = []cli.Flag{
+	&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log format on stderr: text or json", EnvVars: []string{"FERRY_LOG_FORMAT"}},
+	&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: []string{"FERRY_LOG_LEVEL"}},
+}
+
+// JSONFlag asks a command for machine-readable output on stdout.
+var JSONFlag = &cli.BoolFlag{Name: "json", Usage: "print the result as JSON on stdout (no progress bars)"}
+
+// Logger builds the structured logger from the global flags.
+func Logger(c *cli.Context) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
+		return nil, cli.Exit(fmt.Sprintf("--log-level: %v", err), 2)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch c.String("log-format") {
+	case "text":
+		return slog.New(slog.NewTextHandler(c.App.ErrWriter, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(c.App.ErrWriter, opts)), nil
+	}
+	return nil, cli.Exit(fmt.Sprintf("--log-format: %q is neither text nor json", c.String("log-format")), 2)
+}
+
+// ProgressWriter returns where progress bars go: stdout when it is a
+// terminal and JSON was not asked for, else nil (no bars).
+func ProgressWriter(c *cli.Context) io.Writer {
+	if c.Bool("json") {
+		return nil
+	}
+	if f, ok := c.App.Writer.(*os.File); ok && progress.IsTerminal(f) {
+		return f
+	}
+	return nil
+}
+
+// PrintJSON writes v indented to the command's stdout.
+func PrintJSON(c *cli.Context, v any) error {
+	enc := json.NewEncoder(c.App.Writer)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// VerifyCommand is `verify`, shared by builder and installer.
+func VerifyCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "verify",
+		Usage:     "check a bundle ISO: signature, expiry, and every file's size and sha256",
+		UsageText: "verify --iso ferry-1.0.0.iso --keyring ferry.pub.asc [--json]",
+		Description: `Reads the ISO in user space (no mount, no root), checks manifest.json.asc
+against the keyring, refuses an expired bundle or key, then checks that every
+file on the ISO is listed in the manifest and that each listed file has its
+size and sha256. Exits 0 only when everything holds; otherwise names each
+failing file and exits 1.
+
+The keyring is the publisher's public key, obtained out of band (never the
+copy on the ISO itself). Several armored keys may be concatenated in one file.
+
+Example:
+   verify --iso ferry-1.0.0.iso --keyring ferry-release.pub.asc`,
+		Flags: []cli.Flag{
+			&cli.PathFlag{Name: "iso", Usage: "the bundle ISO to check", Required: true},
+			&cli.PathFlag{Name: "keyring", Usage: "trusted OpenPGP public key(s), armored or binary", Required: true},
+			&cli.TimestampFlag{Name: "at", Layout: time.RFC3339, Usage: "check expiry at this time instead of now (RFC 3339)"},
+			JSONFlag,
+		},
+		Action: runVerify,
+	}
+}
+
+func runVerify(c *cli.Context) error {
+	log, err := Logger(c)
+	if err != nil {
+		return err
+	}
+	ring, err := signing.LoadKeyringFile(c.Path("keyring"))
+	if err != nil {
+		return cli.Exit(err.Error(), 2)
+	}
+	opts := verify.Options{ISO: c.Path("iso"), Keyring: ring}
+	if t := c.Timestamp("at"); t != nil {
+		opts.Now = *t
+	}
+	var bar *progress.Bar
+	if w := ProgressWriter(c); w != nil {
+		bar = progress.New(w, true, "verifying", 0)
+		var total atomic.Int64
+		opts.TotalBytes = func(n int64) { total.Store(n) }
+		var done atomic.Int64
+		opts.Progress = func(n int64) { bar.Set(done.Add(n), total.Load()) }
+	}
+	start := time.Now()
+	rep, verr := verify.Verify(c.Context, opts)
+	if bar != nil {
+		bar.Finish()
+	}
+	log.Info("verify finished", slog.String("iso", opts.ISO), slog.Bool("ok", rep.OK), slog.Int("problems", len(rep.Problems)), slog.Duration("took", time.Since(start)))
+	if c.Bool("json") {
+		if err := PrintJSON(c, rep); err != nil {
+			return err
+		}
+	} else {
+		printReport(c.App.Writer, rep, verr)
+	}
+	if verr != nil {
+		return cli.Exit("", 1)
+	}
+	return nil
+}
+
+func printReport(w io.Writer, rep *verify.Report, err error) {
+	if rep.OK {
+		fmt.Fprintf(w, "OK      %s %s", rep.Name, rep.Version)
+		if rep.KubernetesVersion != "" {
+			fmt.Fprintf(w, " (Kubernetes %s)", rep.KubernetesVersion)
+		}
+		fmt.Fprintf(w, "\nsigned  %s %q on %s\n", rep.Signer.Fingerprint, rep.Signer.Identity, rep.Signer.Created.Format(time.RFC3339))
+		fmt.Fprintf(w, "checked %d files, %s; expires %s\n", rep.Files, progress.Bytes(rep.Bytes), rep.Expires.Format(time.RFC3339))
+		return
+	}
+	fmt.Fprintf(w, "FAILED  %s\n", rep.ISO)
+	if len(rep.Problems) == 0 && err != nil {
+		fmt.Fprintf(w, "  %v\n", err)
+	}
+	for _, p := range rep.Problems {
+		fmt.Fprintf(w, "  %s: %s\n", p.Path, strings.TrimSpace(p.Reason))
+	}
+}
+
+// Main runs app with the process's arguments, stopping on SIGINT/SIGTERM
+// through the context, and exits with the command's exit code: 1 for a
+// failure, 2 for bad usage, as the commands return them.
+func Main(app *cli.App) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := app.RunContext(ctx, os.Args)
+	stop()
+	if err == nil {
+		return
+	}
+	code := 1
+	var ec cli.ExitCoder
+	if errors.As(err, &ec) {
+		code = ec.ExitCode()
+	}
+	if msg := err.Error(); msg != "" {
+		fmt.Fprintf(os.Stderr, "%s: %s\n", app.Name, msg)
+	}
+	os.Exit(code)
+}

@@ -168,9 +168,9 @@ func fileSHA256(t *testing.T, p string) string {
 
 func TestFailedBuildLeavesNothing(t *testing.T) {
 	tests := []struct {
-		name  string
+		name   string
 		break_ func(ex *example.Example)
-		want  string
+		want   string
 	}{
 		{"unreadable image source", func(ex *example.Example) {
 			rewriteSpec(t, ex, "oci:images/layout:app", "oci:images/nowhere:app")

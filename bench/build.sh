@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=${BENCH_DIR:-_bench}
 RUNS=${RUNS:-3}
-IMAGES=${IMAGES:-8} LAYERS=${LAYERS:-4} LAYER_MIB=${LAYER_MIB:-32} RPMS=${RPMS:-200}
+IMAGES=${IMAGES:-8} LAYERS=${LAYERS:-4} LAYER_MIB=${LAYER_MIB:-42} RPMS=${RPMS:-200}
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-1767225600}
 
 for prog in skopeo createrepo_c xorriso sha256sum; do

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/ferry-k8s/ferry/bundle"
-	"github.com/ferry-k8s/ferry/images"
 	"github.com/ferry-k8s/ferry/signing"
 )
 
@@ -76,7 +75,11 @@ type build struct {
 	tree    string // workDir/tree: becomes the ISO's root
 	created time.Time
 
-	images []images.Result
+	// blobsVerified is set by fetch in this run: every file under
+	// images/blobs/sha256/ was then written or linked by images.Copy after
+	// checking its content against its name, so manifest need not hash it
+	// again (check re-hashes everything from the ISO at the end).
+	blobsVerified bool
 
 	result  Result
 	timings []PhaseTiming

@@ -168,9 +168,9 @@ func fileSHA256(t *testing.T, p string) string {
 
 func TestFailedBuildLeavesNothing(t *testing.T) {
 	tests := []struct {
-		name   string
-		break_ func(ex *example.Example)
-		want   string
+		name  string
+		spoil func(ex *example.Example)
+		want  string
 	}{
 		{"unreadable image source", func(ex *example.Example) {
 			rewriteSpec(t, ex, "oci:images/layout:app", "oci:images/nowhere:app")
@@ -193,7 +193,7 @@ func TestFailedBuildLeavesNothing(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			tt.break_(ex)
+			tt.spoil(ex)
 			outDir := t.TempDir()
 			out := filepath.Join(outDir, "x.iso")
 			_, err = Build(context.Background(), Options{SpecPath: ex.Spec, Output: out, Signer: ex.Signer, SourceDateEpoch: epoch})

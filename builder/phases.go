@@ -124,7 +124,7 @@ func (b *build) fetch(ctx context.Context) error {
 		}
 		b.log.Info("image copied", slog.String("name", r.Name), slog.String("digest", r.Digest.String()))
 	}
-	b.images = res
+	b.blobsVerified = true
 	return nil
 }
 
@@ -300,10 +300,22 @@ func (b *build) manifest(ctx context.Context) error {
 	for _, j := range jobs {
 		total += j.Size
 	}
+	files := make([]bundle.File, 0, len(jobs)+2)
+	if b.blobsVerified {
+		var rest []bundle.HashJob
+		for _, j := range jobs {
+			if sum, ok := contentAddress(j.Path); ok {
+				files = append(files, bundle.File{Path: j.Path, Size: j.Size, SHA256: sum})
+				total -= j.Size
+				continue
+			}
+			rest = append(rest, j)
+		}
+		jobs = rest
+	}
 	bar := progress.New(b.opts.Progress, b.opts.Progress != nil, "hashing", total)
 	results := bundle.HashFiles(ctx, jobs, b.opts.Workers, bar.Add)
 	bar.Finish()
-	files := make([]bundle.File, 0, len(results)+2)
 	for i, r := range results {
 		if r.Err != nil {
 			return r.Err
@@ -341,6 +353,15 @@ func (b *build) manifest(ctx context.Context) error {
 	}
 
 	return writeFileAtomic(filepath.Join(b.tree, bundle.ManifestPath), data, 0o644)
+}
+
+// contentAddress returns the sha256 that an OCI blob path names.
+func contentAddress(p string) (string, bool) {
+	sum, ok := strings.CutPrefix(p, bundle.ImagesDir+"/blobs/sha256/")
+	if !ok || len(sum) != 64 || strings.Trim(sum, "0123456789abcdef") != "" {
+		return "", false
+	}
+	return sum, true
 }
 
 func (b *build) buildManifest(files []bundle.File) (*bundle.Manifest, error) {

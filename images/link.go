@@ -5,6 +5,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
 
 	digest "github.com/opencontainers/go-digest"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
@@ -22,14 +25,25 @@ import (
 //
 // Manifests are excluded because the oci destination writes them in place
 // (os.WriteFile), which would write through the link into the source layout.
+//
+// Blobs are verified in parallel, one per CPU: hashing is the whole cost of
+// a link, and layers are often large.
 func seedFromLayout(srcDir, dstDir string, blobs []types.BlobInfo) int {
-	n := 0
+	var n atomic.Int64
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, runtime.NumCPU())
 	for _, b := range blobs {
-		if linkBlob(srcDir, dstDir, b) == nil {
-			n++
-		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if linkBlob(srcDir, dstDir, b) == nil {
+				n.Add(1)
+			}
+		}()
 	}
-	return n
+	wg.Wait()
+	return int(n.Load())
 }
 
 func linkBlob(srcDir, dstDir string, b types.BlobInfo) error {

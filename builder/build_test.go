@@ -475,22 +475,71 @@ func TestVerifyRefusesGarbage(t *testing.T) {
 	}
 }
 
-func TestOpenFileChecksContent(t *testing.T) {
+func TestVerifiedReaderCatchesLaterTampering(t *testing.T) {
 	f := buildExample(t)
-	b, err := verify.Open(f.iso, f.ring, epoch.Add(time.Hour))
+	b, rep, err := verify.OpenVerified(context.Background(), f.iso, f.ring, verify.Options{Now: epoch.Add(time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	r, file, err := b.OpenFile("images/index.json")
+	if !rep.OK || rep.Files != len(b.Manifest.Files) {
+		t.Fatalf("report %+v", rep)
+	}
+	// The app image's largest layer spans several 1 MiB chunks.
+	blob := ""
+	var size int64
+	for _, file := range b.Manifest.Files {
+		if strings.HasPrefix(file.Path, "images/blobs/") && file.Size > size {
+			blob, size = file.Path, file.Size
+		}
+	}
+	if size <= bundle.ChunkSize {
+		t.Fatalf("largest blob is %d bytes; the test needs one over a chunk", size)
+	}
+	file, err := b.File(blob)
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, err := io.ReadAll(r)
-	if err != nil || int64(len(data)) != file.Size {
-		t.Fatalf("read %d bytes, %v", len(data), err)
+	r := file.NewReader()
+	defer r.Close()
+	whole, err := io.ReadAll(r)
+	if err != nil || sha256Hex(whole) != file.Info.SHA256 {
+		t.Fatalf("read %d bytes, %v", len(whole), err)
 	}
-	if _, _, err := b.OpenFile("../etc/passwd"); err == nil {
+	// A range in the second chunk.
+	if _, err := r.Seek(bundle.ChunkSize+10, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	part := make([]byte, 100)
+	if _, err := io.ReadFull(r, part); err != nil || !bytes.Equal(part, whole[bundle.ChunkSize+10:bundle.ChunkSize+110]) {
+		t.Fatalf("range read: %v", err)
+	}
+	// Tamper with the first chunk of the blob inside the ISO file, after it
+	// was verified: the first chunk now fails, the second still reads.
+	fi, err := b.Image.Stat(blob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fh, err := os.OpenFile(f.iso, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fh.WriteAt([]byte{whole[100] ^ 0xff}, fi.Extents[0].Offset+100); err != nil {
+		t.Fatal(err)
+	}
+	fh.Close()
+	r2 := file.NewReader()
+	defer r2.Close()
+	if _, err := io.ReadAll(r2); !errors.Is(err, verify.ErrDigestMismatch) {
+		t.Fatalf("tampered chunk: got %v, want ErrDigestMismatch", err)
+	}
+	if _, err := r2.Seek(bundle.ChunkSize, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	if rest, err := io.ReadAll(r2); err != nil || !bytes.Equal(rest, whole[bundle.ChunkSize:]) {
+		t.Fatalf("untouched chunk: %v", err)
+	}
+	if _, err := b.File("../etc/passwd"); err == nil {
 		t.Fatal("opened a path outside the manifest")
 	}
 }

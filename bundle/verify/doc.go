@@ -7,7 +7,8 @@
 //	ISO ─▶ iso.Open ─▶ manifest.json + .asc ─▶ Keyring.Verify ─▶ ParseManifest
 //	    ─▶ expiry ─▶ listed == present ─▶ sizes ─▶ sha256 (parallel) ─▶ Report
 //
-// Open stops after the manifest is trusted and hands the opened image to a
-// server, which checks each file's digest as it reads it; Verify checks all
-// files up front and reports every failing one by path.
+// Verify checks all files up front and reports every failing one by path.
+// OpenVerified does the same for a server and keeps the sha256 of every
+// 1 MiB chunk of every file, so a Reader checks each chunk again as it
+// serves it: a change to the ISO after the check is never passed on.
 package verify

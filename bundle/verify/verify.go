@@ -67,6 +67,8 @@ type Bundle struct {
 	Manifest *bundle.Manifest
 	Signer   *signing.Signature
 	file     *os.File
+	// chunks holds, after Index, each listed file's chunk sums.
+	chunks map[string][][32]byte
 }
 
 // Close releases the ISO file.
@@ -196,7 +198,7 @@ func Verify(ctx context.Context, opts Options) (*Report, error) {
 	// Files are checked even when the bundle expired; not when the manifest
 	// itself is untrusted (its list would mean nothing).
 	if b.Manifest != nil && b.Signer != nil {
-		rep.Problems = append(rep.Problems, checkFiles(ctx, b, opts, rep)...)
+		rep.Problems = append(rep.Problems, checkFiles(ctx, b, opts, rep, false)...)
 	}
 	sort.SliceStable(rep.Problems, func(i, j int) bool { return rep.Problems[i].Path < rep.Problems[j].Path })
 	rep.OK = len(rep.Problems) == 0
@@ -206,7 +208,9 @@ func Verify(ctx context.Context, opts Options) (*Report, error) {
 	return rep, nil
 }
 
-func checkFiles(ctx context.Context, b *Bundle, opts Options, rep *Report) []Problem {
+// checkFiles checks listed == present, sizes and digests. With chunks, it
+// also records every file's chunk sums in b for verified reading.
+func checkFiles(ctx context.Context, b *Bundle, opts Options, rep *Report, chunks bool) []Problem {
 	var probs []Problem
 	listed := b.Manifest.FileMap()
 	present := map[string]iso.FileInfo{}
@@ -235,7 +239,7 @@ func checkFiles(ctx context.Context, b *Bundle, opts Options, rep *Report) []Pro
 		case fi.Size != f.Size:
 			probs = append(probs, Problem{f.Path, fmt.Sprintf("size is %d bytes, the manifest says %d", fi.Size, f.Size)})
 		default:
-			jobs = append(jobs, bundle.HashJob{Path: f.Path, Size: f.Size, Open: func() (io.ReadCloser, error) {
+			jobs = append(jobs, bundle.HashJob{Path: f.Path, Size: f.Size, Chunks: chunks, Open: func() (io.ReadCloser, error) {
 				r, err := b.Image.Open(f.Path)
 				return io.NopCloser(r), err
 			}})
@@ -244,6 +248,9 @@ func checkFiles(ctx context.Context, b *Bundle, opts Options, rep *Report) []Pro
 	}
 	if opts.TotalBytes != nil {
 		opts.TotalBytes(total)
+	}
+	if chunks {
+		b.chunks = make(map[string][][32]byte, len(jobs))
 	}
 	for _, r := range bundle.HashFiles(ctx, jobs, opts.Workers, opts.Progress) {
 		rep.Files++
@@ -254,6 +261,8 @@ func checkFiles(ctx context.Context, b *Bundle, opts Options, rep *Report) []Pro
 			probs = append(probs, Problem{r.Path, r.Err.Error()})
 		case r.SHA256 != want.SHA256:
 			probs = append(probs, Problem{r.Path, fmt.Sprintf("sha256 is %s, the manifest says %s", r.SHA256, want.SHA256)})
+		case chunks:
+			b.chunks[r.Path] = r.Chunks
 		}
 	}
 	return probs

@@ -35,7 +35,7 @@ type Example struct {
 
 // Options size the example.
 type Options struct {
-	// LayerSizes of the app image; default two layers of 256 KiB and 1 MiB.
+	// LayerSizes of the app image; default two layers of 256 KiB and 3 MiB (the larger spans several 1 MiB verification chunks).
 	LayerSizes []int64
 }
 
@@ -46,7 +46,7 @@ const LongRPMName = "ferry-example-with-a-rather-long-package-name-for-rock-ridg
 // Write creates the example under dir.
 func Write(dir string, o Options) (*Example, error) {
 	if len(o.LayerSizes) == 0 {
-		o.LayerSizes = []int64{256 << 10, 1 << 20}
+		o.LayerSizes = []int64{256 << 10, 3 << 20}
 	}
 	ex := &Example{
 		Dir:       dir,

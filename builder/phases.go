@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/ferry-k8s/ferry/bundle"
 	"github.com/ferry-k8s/ferry/images"
@@ -97,10 +98,13 @@ func (b *build) fetch(ctx context.Context) error {
 		}
 		srcs[i] = images.Source{Ref: b.absoluteSource(im.Source), Origin: im.Source, Name: name, Platforms: platforms}
 	}
+	var mu sync.Mutex
 	bars := map[string]*progress.Bar{}
 	opts := images.CopyOptions{Parallel: b.opts.Workers}
 	if b.opts.Progress != nil {
 		opts.Progress = func(name string, done, total int64) {
+			mu.Lock()
+			defer mu.Unlock()
 			bar := bars[name]
 			if bar == nil {
 				bar = progress.New(b.opts.Progress, true, shortName(name), total)

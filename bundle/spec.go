@@ -146,16 +146,10 @@ func ParseSpec(data []byte, dir string) (*Spec, error) {
 	return &s, nil
 }
 
-var unknownField = regexp.MustCompile(`unknown field "([^"]+)"`)
-
-// cleanYAMLError turns the JSON-decoder phrasing of sigs.k8s.io/yaml into
-// something that names the field for a person editing YAML.
+// cleanYAMLError drops the JSON-decoder prefix of sigs.k8s.io/yaml's errors
+// (type errors, syntax errors); unknown fields are reported by path before.
 func cleanYAMLError(err error) error {
-	if m := unknownField.FindStringSubmatch(err.Error()); m != nil {
-		return fmt.Errorf("unknown field %q (check its spelling and indentation)", m[1])
-	}
-	msg := strings.TrimPrefix(err.Error(), "error unmarshaling JSON: while decoding JSON: ")
-	return errors.New(msg)
+	return errors.New(strings.TrimPrefix(err.Error(), "error unmarshaling JSON: while decoding JSON: "))
 }
 
 var (

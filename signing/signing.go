@@ -347,6 +347,10 @@ type KeyOptions struct {
 	Lifetime    time.Duration // 0: the key does not expire
 	Created     time.Time     // zero: now
 	Passphrase  []byte        // protects the secret key when set
+	// Rand, when set, replaces the system's entropy. Only for fixtures that
+	// must be reproducible (the example bundle, tests): a key made from a
+	// known stream is a known key.
+	Rand io.Reader
 }
 
 // GenerateKey makes a new Ed25519 signing key and returns the armored secret
@@ -362,6 +366,7 @@ func GenerateKey(o KeyOptions) (secret, public []byte, err error) {
 		DefaultHash:     signatureHash,
 		Time:            func() time.Time { return created },
 		KeyLifetimeSecs: uint32(o.Lifetime / time.Second),
+		Rand:            o.Rand,
 	}
 	e, err := openpgp.NewEntity(o.Name, o.Comment, o.Email, cfg)
 	if err != nil {

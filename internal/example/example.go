@@ -7,7 +7,9 @@
 package example
 
 import (
+	"crypto/sha256"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -54,7 +56,11 @@ func Write(dir string, o Options) (*Example, error) {
 		SecretKey: filepath.Join(dir, "release.key.asc"),
 		PublicKey: filepath.Join(dir, "release.pub.asc"),
 	}
-	sec, pub, err := signing.GenerateKey(signing.KeyOptions{Name: "Ferry Example Release", Email: "release@example.invalid", Created: Epoch})
+	// A key made from fixed entropy: the example, ISO included, is the same
+	// on every machine, so `make example` shows reproducibility end to end.
+	// Never do this for a real key.
+	seed := sha256.Sum256([]byte("ferry example key"))
+	sec, pub, err := signing.GenerateKey(signing.KeyOptions{Name: "Ferry Example Release", Email: "release@example.invalid", Created: Epoch, Rand: rand.NewChaCha8(seed)})
 	if err != nil {
 		return nil, err
 	}

@@ -3,9 +3,9 @@ package signing
 import (
 	"bytes"
 	"crypto/sha256"
+	"errors"
 	"io"
 	mrand "math/rand/v2"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"

@@ -222,8 +222,12 @@ func (b *build) repodata(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := os.RemoveAll(filepath.Join(dir, "repodata")); err != nil {
-			return err
+		// repodata/ and any temporary .repodata-* an interrupted run left.
+		stale, _ := filepath.Glob(filepath.Join(dir, ".repodata-*"))
+		for _, p := range append(stale, filepath.Join(dir, "repodata")) {
+			if err := os.RemoveAll(p); err != nil {
+				return err
+			}
 		}
 		rpms, err := listRPMs(filepath.Join(dir, "Packages"))
 		if err != nil {

@@ -14,7 +14,7 @@ EXAMPLE_DIR ?= _example
 SOURCE_DATE_EPOCH ?= 1767225600
 export SOURCE_DATE_EPOCH
 
-.PHONY: help build test unit lint fuzz example bench e2e deps clean
+.PHONY: help build test unit lint fuzz example bench e2e deps clean conformance
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -58,3 +58,6 @@ deps: ## install what the tests need (Debian 12, as root)
 
 clean: ## remove build output
 	rm -rf bin $(EXAMPLE_DIR)
+
+conformance: ## official OCI distribution-spec conformance (pull) against the registry; needs OCI_CONFORMANCE_SRC (its source)
+	$(GO) test -tags 'conformance $(GO_TAGS)' -count=1 -run OfficialConformance -v ./images/registry/

@@ -54,7 +54,8 @@ e2e: ## end-to-end suites on systemd-nspawn nodes (none yet: see e2e/doc.go)
 deps: ## install what the tests need (Debian 12, as root)
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	  ca-certificates git make gnupg xorriso skopeo dnf rpm createrepo-c coreutils bc
+	  ca-certificates git make gnupg xorriso skopeo dnf rpm createrepo-c coreutils bc \
+	  systemd containerd nginx
 
 clean: ## remove build output
 	rm -rf bin $(EXAMPLE_DIR)

@@ -1,5 +1,10 @@
-// Package installer is the node side of Ferry: it verifies bundle ISOs,
-// serves their registry and yum repositories, and converges nodes and the
-// cluster (observe → plan → apply). Today it holds the verify command; the
-// content service and convergence follow (see the project's issues).
+// Package installer is the node side of Ferry. Its subpackages and command:
+//
+//	cmd/installer   the CLI: verify, serve, bundle add|remove|list
+//	content         the content service: verified bundles served as an OCI
+//	                registry and yum repositories over HTTPS
+//	systemd         the unit and sysusers files for the content service
+//	integration     tests with real clients (containerd, skopeo, dnf)
+//
+// Convergence of nodes and the cluster (observe → plan → apply) follows.
 package installer

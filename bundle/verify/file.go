@@ -57,7 +57,7 @@ func (b *Bundle) File(p string) (*File, error) {
 		}
 		return nil, fmt.Errorf("%s: not in the bundle: %w", p, fs.ErrNotExist)
 	}
-	info := b.Manifest.FileMap()[p]
+	info := b.files[p]
 	ra, size, err := b.Image.ReaderAt(p)
 	if err != nil {
 		return nil, err

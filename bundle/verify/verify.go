@@ -67,8 +67,10 @@ type Bundle struct {
 	Manifest *bundle.Manifest
 	Signer   *signing.Signature
 	file     *os.File
-	// chunks holds, after Index, each listed file's chunk sums.
+	// chunks holds, after OpenVerified, each listed file's chunk sums.
 	chunks map[string][][32]byte
+	// files indexes the manifest by path (per-request lookups).
+	files map[string]bundle.File
 }
 
 // Close releases the ISO file.
@@ -151,6 +153,7 @@ func open(path string, ring *signing.Keyring, now time.Time) (*Bundle, []Problem
 		return fail(bundle.ManifestPath, "%v", err)
 	}
 	b.Manifest = m
+	b.files = m.FileMap()
 	if m.Expired(now) {
 		return fail(bundle.ManifestPath, "the bundle expired on %s (created %s)", m.Expires.Format(time.RFC3339), m.Created.Format(time.RFC3339))
 	}
@@ -212,7 +215,7 @@ func Verify(ctx context.Context, opts Options) (*Report, error) {
 // also records every file's chunk sums in b for verified reading.
 func checkFiles(ctx context.Context, b *Bundle, opts Options, rep *Report, chunks bool) []Problem {
 	var probs []Problem
-	listed := b.Manifest.FileMap()
+	listed := b.files
 	present := map[string]iso.FileInfo{}
 	for _, fi := range b.Image.Files() {
 		switch {

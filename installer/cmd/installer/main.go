@@ -1,5 +1,6 @@
-// Command installer runs on air-gapped nodes: it verifies Ferry bundle ISOs
-// and (in later releases) serves them and converges the cluster.
+// Command installer runs on air-gapped nodes: it verifies Ferry bundle ISOs,
+// serves them (registry and yum repositories) and, in later releases,
+// converges the cluster.
 package main
 
 import (
@@ -16,14 +17,16 @@ func main() {
 func app() *cli.App {
 	return &cli.App{
 		Name:    "installer",
-		Usage:   "verify Ferry bundles and install air-gapped Kubernetes from them",
+		Usage:   "verify and serve Ferry bundles, and install air-gapped Kubernetes from them",
 		Version: version.Version,
 		Description: `Runs on the nodes, offline. Nothing of a bundle is used before its signed
 manifest and every file's digest have been checked.
 
-Example:
-   installer verify --iso /media/ferry-1.0.0.iso --keyring /etc/ferry/release.pub.asc`,
+Examples:
+   installer verify --iso /media/ferry-1.0.0.iso --keyring /etc/ferry/release.pub.asc
+   installer serve --config /etc/ferry/serve.yaml
+   installer bundle add --iso /var/lib/ferry/bundles/ferry-1.1.0.iso`,
 		Flags:    cliutil.GlobalFlags,
-		Commands: []*cli.Command{cliutil.VerifyCommand()},
+		Commands: []*cli.Command{cliutil.VerifyCommand(), serveCommand(), bundleCommand()},
 	}
 }

@@ -1,0 +1,211 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ferry-k8s/ferry/installer/content"
+	"github.com/ferry-k8s/ferry/internal/cliutil"
+	"github.com/ferry-k8s/ferry/signing"
+)
+
+// bundleCommand is `bundle add|remove|list`: edit the served set in the
+// configuration file and have the running server reload it.
+func bundleCommand() *cli.Command {
+	configFlag := &cli.PathFlag{Name: "config", Value: content.DefaultConfigPath, Usage: "the content service's configuration file"}
+	pidFlag := &cli.PathFlag{Name: "pid-file", Usage: "pid file of the running server (default: the file's pidFile, else " + content.DefaultPIDFile + ")"}
+	keyringFlag := &cli.PathFlag{Name: "keyring", Usage: "trusted keys (default: the file's keyring)"}
+	return &cli.Command{
+		Name:  "bundle",
+		Usage: "add, remove or list the bundles the content service serves",
+		Description: `Edits the isos of the content service's configuration file (atomically,
+keeping comments) and sends SIGHUP to the running server (found by its pid
+file), which then verifies and serves or withdraws the bundle.`,
+		Subcommands: []*cli.Command{
+			{
+				Name:      "add",
+				Usage:     "verify an ISO, add it to the configuration, reload the server",
+				UsageText: "bundle add --iso ferry-1.1.0.iso [--config /etc/ferry/serve.yaml] [--json]",
+				Flags:     []cli.Flag{&cli.PathFlag{Name: "iso", Required: true, Usage: "the bundle ISO"}, configFlag, keyringFlag, pidFlag, cliutil.JSONFlag},
+				Action:    runBundleAdd,
+			},
+			{
+				Name:      "remove",
+				Usage:     "remove a bundle (by version or ISO path) from the configuration, reload the server",
+				UsageText: "bundle remove [--config /etc/ferry/serve.yaml] [--json] VERSION|PATH",
+				Flags:     []cli.Flag{configFlag, pidFlag, cliutil.JSONFlag},
+				Action:    runBundleRemove,
+			},
+			{
+				Name:      "list",
+				Usage:     "list the configured bundles (signature and expiry checked, files not hashed)",
+				UsageText: "bundle list [--config /etc/ferry/serve.yaml] [--json]",
+				Flags:     []cli.Flag{configFlag, keyringFlag, cliutil.JSONFlag},
+				Action:    runBundleList,
+			},
+		},
+	}
+}
+
+// bundleChange is what add and remove print with --json.
+type bundleChange struct {
+	Action    string              `json:"action"`
+	Config    string              `json:"config"`
+	Changed   bool                `json:"changed"`
+	Bundle    *content.BundleInfo `json:"bundle,omitempty"`
+	Removed   []string            `json:"removed,omitempty"`
+	Signalled int                 `json:"signalledPid,omitempty"`
+	Note      string              `json:"note,omitempty"`
+}
+
+func loadBundleConfig(c *cli.Context) (*content.Config, error) {
+	cfg, err := content.LoadConfig(c.Path("config"))
+	if err != nil {
+		return nil, cli.Exit(err.Error(), 2)
+	}
+	return cfg, nil
+}
+
+func runBundleAdd(c *cli.Context) error {
+	log, err := cliutil.Logger(c)
+	if err != nil {
+		return err
+	}
+	cfg, err := loadBundleConfig(c)
+	if err != nil {
+		return err
+	}
+	keyring := cfg.Path(cfg.Keyring)
+	if c.IsSet("keyring") {
+		keyring = c.Path("keyring")
+	}
+	if keyring == "" {
+		return cli.Exit("no keyring: set keyring in "+c.Path("config")+" or give --keyring", 2)
+	}
+	ring, err := loadKeyring(keyring)
+	if err != nil {
+		return err
+	}
+	info, err := content.CheckISO(c.Context, c.Path("iso"), ring, time.Now())
+	if err != nil {
+		return cli.Exit(err.Error(), 1)
+	}
+	changed, err := content.AddISOToConfig(c.Path("config"), info.Path, info.Version)
+	if err != nil {
+		return cli.Exit(err.Error(), 1)
+	}
+	out := bundleChange{Action: "add", Config: c.Path("config"), Changed: changed, Bundle: &info}
+	return reportChange(c, log, cfg, out)
+}
+
+func runBundleRemove(c *cli.Context) error {
+	log, err := cliutil.Logger(c)
+	if err != nil {
+		return err
+	}
+	if c.Args().Len() != 1 {
+		msg := "bundle remove takes one argument: a bundle version or ISO path"
+		if c.Args().Len() > 1 && strings.HasPrefix(c.Args().Get(1), "-") {
+			msg += " (flags go before it: bundle remove --config F 1.0.0)"
+		}
+		return cli.Exit(msg, 2)
+	}
+	cfg, err := loadBundleConfig(c)
+	if err != nil {
+		return err
+	}
+	removed, err := content.RemoveISOFromConfig(c.Path("config"), c.Args().First())
+	if err != nil {
+		return cli.Exit(err.Error(), 1)
+	}
+	out := bundleChange{Action: "remove", Config: c.Path("config"), Changed: true, Removed: removed}
+	return reportChange(c, log, cfg, out)
+}
+
+// reportChange signals the server and prints the outcome.
+func reportChange(c *cli.Context, log interface{ Info(string, ...any) }, cfg *content.Config, out bundleChange) error {
+	pidFile := cfg.PIDPath()
+	if c.IsSet("pid-file") {
+		pidFile = c.Path("pid-file")
+	}
+	if out.Changed {
+		pid, err := content.SignalReload(pidFile)
+		switch {
+		case errors.Is(err, content.ErrNoServer):
+			out.Note = fmt.Sprintf("%v; the change applies when it starts (installer serve --config %s, or systemctl start ferry-content)", err, out.Config)
+		case err != nil:
+			return cli.Exit(fmt.Sprintf("%s changed, but: %v", out.Config, err), 1)
+		default:
+			out.Signalled = pid
+			log.Info("content service signalled to reload", "pid", pid)
+		}
+	}
+	if c.Bool("json") {
+		return cliutil.PrintJSON(c, out)
+	}
+	w := c.App.Writer
+	switch {
+	case out.Action == "add" && !out.Changed:
+		fmt.Fprintf(w, "%s %s (%s) is already in %s\n", out.Bundle.Name, out.Bundle.Version, out.Bundle.Path, out.Config)
+	case out.Action == "add":
+		fmt.Fprintf(w, "added   %s %s (%s) to %s\n", out.Bundle.Name, out.Bundle.Version, out.Bundle.Path, out.Config)
+	default:
+		for _, r := range out.Removed {
+			fmt.Fprintf(w, "removed %s from %s\n", r, out.Config)
+		}
+	}
+	if out.Signalled != 0 {
+		fmt.Fprintf(w, "content service (pid %d) is reloading\n", out.Signalled)
+	} else if out.Note != "" {
+		fmt.Fprintln(w, out.Note)
+	}
+	return nil
+}
+
+func runBundleList(c *cli.Context) error {
+	cfg, err := loadBundleConfig(c)
+	if err != nil {
+		return err
+	}
+	keyring := cfg.Path(cfg.Keyring)
+	if c.IsSet("keyring") {
+		keyring = c.Path("keyring")
+	}
+	var list []content.ConfiguredBundle
+	if keyring == "" {
+		list = content.ListConfigured(cfg, nil, time.Now())
+	} else {
+		ring, err := loadKeyring(keyring)
+		if err != nil {
+			return err
+		}
+		list = content.ListConfigured(cfg, ring, time.Now())
+	}
+	if c.Bool("json") {
+		return cliutil.PrintJSON(c, list)
+	}
+	w := c.App.Writer
+	if len(list) == 0 {
+		fmt.Fprintf(w, "no bundles in %s\n", c.Path("config"))
+	}
+	for _, b := range list {
+		state := "ok"
+		if !b.Trusted {
+			state = "PROBLEM: " + b.Problem
+		}
+		fmt.Fprintf(w, "%-10s %-12s %s  expires %s  %s\n", b.Version, b.Name, b.Path, b.Expires.Format(time.DateOnly), state)
+	}
+	return nil
+}
+
+func loadKeyring(path string) (*signing.Keyring, error) {
+	ring, err := signing.LoadKeyringFile(path)
+	if err != nil {
+		return nil, cli.Exit(err.Error(), 2)
+	}
+	return ring, nil
+}

@@ -1,0 +1,371 @@
+package content
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	digest "github.com/opencontainers/go-digest"
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/ferry-k8s/ferry/bundle"
+	"github.com/ferry-k8s/ferry/bundle/verify"
+	"github.com/ferry-k8s/ferry/images"
+	"github.com/ferry-k8s/ferry/repo"
+	"github.com/ferry-k8s/ferry/signing"
+)
+
+// BundleInfo describes a served bundle.
+type BundleInfo struct {
+	Name              string `json:"name"`
+	Version           string `json:"version"`
+	KubernetesVersion string `json:"kubernetesVersion,omitempty"`
+	// Path is the ISO's absolute path.
+	Path string `json:"path"`
+	// Images are the full image names ("registry.k8s.io/pause:3.10").
+	Images []string `json:"images"`
+	// Repositories are the yum repositories (served at /repos/<version>/<name>/).
+	Repositories []string `json:"repositories"`
+	// Signer is the fingerprint of the key that signed the manifest, and
+	// SignerIdentity its primary user ID.
+	Signer         string    `json:"signer"`
+	SignerIdentity string    `json:"signerIdentity,omitempty"`
+	Created        time.Time `json:"created"`
+	Expires        time.Time `json:"expires"`
+	// Verified is when the bundle was verified and published.
+	Verified time.Time `json:"verified"`
+}
+
+// Media types of the manifests the registry serves.
+var manifestTypes = []string{
+	imgspecv1.MediaTypeImageManifest,
+	imgspecv1.MediaTypeImageIndex,
+	"application/vnd.docker.distribution.manifest.v2+json",
+	"application/vnd.docker.distribution.manifest.list.v2+json",
+}
+
+func isIndex(mediaType string) bool {
+	return mediaType == imgspecv1.MediaTypeImageIndex || mediaType == "application/vnd.docker.distribution.manifest.list.v2+json"
+}
+
+// maxManifestBytes bounds a manifest read at import (as images.ReadIndex does).
+const maxManifestBytes = 4 << 20
+
+// object is a manifest or blob of a bundle's OCI layout.
+type object struct {
+	path      string // images/blobs/sha256/<hex>
+	size      int64
+	mediaType string // manifests only
+	manifest  bool
+}
+
+// imageRepo is one repository of one bundle: its tags and every object
+// reachable from its images (manifests, index children, configs, layers).
+type imageRepo struct {
+	tags  map[string]digest.Digest
+	reach map[digest.Digest]bool
+}
+
+// fileID tells whether the file at a path is still the one verified.
+type fileID struct {
+	size  int64
+	mtime time.Time
+	fi    os.FileInfo // compared with os.SameFile (device and inode)
+}
+
+func statID(p string) (fileID, error) {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return fileID{}, err
+	}
+	return fileID{size: fi.Size(), mtime: fi.ModTime(), fi: fi}, nil
+}
+
+func (a fileID) same(b fileID) bool {
+	return a.fi != nil && b.fi != nil && os.SameFile(a.fi, b.fi) && a.size == b.size && a.mtime.Equal(b.mtime)
+}
+
+// served is one verified bundle and its indexes. Everything but refs is
+// immutable once built.
+//
+// Life cycle (reference counted, so swapping bundles never breaks a
+// download in flight):
+//
+//	load ─▶ published (refs = 1, held by the snapshot)
+//	          │  acquire ─▶ refs+1 for each open Content / file response
+//	          │  release ─▶ refs-1 when it is closed
+//	          ▼
+//	unpublish (snapshot drops it, refs-1; no new acquire succeeds)
+//	          ▼
+//	refs == 0 ─▶ ISO file closed
+type served struct {
+	b     *verify.Bundle
+	info  BundleInfo
+	id    fileID
+	vfs   verifiedFS
+	files map[string]bundle.File
+	// objects are the manifests and blobs reachable from the bundle's
+	// images, by digest; repos the image repositories by name.
+	objects map[digest.Digest]object
+	repos   map[string]*imageRepo
+	// yum lists the yum repository names.
+	yum map[string]bool
+
+	refs        atomic.Int64
+	unpublished atomic.Bool
+	closeOnce   sync.Once
+	onClose     func(*served, error)
+}
+
+// acquire takes a reference for a new reader; it fails once the bundle is
+// unpublished (readers holding a reference keep it open).
+func (b *served) acquire() bool {
+	if b.unpublished.Load() {
+		return false
+	}
+	for {
+		n := b.refs.Load()
+		if n <= 0 {
+			return false
+		}
+		if b.refs.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// release drops a reference and closes the ISO with the last one.
+func (b *served) release() {
+	if b.refs.Add(-1) == 0 {
+		b.closeOnce.Do(func() {
+			err := b.b.Close()
+			if b.onClose != nil {
+				b.onClose(b, err)
+			}
+		})
+	}
+}
+
+// infoCopy is info with its own slices, for callers.
+func (b *served) infoCopy() BundleInfo {
+	i := b.info
+	i.Images, i.Repositories = slices.Clone(i.Images), slices.Clone(i.Repositories)
+	return i
+}
+
+// unpublish drops the snapshot's reference (once).
+func (b *served) unpublish() {
+	if b.unpublished.CompareAndSwap(false, true) {
+		b.release()
+	}
+}
+
+// splitName splits a full image name into repository and tag:
+// "registry.k8s.io/pause:3.10" → ("registry.k8s.io/pause", "3.10");
+// a name by digest only has no tag.
+func splitName(name string) (repoName, tag string) {
+	name, _, _ = strings.Cut(name, "@")
+	i := strings.LastIndex(name, ":")
+	if i < 0 || strings.Contains(name[i:], "/") {
+		return name, ""
+	}
+	return name[:i], name[i+1:]
+}
+
+// loadBundle builds the indexes of a verified bundle: the images of its OCI
+// layout by repository and tag with every object they reach, and its yum
+// repositories. Everything is read through verify.Reader. It refuses a
+// bundle it could only serve in part: an image of the manifest missing from
+// the layout, a manifest or blob missing or of another size or digest than
+// its descriptor says, a yum repository whose repodata is unsigned or
+// names a file the bundle lacks.
+func loadBundle(vb *verify.Bundle, ring *signing.Keyring, now time.Time) (*served, error) {
+	m := vb.Manifest
+	files := m.FileMap()
+	b := &served{
+		b:       vb,
+		files:   files,
+		vfs:     verifiedFS{b: vb, files: files, created: m.Created},
+		objects: map[digest.Digest]object{},
+		repos:   map[string]*imageRepo{},
+		yum:     map[string]bool{},
+	}
+	b.info = BundleInfo{
+		Name: m.Name, Version: m.Version, KubernetesVersion: m.KubernetesVersion, Path: vb.Path,
+		Created: m.Created, Expires: m.Expires, Images: []string{}, Repositories: []string{},
+	}
+	if vb.Signer != nil {
+		b.info.Signer, b.info.SignerIdentity = vb.Signer.Fingerprint, vb.Signer.Identity
+	}
+	if len(m.Images) > 0 {
+		if err := b.indexImages(); err != nil {
+			return nil, err
+		}
+	}
+	for _, r := range m.Repositories {
+		if err := b.checkYumRepo(r, ring, now); err != nil {
+			return nil, err
+		}
+		b.yum[r.Name] = true
+		b.info.Repositories = append(b.info.Repositories, r.Name)
+	}
+	slices.Sort(b.info.Repositories)
+	return b, nil
+}
+
+// indexImages reads images/index.json and walks every image.
+func (b *served) indexImages() error {
+	results, err := images.ReadIndex(b.vfs, bundle.ImagesDir)
+	if err != nil {
+		return err
+	}
+	byName := make(map[string]images.Result, len(results))
+	for _, r := range results {
+		byName[r.Name] = r
+	}
+	// The signed manifest's image list and the layout's index must agree:
+	// both are verified files, but a disagreement means a broken build.
+	for _, im := range b.b.Manifest.Images {
+		r, ok := byName[im.Name]
+		if !ok {
+			return fmt.Errorf("image %s is in the manifest but not in %s/index.json", im.Name, bundle.ImagesDir)
+		}
+		if r.Digest.String() != im.Digest {
+			return fmt.Errorf("image %s: the manifest says %s, %s/index.json says %s", im.Name, im.Digest, bundle.ImagesDir, r.Digest)
+		}
+	}
+	for _, r := range results {
+		repoName, tag := splitName(r.Name)
+		ir := b.repos[repoName]
+		if ir == nil {
+			ir = &imageRepo{tags: map[string]digest.Digest{}, reach: map[digest.Digest]bool{}}
+			b.repos[repoName] = ir
+		}
+		if tag != "" {
+			ir.tags[tag] = r.Digest
+		}
+		if err := b.walk(ir, r.Digest, r.MediaType, r.Size, 0); err != nil {
+			return fmt.Errorf("image %s: %w", r.Name, err)
+		}
+		b.info.Images = append(b.info.Images, r.Name)
+	}
+	slices.Sort(b.info.Images)
+	return nil
+}
+
+// blobObject checks that the blob d of the given size is in the bundle
+// under its digest (the manifest's sha256 of the file is the digest).
+func (b *served) blobObject(d digest.Digest, size int64) (object, error) {
+	if d.Algorithm() != digest.SHA256 || d.Validate() != nil {
+		return object{}, fmt.Errorf("%s: only sha256 digests are served", d)
+	}
+	p := path.Join(bundle.ImagesDir, "blobs", "sha256", d.Encoded())
+	f, ok := b.files[p]
+	switch {
+	case !ok:
+		return object{}, fmt.Errorf("%s: not in the bundle", p)
+	case f.SHA256 != d.Encoded():
+		return object{}, fmt.Errorf("%s: its sha256 is %s, not the digest it is named by", p, f.SHA256)
+	case f.Size != size:
+		return object{}, fmt.Errorf("%s: %d bytes, the descriptor says %d", p, f.Size, size)
+	}
+	return object{path: p, size: size}, nil
+}
+
+// manifestDoc is what walk needs of an image manifest or index (OCI or
+// Docker schema 2: the same shape).
+type manifestDoc struct {
+	MediaType string                 `json:"mediaType"`
+	Config    *imgspecv1.Descriptor  `json:"config"`
+	Layers    []imgspecv1.Descriptor `json:"layers"`
+	Manifests []imgspecv1.Descriptor `json:"manifests"`
+}
+
+// walk records the manifest d and what it reaches in ir.
+func (b *served) walk(ir *imageRepo, d digest.Digest, mediaType string, size int64, depth int) error {
+	if depth > 1 {
+		return fmt.Errorf("%s: an index inside an index is not served", d)
+	}
+	if !slices.Contains(manifestTypes, mediaType) {
+		return fmt.Errorf("%s: unsupported manifest media type %q", d, mediaType)
+	}
+	if size > maxManifestBytes {
+		return fmt.Errorf("%s: manifest of %d bytes, more than %d", d, size, maxManifestBytes)
+	}
+	obj, err := b.blobObject(d, size)
+	if err != nil {
+		return err
+	}
+	obj.manifest, obj.mediaType = true, mediaType
+	b.objects[d] = obj
+	ir.reach[d] = true
+	data, err := readVerified(b.vfs, obj.path, maxManifestBytes)
+	if err != nil {
+		return err
+	}
+	var doc manifestDoc
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil {
+		return fmt.Errorf("%s: parsing manifest: %w", d, err)
+	}
+	if doc.MediaType != "" && doc.MediaType != mediaType {
+		return fmt.Errorf("%s: manifest says media type %q, its descriptor %q", d, doc.MediaType, mediaType)
+	}
+	if isIndex(mediaType) {
+		for _, c := range doc.Manifests {
+			if err := b.walk(ir, c.Digest, c.MediaType, c.Size, depth+1); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if doc.Config == nil {
+		return fmt.Errorf("%s: image manifest without a config", d)
+	}
+	for _, desc := range append([]imgspecv1.Descriptor{*doc.Config}, doc.Layers...) {
+		o, err := b.blobObject(desc.Digest, desc.Size)
+		if err != nil {
+			return fmt.Errorf("%s: %w", d, err)
+		}
+		if prev, ok := b.objects[desc.Digest]; ok && prev.manifest {
+			// The same bytes are a manifest elsewhere; keep its media type.
+			o = prev
+		}
+		b.objects[desc.Digest] = o
+		ir.reach[desc.Digest] = true
+	}
+	return nil
+}
+
+// checkYumRepo checks that repository r will work for dnf with
+// repo_gpgcheck=1: repomd.xml signed by a key of the keyring, primary
+// metadata readable, and every package it names present in the bundle.
+func (b *served) checkYumRepo(r bundle.Repository, ring *signing.Keyring, now time.Time) error {
+	pkgs, err := repo.ReadRepodataFSWithOptions(b.vfs, r.Path, repo.ReadOptions{
+		VerifyRepomd: func(md, asc []byte) error {
+			if asc == nil {
+				return errors.New("repodata/repomd.xml.asc is missing: dnf's repo_gpgcheck would fail")
+			}
+			_, err := ring.Verify(bytes.NewReader(md), asc, now)
+			return err
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("yum repository %s: %w", r.Name, err)
+	}
+	for _, p := range pkgs {
+		loc := path.Join(r.Path, p.Location)
+		if _, ok := b.files[loc]; !ok || bundle.CheckPath(loc) != nil || !strings.HasPrefix(loc, r.Path+"/") {
+			return fmt.Errorf("yum repository %s: package %s is not in the bundle (%s)", r.Name, p.NEVRA(), loc)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,24 @@
+// Package content is the node-side content service: it serves every
+// verified bundle ISO it holds as an OCI registry (pull only, through
+// images/registry) and as yum repositories, over HTTPS, reading straight
+// from the ISO files and checking every byte against what was verified.
+//
+//	ISO ─▶ verify.OpenVerified (signature, expiry, every file, chunk sums)
+//	    ─▶ loadBundle: images/index.json, every manifest walked (blobs per
+//	       repository), yum repodata and its signature checked
+//	    ─▶ publish: an immutable snapshot swapped in atomically
+//	request ─▶ snapshot ─▶ acquire the bundle ─▶ verify.Reader ─▶ response
+//
+// Bundles are reference counted: Remove, Sync and expiry unpublish a
+// bundle at once (new requests 404), while downloads in flight keep their
+// reference and finish; the ISO file closes with the last of them. Content
+// is only ever read through verify.Reader: a byte changed on the ISO after
+// verification aborts the response and counts in
+// ferry_content_digest_failures_total.
+//
+// Server wraps a Service in the HTTPS server run by `installer serve`:
+// TLS 1.2+ only, optional client certificates, configuration file
+// (kind: ContentService) reloaded with the certificate on SIGHUP, graceful
+// stop on SIGTERM, systemd notify and watchdog. The unit file is in
+// installer/systemd.
+package content

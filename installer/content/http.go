@@ -1,0 +1,227 @@
+package content
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Routes of the handler.
+const (
+	// KeyPath serves the armored keyring the service trusts (dnf's gpgkey).
+	KeyPath = "/keys/ferry.pub.asc"
+	// ReposPrefix serves the yum repositories:
+	// /repos/<version|latest>/<repo>/<path> and /repos/<version|latest>/ferry.repo.
+	ReposPrefix = "/repos/"
+	// RepoFileName is the dnf .repo file under /repos/<version|latest>/.
+	RepoFileName = "ferry.repo"
+)
+
+// Handler serves every route:
+//
+//	/v2/…                                  OCI distribution API, pull only (images/registry)
+//	/repos/<version|latest>/<repo>/<path>  yum repository files, GET and HEAD, Range
+//	/repos/<version|latest>/ferry.repo     dnf .repo file for that bundle's repositories
+//	/keys/ferry.pub.asc                    the trusted keyring, armored
+//	/healthz                               200 while the process runs
+//	/readyz                                200 when bundles are served and none expired, else 503
+//	/metrics                               Prometheus metrics (when the Service owns the registry)
+//
+// A path with ".", ".." or empty segments, a backslash or a NUL (encoded or
+// not) is answered 400 before routing: nothing here touches a file system
+// by path, but a path that needs cleaning is never a legitimate request.
+func (s *Service) Handler() http.Handler { return s.handler }
+
+func (s *Service) newHandler() http.Handler {
+	reg := s.registryHandler()
+	var metricsH http.Handler
+	if s.gather != nil {
+		metricsH = promhttp.HandlerFor(s.gather, promhttp.HandlerOpts{})
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		route := routeOf(r.URL.Path)
+		rw := &countingWriter{ResponseWriter: w}
+		start := time.Now()
+		s.m.inFlight.Inc()
+		defer func() {
+			s.m.inFlight.Dec()
+			code := strconv.Itoa(rw.code)
+			if rw.code == 0 {
+				code = "200"
+			}
+			p := recover()
+			if p != nil {
+				// An aborted response (http.ErrAbortHandler): the client
+				// sees a broken connection or stream, whatever status was sent.
+				code = "aborted"
+			}
+			s.m.requests.WithLabelValues(route, code).Inc()
+			s.m.bytes.WithLabelValues(route).Add(float64(rw.n))
+			s.log.Debug("request", slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("route", route),
+				slog.String("code", code), slog.Int64("bytes", rw.n), slog.Duration("took", time.Since(start)), slog.String("remote", r.RemoteAddr))
+			if p != nil {
+				panic(p)
+			}
+		}()
+		if msg := badPath(r.URL.Path); msg != "" {
+			http.Error(rw, msg, http.StatusBadRequest)
+			return
+		}
+		switch {
+		case route == "registry-manifests" || route == "registry-blobs" || route == "registry-tags" || route == "registry":
+			reg.ServeHTTP(rw, r)
+		case route == "healthz":
+			if !getOrHead(rw, r) {
+				return
+			}
+			rw.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			fmt.Fprintln(rw, "ok")
+		case route == "readyz":
+			if getOrHead(rw, r) {
+				s.serveReady(rw)
+			}
+		case route == "metrics" && metricsH != nil:
+			metricsH.ServeHTTP(rw, r)
+		case route == "key":
+			if getOrHead(rw, r) {
+				rw.Header().Set("Content-Type", "application/pgp-keys")
+				rw.Header().Set("Content-Length", strconv.Itoa(len(s.armored)))
+				if r.Method != http.MethodHead {
+					rw.Write(s.armored)
+				}
+			}
+		case route == "repo-file" || route == "yum":
+			if getOrHead(rw, r) {
+				s.serveRepos(rw, r, strings.TrimPrefix(r.URL.Path, ReposPrefix))
+			}
+		default:
+			http.NotFound(rw, r)
+		}
+	})
+}
+
+// routeOf names the route of a path, for metrics labels (a small fixed set).
+func routeOf(p string) string {
+	switch {
+	case p == "/healthz":
+		return "healthz"
+	case p == "/readyz":
+		return "readyz"
+	case p == "/metrics":
+		return "metrics"
+	case p == KeyPath:
+		return "key"
+	case strings.HasPrefix(p, ReposPrefix):
+		if strings.HasSuffix(p, "/"+RepoFileName) && strings.Count(p, "/") == 3 {
+			return "repo-file"
+		}
+		return "yum"
+	case p == "/v2" || strings.HasPrefix(p, "/v2/"):
+		switch {
+		case strings.Contains(p, "/manifests/"):
+			return "registry-manifests"
+		case strings.Contains(p, "/blobs/"):
+			return "registry-blobs"
+		case strings.HasSuffix(p, "/tags/list"):
+			return "registry-tags"
+		}
+		return "registry"
+	}
+	return "other"
+}
+
+// badPath says what is wrong with a request path that no legitimate client
+// sends, or "".
+func badPath(p string) string {
+	if !strings.HasPrefix(p, "/") {
+		return "path must be absolute"
+	}
+	if strings.ContainsAny(p, "\x00\\") {
+		return "path contains a NUL or a backslash"
+	}
+	segs := strings.Split(p[1:], "/")
+	for i, seg := range segs {
+		switch {
+		case seg == "." || seg == "..":
+			return "path contains a . or .. segment"
+		case seg == "" && i != len(segs)-1:
+			return "path contains an empty segment"
+		}
+		for _, c := range seg {
+			if c < 0x20 || c == 0x7f {
+				return "path contains a control character"
+			}
+		}
+	}
+	return ""
+}
+
+func getOrHead(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return true
+	}
+	w.Header().Set("Allow", "GET, HEAD")
+	http.Error(w, "method not allowed: this service is read-only", http.StatusMethodNotAllowed)
+	return false
+}
+
+// serveReady answers 200 when at least one bundle is served and none has
+// expired (Expire withdraws them on its timer; this catches the moments
+// between), 503 with the reason otherwise.
+func (s *Service) serveReady(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	bs := s.cur.Load().bundles
+	now := s.now()
+	if len(bs) == 0 {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, "not ready: no bundle is served")
+		return
+	}
+	for _, b := range bs {
+		if b.b.Manifest.Expired(now) {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, "not ready: bundle %s %s (%s) expired at %s\n", b.info.Name, b.info.Version, b.info.Path, b.info.Expires.Format(time.RFC3339))
+			return
+		}
+	}
+	fmt.Fprintf(w, "ok: serving %d bundle(s): %s\n", len(bs), servedVersions(bs))
+}
+
+// countingWriter records the status code and the body bytes written.
+type countingWriter struct {
+	http.ResponseWriter
+	code int
+	n    int64
+}
+
+func (w *countingWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.n += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the connection (flush, deadlines).
+func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Flush implements http.Flusher for handlers that test for it.
+func (w *countingWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}

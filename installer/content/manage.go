@@ -1,0 +1,213 @@
+package content
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ferry-k8s/ferry/bundle"
+	"github.com/ferry-k8s/ferry/bundle/verify"
+	"github.com/ferry-k8s/ferry/iso"
+	"github.com/ferry-k8s/ferry/signing"
+)
+
+// ErrNoServer is returned by SignalReload when no content service runs.
+var ErrNoServer = errors.New("no running content service found")
+
+// CheckISO verifies and indexes an ISO exactly as Add would, without
+// serving it: what `installer bundle add` checks before it changes the
+// configuration.
+func CheckISO(ctx context.Context, isoPath string, ring *signing.Keyring, now time.Time) (BundleInfo, error) {
+	abs, err := filepath.Abs(isoPath)
+	if err != nil {
+		return BundleInfo{}, err
+	}
+	vb, _, err := verify.OpenVerified(ctx, abs, ring, verify.Options{Now: now})
+	if err != nil {
+		return BundleInfo{}, fmt.Errorf("refusing bundle %s: %w", abs, err)
+	}
+	defer vb.Close()
+	b, err := loadBundle(vb, ring, now)
+	if err != nil {
+		return BundleInfo{}, fmt.Errorf("refusing bundle %s: %w", abs, err)
+	}
+	b.info.Verified = now
+	return b.infoCopy(), nil
+}
+
+// ConfiguredBundle is one ISO of a configuration, as `bundle list` shows it.
+type ConfiguredBundle struct {
+	// Path as written in the configuration, and resolved.
+	Entry string `json:"entry"`
+	Path  string `json:"path"`
+	// Name, Version and Expires are read from the ISO's manifest.
+	Name    string    `json:"name,omitempty"`
+	Version string    `json:"version,omitempty"`
+	Expires time.Time `json:"expires,omitzero"`
+	// Trusted is set when the manifest's signature checks against the
+	// keyring and the bundle has not expired (files are not hashed here;
+	// the server checks every byte when it loads the ISO).
+	Trusted bool   `json:"trusted"`
+	Problem string `json:"problem,omitempty"`
+}
+
+// ListConfigured describes every ISO of cfg: its manifest, and whether it
+// is signed by a key of ring (nil: not checked) and unexpired at now.
+func ListConfigured(cfg *Config, ring *signing.Keyring, now time.Time) []ConfiguredBundle {
+	out := make([]ConfiguredBundle, 0, len(cfg.ISOs))
+	for _, e := range cfg.ISOs {
+		cb := ConfiguredBundle{Entry: e, Path: cfg.Path(e)}
+		m, err := ReadManifestUnverified(cb.Path)
+		if err != nil {
+			cb.Problem = err.Error()
+			out = append(out, cb)
+			continue
+		}
+		cb.Name, cb.Version, cb.Expires = m.Name, m.Version, m.Expires
+		if ring == nil {
+			cb.Problem = "not checked: no keyring"
+		} else if b, err := verify.Open(cb.Path, ring, now); err != nil {
+			cb.Problem = err.Error()
+		} else {
+			b.Close()
+			cb.Trusted = true
+		}
+		out = append(out, cb)
+	}
+	return out
+}
+
+// ReadManifestUnverified reads an ISO's manifest WITHOUT checking its
+// signature: only to find which configured ISO holds a version (for
+// removing it, or for a message). Nothing it returns may be trusted.
+func ReadManifestUnverified(isoPath string) (*bundle.Manifest, error) {
+	f, err := os.Open(isoPath)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	im, err := iso.Open(f, fi.Size())
+	if err != nil {
+		return nil, fmt.Errorf("%s: not a readable ISO image: %w", isoPath, err)
+	}
+	r, err := im.Open(bundle.ManifestPath)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", isoPath, err)
+	}
+	data, err := io.ReadAll(io.LimitReader(r, bundle.MaxManifestSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: reading the manifest: %w", isoPath, err)
+	}
+	m, err := bundle.ParseManifest(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", isoPath, err)
+	}
+	return m, nil
+}
+
+// AddISOToConfig adds isoPath (made absolute) to the configuration file's
+// isos, unless it is there already. It refuses when another configured
+// ISO holds the same bundle version (the server would refuse one of them).
+func AddISOToConfig(configPath, isoPath, version string) (bool, error) {
+	abs, err := filepath.Abs(isoPath)
+	if err != nil {
+		return false, err
+	}
+	cfgDir, err := filepath.Abs(filepath.Dir(configPath))
+	if err != nil {
+		return false, err
+	}
+	c := &Config{Dir: cfgDir}
+	return EditConfigISOs(configPath, func(isos []string) ([]string, error) {
+		for _, e := range isos {
+			p := c.Path(e)
+			if p == abs {
+				return isos, nil
+			}
+			if m, err := ReadManifestUnverified(p); err == nil && m.Version == version {
+				return nil, fmt.Errorf("version %s is already configured as %s: remove it first (installer bundle remove %s)", version, e, version)
+			}
+		}
+		return append(isos, abs), nil
+	})
+}
+
+// RemoveISOFromConfig removes from the configuration file's isos every
+// entry whose path is pathOrVersion, or whose bundle (read unverified)
+// has that version. It returns the entries removed (none: an error).
+func RemoveISOFromConfig(configPath, pathOrVersion string) ([]string, error) {
+	abs, _ := filepath.Abs(pathOrVersion)
+	cfgDir, err := filepath.Abs(filepath.Dir(configPath))
+	if err != nil {
+		return nil, err
+	}
+	c := &Config{Dir: cfgDir}
+	var removed []string
+	_, err = EditConfigISOs(configPath, func(isos []string) ([]string, error) {
+		var keep []string
+		for _, e := range isos {
+			p := c.Path(e)
+			match := e == pathOrVersion || p == abs
+			if !match && bundle.ValidVersion(pathOrVersion) {
+				if m, err := ReadManifestUnverified(p); err == nil && m.Version == pathOrVersion {
+					match = true
+				}
+			}
+			if match {
+				removed = append(removed, e)
+			} else {
+				keep = append(keep, e)
+			}
+		}
+		if len(removed) == 0 {
+			return nil, fmt.Errorf("%s: not in the configuration's isos (%s)", pathOrVersion, configPath)
+		}
+		return keep, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return slices.Clip(removed), nil
+}
+
+// SignalReload sends SIGHUP to the content service whose pid is in
+// pidFile. It returns ErrNoServer when there is no pid file or its process
+// is gone, and refuses to signal a process that is not an installer (a
+// stale pid file naming another program).
+func SignalReload(pidFile string) (int, error) {
+	data, err := os.ReadFile(pidFile)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, fmt.Errorf("%w (no pid file %s)", ErrNoServer, pidFile)
+	}
+	if err != nil {
+		return 0, err
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil || pid <= 1 {
+		return 0, fmt.Errorf("pid file %s: %q is not a process id", pidFile, strings.TrimSpace(string(data)))
+	}
+	cmdline, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
+	if err != nil {
+		return pid, fmt.Errorf("%w (pid file %s names process %d, which is gone)", ErrNoServer, pidFile, pid)
+	}
+	argv0, _, _ := strings.Cut(string(cmdline), "\x00")
+	if !strings.HasPrefix(filepath.Base(argv0), "installer") {
+		return pid, fmt.Errorf("%w: pid file %s names process %d (%s), which is not the installer; not signalling it", ErrNoServer, pidFile, pid, argv0)
+	}
+	if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
+		return pid, fmt.Errorf("signalling content service (pid %d): %w", pid, err)
+	}
+	return pid, nil
+}

@@ -1,0 +1,23 @@
+// Package systemd holds the systemd units of the node side, embedded so
+// that packaging (the installer RPM) and tests use the very same bytes:
+//
+//   - ferry-content.service: `installer serve`, Type=notify with watchdog,
+//     as the unprivileged user ferry, hardened (see the file).
+//   - ferry.sysusers: the ferry user and group, for systemd-sysusers.
+//
+// The tests check them with systemd-analyze verify and security, and
+// systemd-sysusers.
+package systemd
+
+import _ "embed"
+
+// ContentUnit is ferry-content.service, installed as
+// /usr/lib/systemd/system/ferry-content.service.
+//
+//go:embed ferry-content.service
+var ContentUnit []byte
+
+// Sysusers is ferry.sysusers, installed as /usr/lib/sysusers.d/ferry.conf.
+//
+//go:embed ferry.sysusers
+var Sysusers []byte

@@ -14,7 +14,7 @@ EXAMPLE_DIR ?= _example
 SOURCE_DATE_EPOCH ?= 1767225600
 export SOURCE_DATE_EPOCH
 
-.PHONY: help build test unit lint fuzz example bench e2e deps clean conformance
+.PHONY: help build test unit lint fuzz example bench bench-serve e2e deps clean conformance
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -47,6 +47,9 @@ example: build ## build and verify the example bundle from generated fixtures
 
 bench: build ## builder vs skopeo+createrepo_c+xorriso, verify vs sha256sum (see docs/performance.md)
 	bash bench/build.sh
+
+bench-serve: build ## installer serve vs distribution registry vs nginx, TLS on loopback (see docs/performance.md)
+	bash bench/serve.sh
 
 e2e: ## end-to-end suites on systemd-nspawn nodes (none yet: see e2e/doc.go)
 	$(GO) test -tags 'e2e $(GO_TAGS)' -count=1 ./e2e/... $(if $(E2E_RUN),-run '$(E2E_RUN)')

@@ -4,6 +4,9 @@ package registry
 
 import (
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -45,4 +48,14 @@ func TestOfficialConformanceSuite(t *testing.T) {
 	if res.Tests == 0 || res.Failures+res.Errors > 0 || res.Tests == res.Skipped {
 		t.Errorf("official suite failed or ran nothing; its report:\n%s", res.raw)
 	}
+}
+
+// conformanceCacheDir is where suite binaries are kept: beside the Go build
+// cache, so that cleaning caches cleans it too.
+func conformanceCacheDir(t *testing.T) string {
+	out, err := exec.Command("go", "env", "GOCACHE").Output()
+	if err != nil || strings.TrimSpace(string(out)) == "" {
+		t.Fatalf("go env GOCACHE: %v", err)
+	}
+	return filepath.Join(filepath.Dir(strings.TrimSpace(string(out))), "ferry-oci-conformance")
 }

@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 )
 
@@ -96,16 +95,6 @@ func buildSuite(t *testing.T, src, cacheDir string) (string, error) {
 		return "", err
 	}
 	return bin, os.Rename(tmp, bin)
-}
-
-// conformanceCacheDir is where suite binaries are kept: beside the Go build
-// cache, so that cleaning caches cleans it too.
-func conformanceCacheDir(t *testing.T) string {
-	out, err := exec.Command("go", "env", "GOCACHE").Output()
-	if err != nil || strings.TrimSpace(string(out)) == "" {
-		t.Fatalf("go env GOCACHE: %v", err)
-	}
-	return filepath.Join(filepath.Dir(strings.TrimSpace(string(out))), "ferry-oci-conformance")
 }
 
 // parseJUnit counts test cases and their outcomes in a JUnit report, whether

@@ -1,7 +1,6 @@
 package content
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -23,6 +22,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ferry-k8s/ferry/internal/testutil"
 
 	digest "github.com/opencontainers/go-digest"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
@@ -309,13 +310,13 @@ type env struct {
 	srv  *httptest.Server
 	base string
 	c    *http.Client
-	logs *syncBuffer
+	logs *testutil.SyncBuffer
 }
 
 func newEnv(t *testing.T, opts Options) *env {
 	t.Helper()
 	f := bundles(t)
-	e := &env{t: t, f: f, pki: newPKI(t), reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
+	e := &env{t: t, f: f, pki: newPKI(t), reg: prometheus.NewRegistry(), logs: &testutil.SyncBuffer{}}
 	if opts.Keyring == nil {
 		opts.Keyring = f.ring
 	}
@@ -393,21 +394,4 @@ func metric(t *testing.T, m prometheus.Metric) float64 {
 
 func newTestLogger(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

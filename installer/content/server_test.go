@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferry-k8s/ferry/internal/testutil"
+
 	digest "github.com/opencontainers/go-digest"
 )
 
@@ -70,7 +72,7 @@ shutdownTimeout: 1m
 `
 	writeConfig(t, cfgPath, base+"isos:\n  - "+f.iso100+" # the first bundle\n")
 	n := newNotes()
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	srv, err := NewServer(ServerOptions{ConfigPath: cfgPath, Log: newTestLogger(logs), Notify: n.notify})
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -19,10 +18,11 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ferry-k8s/ferry/internal/testutil"
 
 	"github.com/ferry-k8s/ferry/builder"
 	"github.com/ferry-k8s/ferry/bundle"
@@ -144,30 +144,12 @@ func runErr(t *testing.T, prog string, args ...string) (string, error) {
 	return string(out), err
 }
 
-// syncBuffer collects a process's output for the test log.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // server is a running `installer serve`.
 type server struct {
 	addr string // 127.0.0.1:PORT
 	url  string // https://127.0.0.1:PORT
 	cmd  *exec.Cmd
-	log  *syncBuffer
+	log  *testutil.SyncBuffer
 }
 
 type serveOptions struct {
@@ -194,7 +176,7 @@ func startServer(t *testing.T, o serveOptions) *server {
 		args = append(args, "--client-ca", o.clientCA)
 	}
 	args = append(args, o.args...)
-	s := &server{log: &syncBuffer{}}
+	s := &server{log: &testutil.SyncBuffer{}}
 	s.cmd = exec.Command(shared.installer, args...)
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	if err := s.cmd.Start(); err != nil {

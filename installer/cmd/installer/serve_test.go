@@ -20,33 +20,16 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/ferry-k8s/ferry/internal/testutil"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/ferry-k8s/ferry/builder"
 	"github.com/ferry-k8s/ferry/internal/example"
 )
-
-// syncBuffer is an io.Writer safe for the server goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // runApp runs the installer in-process with args: stdout to out, logs
 // (stderr) to the test log.
@@ -140,7 +123,7 @@ type server struct {
 	t      *testing.T
 	cancel context.CancelFunc
 	done   chan error
-	out    *syncBuffer
+	out    *testutil.SyncBuffer
 	url    string
 	client *http.Client
 }
@@ -148,7 +131,7 @@ type server struct {
 func startServe(t *testing.T, f *serveFixture, port string, args ...string) *server {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &server{t: t, cancel: cancel, done: make(chan error, 1), out: &syncBuffer{}, url: "https://localhost:" + port,
+	s := &server{t: t, cancel: cancel, done: make(chan error, 1), out: &testutil.SyncBuffer{}, url: "https://localhost:" + port,
 		client: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: f.caPool}}}}
 	go func() { s.done <- runApp(ctx, s.out, append([]string{"serve"}, args...)...) }()
 	t.Cleanup(func() { s.stop() })
@@ -234,7 +217,7 @@ func TestServeFlagsTLSOnly(t *testing.T) {
 	}
 
 	// Usage errors exit 2 and say what is missing; there is no plaintext mode.
-	var out syncBuffer
+	var out testutil.SyncBuffer
 	err = runApp(context.Background(), &out, "serve", "--iso", f.iso100, "--keyring", f.ex.PublicKey, "--listen", "127.0.0.1:0")
 	if exitCode(err) != 2 || !strings.Contains(err.Error(), "tlsCert and tlsKey") {
 		t.Errorf("serve without a certificate: %v", err)
@@ -264,7 +247,7 @@ isos:
 	s := startServe(t, f, port, "--config", cfg)
 	s.waitBody("/readyz", "serving 1 bundle(s): example 1.0.0")
 
-	var out syncBuffer
+	var out testutil.SyncBuffer
 	if err := runApp(context.Background(), &out, "bundle", "add", "--iso", f.iso110, "--config", cfg, "--json"); err != nil {
 		t.Fatalf("bundle add: %v\n%s", err, out.String())
 	}
@@ -281,7 +264,7 @@ isos:
 		t.Errorf("comment lost:\n%s", data)
 	}
 
-	out = syncBuffer{}
+	out = testutil.SyncBuffer{}
 	if err := runApp(context.Background(), &out, "bundle", "list", "--config", cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -295,7 +278,7 @@ isos:
 	data[len(data)/2] ^= 0xff
 	os.WriteFile(bad, data, 0o644)
 	before, _ := os.ReadFile(cfg)
-	out = syncBuffer{}
+	out = testutil.SyncBuffer{}
 	err := runApp(context.Background(), &out, "bundle", "add", "--iso", bad, "--config", cfg)
 	if exitCode(err) != 1 || !strings.Contains(err.Error(), bad) {
 		t.Errorf("bundle add of a tampered ISO: %v", err)
@@ -304,7 +287,7 @@ isos:
 		t.Error("config changed by a refused add")
 	}
 
-	out = syncBuffer{}
+	out = testutil.SyncBuffer{}
 	if err := runApp(context.Background(), &out, "bundle", "remove", "--config", cfg, "1.0.0"); err != nil {
 		t.Fatalf("bundle remove: %v\n%s", err, out.String())
 	}
@@ -317,7 +300,7 @@ isos:
 	}
 
 	// With no server running, the change is made and the output says so.
-	out = syncBuffer{}
+	out = testutil.SyncBuffer{}
 	if err := runApp(context.Background(), &out, "bundle", "add", "--iso", f.iso100, "--config", cfg); err != nil {
 		t.Fatal(err)
 	}

@@ -31,7 +31,9 @@ unit: ## quick tests only (-short skips nothing that CI counts; it only shortens
 lint: ## gofmt, go vet, staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt wants to change:"; echo "$$out"; exit 1; fi
 	$(GO) vet -tags '$(GO_TAGS)' ./...
+	$(GO) vet -tags 'e2e $(GO_TAGS)' ./e2e/...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 -tags '$(GO_TAGS)' ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 -tags 'e2e $(GO_TAGS)' ./e2e/...
 
 fuzz: ## run every fuzz target for FUZZTIME each
 	@set -e; for t in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
@@ -51,14 +53,14 @@ bench: build ## builder vs skopeo+createrepo_c+xorriso, verify vs sha256sum (see
 bench-serve: build ## installer serve vs distribution registry vs nginx, TLS on loopback (see docs/performance.md)
 	bash bench/serve.sh
 
-e2e: ## end-to-end suites on systemd-nspawn nodes (none yet: see e2e/doc.go)
+e2e: ## end-to-end suites on systemd-nspawn nodes behind an air-gapped bridge (root; E2E_RUN=regex)
 	$(GO) test -tags 'e2e $(GO_TAGS)' -count=1 ./e2e/... $(if $(E2E_RUN),-run '$(E2E_RUN)')
 
 deps: ## install what the tests need (Debian 12, as root)
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 	  ca-certificates git make gnupg xorriso skopeo dnf rpm createrepo-c coreutils bc \
-	  systemd containerd nginx
+	  systemd containerd nginx debootstrap systemd-container iptables
 
 clean: ## remove build output
 	rm -rf bin $(EXAMPLE_DIR)

@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -19,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ferry-k8s/ferry/internal/testutil"
 
 	"github.com/ferry-k8s/ferry/builder"
 	"github.com/ferry-k8s/ferry/internal/example"
@@ -228,24 +229,6 @@ func buildBundle(dir string) (*bundleFixture, error) {
 // listeningRE finds the address in the service's "listening" log line.
 var listeningRE = regexp.MustCompile(`(?:msg=listening|"msg":"listening").*?addr"?[=:]"?([0-9.]+:[0-9]+)`)
 
-// lockedBuffer collects a process's output.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // startServe runs `installer serve` for the bundle on listen (the bridge
 // address only) and waits until /readyz answers 200 there. It is stopped
 // (SIGTERM) when the test ends; its log is shown if the test failed.
@@ -253,7 +236,7 @@ func startServe(t *testing.T, b *bundleFixture, listen, cert, key string, roots 
 	t.Helper()
 	args := []string{"--log-level", "debug", "serve", "--iso", b.iso, "--keyring", b.ex.PublicKey,
 		"--listen", listen, "--tls-cert", cert, "--tls-key", key, "--pid-file", filepath.Join(t.TempDir(), "serve.pid")}
-	log := &lockedBuffer{}
+	log := &testutil.SyncBuffer{}
 	cmd := exec.Command(b.installer, args...)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}

@@ -59,8 +59,9 @@ type Report struct {
 }
 
 // Bundle is an opened ISO whose manifest is signed by a trusted key, parsed
-// and not expired. File contents are not checked yet: read them through
-// OpenFile, which checks size and digest as it reads.
+// and not expired. After Open, file contents are not checked yet; after
+// OpenVerified they are, and File/NewReader re-check each chunk as it is
+// read.
 type Bundle struct {
 	Path     string
 	Image    *iso.Image

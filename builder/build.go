@@ -40,6 +40,11 @@ type Options struct {
 	Log *slog.Logger
 	// Workers bounds parallel hashing and blob copies; 0: one per CPU.
 	Workers int
+	// Lock is the lock file pinning registry images named by tag; empty:
+	// bundle.lock next to the spec, if it exists.
+	Lock string
+	// Registry configures access to docker:// sources.
+	Registry RegistryOptions
 }
 
 // PhaseTiming is how long one phase took.
@@ -71,6 +76,7 @@ type build struct {
 	opts    Options
 	log     *slog.Logger
 	spec    *bundle.Spec
+	pins    map[int]string // image index → digest from the lock file
 	workDir string
 	tree    string // workDir/tree: becomes the ISO's root
 	created time.Time
@@ -121,7 +127,7 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	// Every phase needs the spec; resolve also checks the sources, the others
 	// only parse it.
 	if !containsPhase(phases, "resolve") {
-		if b.spec, err = bundle.LoadSpec(opts.SpecPath); err != nil {
+		if err := b.loadSpec(); err != nil {
 			return nil, err
 		}
 	}

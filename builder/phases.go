@@ -23,11 +23,10 @@ import (
 // resolve loads the spec and checks that every local source exists, so a
 // typo fails in a second rather than after copying gigabytes.
 func (b *build) resolve(ctx context.Context) error {
-	spec, err := bundle.LoadSpec(b.opts.SpecPath)
-	if err != nil {
+	if err := b.loadSpec(); err != nil {
 		return err
 	}
-	b.spec = spec
+	spec := b.spec
 	var errs []error
 	for i, im := range spec.Spec.Images {
 		if p := localSourcePath(im.Source); p != "" {
@@ -96,11 +95,17 @@ func (b *build) fetch(ctx context.Context) error {
 		if len(platforms) == 0 {
 			platforms = b.spec.Spec.Platforms
 		}
-		srcs[i] = images.Source{Ref: b.absoluteSource(im.Source), Origin: im.Source, Name: name, Platforms: platforms}
+		ref := b.absoluteSource(im.Source)
+		if d, ok := b.pins[i]; ok {
+			if ref, err = pinnedRef(im.Source, d); err != nil {
+				return err
+			}
+		}
+		srcs[i] = images.Source{Ref: ref, Origin: im.Source, Name: name, Platforms: platforms}
 	}
 	var mu sync.Mutex
 	bars := map[string]*progress.Bar{}
-	opts := images.CopyOptions{Parallel: b.opts.Workers}
+	opts := images.CopyOptions{Parallel: b.opts.Workers, SystemContext: b.opts.Registry.systemContext()}
 	if b.opts.Progress != nil {
 		opts.Progress = func(name string, done, total int64) {
 			mu.Lock()
@@ -122,6 +127,9 @@ func (b *build) fetch(ctx context.Context) error {
 	}
 	for i, r := range res {
 		want := b.spec.Spec.Images[i].Digest
+		if d, ok := b.pins[i]; ok {
+			want = d
+		}
 		if want != "" && want != r.Digest.String() && want != r.OriginalDigest.String() {
 			return &bundle.FieldError{Field: fmt.Sprintf("spec.images[%d].digest", i),
 				Err: fmt.Errorf("source %s has digest %s, the spec pins %s", b.spec.Spec.Images[i].Source, r.Digest, want)}

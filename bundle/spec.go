@@ -39,6 +39,20 @@ type Spec struct {
 
 	// Dir is the directory of the spec file; relative paths resolve against it.
 	Dir string `json:"-"`
+	// FileDigest is the sha256 of the spec file as read ("sha256:…"); a
+	// lock file records it to notice a spec edited after locking.
+	FileDigest string `json:"-"`
+}
+
+// ErrUnpinned is wrapped by the error on a registry image that has no digest
+// (spec.images[i].digest: missing): such a spec builds only with a lock file.
+var ErrUnpinned = errors.New("registry image not pinned by digest")
+
+// SpecOptions change how a spec is read.
+type SpecOptions struct {
+	// AllowUnpinned accepts docker:// sources without a digest: their digests
+	// come from a lock file (see Lock), which the caller must then check.
+	AllowUnpinned bool
 }
 
 // SpecMetadata names and versions the bundle.
@@ -103,6 +117,11 @@ func fieldErr(field, format string, args ...any) error {
 
 // LoadSpec reads and validates a spec file.
 func LoadSpec(file string) (*Spec, error) {
+	return LoadSpecWith(file, SpecOptions{})
+}
+
+// LoadSpecWith reads and validates a spec file with options.
+func LoadSpecWith(file string, opts SpecOptions) (*Spec, error) {
 	f, err := os.Open(file)
 	if err != nil {
 		return nil, fmt.Errorf("reading spec: %w", err)
@@ -119,15 +138,20 @@ func LoadSpec(file string) (*Spec, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := ParseSpec(buf.Bytes(), filepath.Dir(abs))
+	s, err := parseSpec(buf.Bytes(), filepath.Dir(abs), opts)
 	if err != nil {
 		return nil, fmt.Errorf("spec %s: %w", file, err)
 	}
+	s.FileDigest = sha256Digest(buf.Bytes())
 	return s, nil
 }
 
 // ParseSpec parses and validates a spec; dir is where relative paths resolve.
 func ParseSpec(data []byte, dir string) (*Spec, error) {
+	return parseSpec(data, dir, SpecOptions{})
+}
+
+func parseSpec(data []byte, dir string, opts SpecOptions) (*Spec, error) {
 	var s Spec
 	if err := yaml.UnmarshalStrict(data, &s); err != nil {
 		if unknown := unknownFields(data, reflect.TypeOf(s)); len(unknown) > 0 {
@@ -140,7 +164,7 @@ func ParseSpec(data []byte, dir string) (*Spec, error) {
 		return nil, fmt.Errorf("parsing: %w", cleanYAMLError(err))
 	}
 	s.Dir = dir
-	if err := s.Validate(); err != nil {
+	if err := s.validate(opts.AllowUnpinned); err != nil {
 		return nil, err
 	}
 	return &s, nil
@@ -161,7 +185,9 @@ var (
 
 // Validate checks the spec and names the first bad field of each kind; all
 // problems are joined so a user can fix them in one go.
-func (s *Spec) Validate() error {
+func (s *Spec) Validate() error { return s.validate(false) }
+
+func (s *Spec) validate(allowUnpinned bool) error {
 	var errs []error
 	add := func(err error) { errs = append(errs, err) }
 	if s.APIVersion != APIVersion {
@@ -197,12 +223,12 @@ func (s *Spec) Validate() error {
 	if len(s.Spec.Images) == 0 && len(s.Spec.Packages) == 0 {
 		add(fieldErr("spec", "names no images and no packages: the bundle would be empty"))
 	}
-	errs = append(errs, s.validateImages()...)
+	errs = append(errs, s.validateImages(allowUnpinned)...)
 	errs = append(errs, s.validatePackages()...)
 	return errors.Join(errs...)
 }
 
-func (s *Spec) validateImages() []error {
+func (s *Spec) validateImages(allowUnpinned bool) []error {
 	var errs []error
 	names := map[string]int{}
 	for i, im := range s.Spec.Images {
@@ -219,8 +245,8 @@ func (s *Spec) validateImages() []error {
 		if im.Digest != "" && !digestRE.MatchString(im.Digest) {
 			errs = append(errs, fieldErr(f+".digest", "must be sha256:<64 hex digits>, got %q", im.Digest))
 		}
-		if transport == "docker" && im.Digest == "" && !strings.Contains(im.Source, "@sha256:") {
-			errs = append(errs, fieldErr(f+".digest", "missing: a registry source (%s) must be pinned by digest, in the reference (…@sha256:…) or in digest:", im.Source))
+		if !allowUnpinned && s.Unpinned(i) {
+			errs = append(errs, &FieldError{Field: f + ".digest", Err: fmt.Errorf("missing: a registry source (%s) must be pinned by digest, in the reference (…@sha256:…), in digest: or by a lock file (run `builder lock`): %w", im.Source, ErrUnpinned)})
 		}
 		for j, p := range im.Platforms {
 			if !platformRE.MatchString(p) {
@@ -258,6 +284,13 @@ func (s *Spec) validatePackages() []error {
 		}
 	}
 	return errs
+}
+
+// Unpinned reports whether image i is a registry (docker://) source with no
+// digest in its reference nor in digest:, so only a lock file can pin it.
+func (s *Spec) Unpinned(i int) bool {
+	im := s.Spec.Images[i]
+	return strings.HasPrefix(im.Source, "docker:") && im.Digest == "" && !strings.Contains(im.Source, "@sha256:")
 }
 
 var knownTransports = map[string]bool{"oci": true, "oci-archive": true, "docker-archive": true, "dir": true, "docker": true}

@@ -43,6 +43,7 @@ Quick start:
 		EnableBashCompletion: true,
 		Commands: []*cli.Command{
 			buildCommand(),
+			lockCommand(),
 			phaseCommand(),
 			cliutil.VerifyCommand(),
 			keyCommand(),
@@ -61,7 +62,55 @@ func buildFlags() []cli.Flag {
 		&cli.PathFlag{Name: "workdir", Usage: "keep the content tree here (default: a temporary directory next to the output, removed after)"},
 		&cli.BoolFlag{Name: "keep-workdir", Usage: "do not remove the temporary work directory"},
 		&cli.IntFlag{Name: "workers", Usage: "parallel hashing and blob copies (default: one per CPU)"},
+		&cli.PathFlag{Name: "lock", Usage: "lock file pinning registry images named by tag (default: bundle.lock next to the spec, if present)"},
 		cliutil.JSONFlag,
+	}
+}
+
+func registryFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.PathFlag{Name: "cert-dir", Usage: "directory of CA certificates (*.crt) and client certificates for registries"},
+		&cli.PathFlag{Name: "authfile", Usage: "registry credentials (containers-auth.json)", EnvVars: []string{"REGISTRY_AUTH_FILE"}},
+	}
+}
+
+func registryOptions(c *cli.Context) builder.RegistryOptions {
+	return builder.RegistryOptions{CertDir: c.Path("cert-dir"), AuthFile: c.Path("authfile")}
+}
+
+func lockCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "lock",
+		Usage:     "pin the registry images a spec names by tag to their current digests",
+		UsageText: "builder lock --spec bundle.yaml [--output bundle.lock] [--cert-dir DIR] [--authfile F]",
+		Description: `Resolves every docker:// image of the spec that has no digest to the manifest
+digest its tag points to now (and, for an index, the instances of the kept
+platforms) and writes the lock file. 'builder build' then copies those
+digests, whatever the tags point to later; it refuses a lock made from
+another version of the spec.`,
+		Flags: append([]cli.Flag{
+			&cli.PathFlag{Name: "spec", Usage: "bundle spec (kind: Bundle)", Required: true},
+			&cli.PathFlag{Name: "output", Aliases: []string{"o"}, Usage: "lock file to write (default: bundle.lock next to the spec)"},
+			cliutil.JSONFlag,
+		}, registryFlags()...),
+		Action: func(c *cli.Context) error {
+			log, err := cliutil.Logger(c)
+			if err != nil {
+				return err
+			}
+			res, err := builder.Lock(c.Context, builder.LockOptions{SpecPath: c.Path("spec"), Output: c.Path("output"), Registry: registryOptions(c), Log: log})
+			if err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				return cliutil.PrintJSON(c, res)
+			}
+			for _, im := range res.Lock.Images {
+				fmt.Fprintf(c.App.Writer, "locked  %s %s\n", im.Name, im.Digest)
+			}
+			fmt.Fprintf(c.App.Writer, "wrote   %s (%d images)\n", res.Output, len(res.Lock.Images))
+			return nil
+		},
 	}
 }
 
@@ -81,7 +130,7 @@ A spec:
    spec:
      expiresAfter: 365d          # bundle validity (default 365d)
      images:
-       - source: oci:images/layout:app   # oci:, oci-archive:, docker-archive:, dir:, docker://…@sha256:…
+       - source: oci:images/layout:app   # oci:, oci-archive:, docker-archive:, dir:, docker://…@sha256:… (or a tag, with 'builder lock')
          name: registry.example.com/app:1.0   # default: derived from the source
      packages:
        - directory: rpms/        # every *.rpm in it
@@ -89,7 +138,7 @@ A spec:
 
 Set SOURCE_DATE_EPOCH for a reproducible ISO. On failure nothing is left at
 --output. --skip-phases and 'builder phase' run parts of the workflow.`,
-		Flags: append(buildFlags(), &cli.StringSliceFlag{Name: "skip-phases", Usage: "phases to skip (" + strings.Join(builder.PhaseNames(), ", ") + ")"}),
+		Flags: append(append(buildFlags(), registryFlags()...), &cli.StringSliceFlag{Name: "skip-phases", Usage: "phases to skip (" + strings.Join(builder.PhaseNames(), ", ") + ")"}),
 		Action: func(c *cli.Context) error {
 			return runBuild(c, nil, c.StringSlice("skip-phases"))
 		},
@@ -112,7 +161,7 @@ kept tree:
 		cmd.Subcommands = append(cmd.Subcommands, &cli.Command{
 			Name:  p.Name,
 			Usage: p.Short,
-			Flags: buildFlags(),
+			Flags: append(buildFlags(), registryFlags()...),
 			Action: func(c *cli.Context) error {
 				if c.Path("workdir") == "" {
 					return cli.Exit("builder phase "+p.Name+": --workdir is required (phases share state through it)", 2)
@@ -140,6 +189,8 @@ func runBuild(c *cli.Context, only, skip []string) error {
 		Progress:        cliutil.ProgressWriter(c),
 		Log:             log,
 		Workers:         c.Int("workers"),
+		Lock:            c.Path("lock"),
+		Registry:        registryOptions(c),
 	}
 	if s := c.String("source-date-epoch"); s != "" {
 		sec, err := strconv.ParseInt(s, 10, 64)

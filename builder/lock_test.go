@@ -10,10 +10,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
-	digest "github.com/opencontainers/go-digest"
+	"github.com/ferry-k8s/ferry/images/registry/registrytest"
 
 	"github.com/ferry-k8s/ferry/bundle"
 	"github.com/ferry-k8s/ferry/images/imagetest"
@@ -21,57 +20,6 @@ import (
 	"github.com/ferry-k8s/ferry/internal/testpki"
 	"github.com/ferry-k8s/ferry/signing"
 )
-
-// movingStore serves a layout and re-reads its index.json on reload, so a
-// test can move a tag as an upstream registry does.
-type movingStore struct {
-	mu  sync.RWMutex
-	dir string
-	s   *layoutStore
-}
-
-func (m *movingStore) reload(t *testing.T) {
-	t.Helper()
-	s, err := openLayoutStore(m.dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	// As a real registry, keep serving by digest what a moved tag left.
-	if m.s != nil {
-		for repo, owned := range m.s.owned {
-			if s.owned[repo] == nil {
-				continue
-			}
-			for d, mt := range owned {
-				if _, ok := s.owned[repo][d]; !ok {
-					s.owned[repo][d] = mt
-				}
-			}
-		}
-	}
-	m.s = s
-}
-
-func (m *movingStore) cur() *layoutStore {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	return m.s
-}
-
-func (m *movingStore) Repositories(ctx context.Context) ([]string, error) {
-	return m.cur().Repositories(ctx)
-}
-func (m *movingStore) Tags(ctx context.Context, repo string) ([]string, error) {
-	return m.cur().Tags(ctx, repo)
-}
-func (m *movingStore) Resolve(ctx context.Context, repo, ref string) (registry.Descriptor, error) {
-	return m.cur().Resolve(ctx, repo, ref)
-}
-func (m *movingStore) Open(ctx context.Context, repo string, d digest.Digest) (registry.Content, registry.Descriptor, error) {
-	return m.cur().Open(ctx, repo, d)
-}
 
 // tlsRegistry serves layout over TLS on loopback with a certificate of a
 // test CA; it returns the host:port and a directory holding the CA (as
@@ -127,8 +75,12 @@ func TestLockPinsMovedTags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := &movingStore{dir: layout}
-	store.reload(t)
+	// The store keeps serving by digest what a moved tag left, as a real
+	// registry does.
+	store, err := registrytest.OpenLayoutStore(layout)
+	if err != nil {
+		t.Fatal(err)
+	}
 	host, certDir := tlsRegistry(t, store)
 	reg := RegistryOptions{CertDir: certDir}
 
@@ -191,7 +143,9 @@ spec:
 	if d2 == d1 {
 		t.Fatal("test images are identical")
 	}
-	store.reload(t)
+	if err := store.Reload(); err != nil {
+		t.Fatal(err)
+	}
 
 	build := func(out string) *Result {
 		t.Helper()

@@ -1,4 +1,4 @@
-package registry
+package registry_test
 
 import (
 	"bytes"
@@ -13,6 +13,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/ferry-k8s/ferry/images/registry"
+	"github.com/ferry-k8s/ferry/images/registry/registrytest"
 
 	"github.com/ferry-k8s/ferry/images/imagetest"
 	digest "github.com/opencontainers/go-digest"
@@ -50,11 +53,11 @@ func mustSkopeo(t *testing.T, args ...string) []byte {
 // host:port and a --cert-dir holding the server's certificate as ca.crt.
 func tlsRegistry(t *testing.T, layout string) (host, certDir string) {
 	t.Helper()
-	store, err := openLayoutStore(layout)
+	store, err := registrytest.OpenLayoutStore(layout)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewUnstartedServer(New(store, Options{}))
+	srv := httptest.NewUnstartedServer(registry.New(store, registry.Options{}))
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes of the test without --cert-dir
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
@@ -186,4 +189,12 @@ func TestSkopeo(t *testing.T) {
 			t.Errorf("push refused, but not with UNSUPPORTED: %s", stderr)
 		}
 	})
+}
+
+func readJSON(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
 }

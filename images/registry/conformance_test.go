@@ -1,4 +1,4 @@
-package registry
+package registry_test
 
 import (
 	"bytes"
@@ -11,6 +11,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/ferry-k8s/ferry/images/registry"
+	"github.com/ferry-k8s/ferry/images/registry/registrytest"
 
 	"github.com/ferry-k8s/ferry/images/imagetest"
 	digest "github.com/opencontainers/go-digest"
@@ -58,11 +61,11 @@ func conformanceServer(t *testing.T) (*httptest.Server, conformanceContent) {
 		t.Fatal(err)
 	}
 	c.blob, c.layer = m.Config.Digest, m.Layers[1].Digest
-	store, err := openLayoutStore(dir)
+	store, err := registrytest.OpenLayoutStore(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(New(store, Options{}))
+	srv := httptest.NewServer(registry.New(store, registry.Options{}))
 	t.Cleanup(srv.Close)
 	return srv, c
 }
@@ -349,7 +352,7 @@ func checkErrorBody(t *testing.T, body []byte) string {
 		return ""
 	}
 	for _, x := range e.Errors {
-		if !specCodes[x.Code] {
+		if !registry.SpecCodes[x.Code] {
 			t.Errorf("error code %q is not one of the spec's", x.Code)
 		}
 	}

@@ -1,6 +1,6 @@
 //go:build conformance
 
-package registry
+package registry_test
 
 import (
 	"os"

@@ -1,4 +1,8 @@
-package registry
+// Package registrytest serves an OCI image layout directory through the
+// registry handler, for tests that need a real registry with content made by
+// images/imagetest. It reads files as they are and verifies nothing: it is
+// not a Store for production (installer/content is).
+package registrytest
 
 import (
 	"context"
@@ -8,29 +12,34 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	digest "github.com/opencontainers/go-digest"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/ferry-k8s/ferry/images/registry"
 )
 
-// layoutStore serves an OCI image layout (as imagetest writes it, and as the
+// LayoutStore serves an OCI image layout (as imagetest writes it, and as the
 // ISO's /images/ is): each index.json entry is named by its full reference
 // in org.opencontainers.image.ref.name, e.g. "registry.example.com/app:1.0".
 // A repository may serve the manifests, configs and layers reachable from
 // its tags. It reads real files, for the tests with real clients; the
 // installer's Store does the same over a verified ISO.
-type layoutStore struct {
+type LayoutStore struct {
+	mu    sync.RWMutex
 	dir   string
 	tags  map[string]map[string]imgspecv1.Descriptor // repo → tag → manifest
 	owned map[string]map[digest.Digest]string        // repo → digest → media type ("" for blobs)
 }
 
-func openLayoutStore(dir string) (*layoutStore, error) {
+// OpenLayoutStore reads dir/index.json and every manifest it reaches.
+func OpenLayoutStore(dir string) (*LayoutStore, error) {
 	var index imgspecv1.Index
 	if err := readJSON(filepath.Join(dir, "index.json"), &index); err != nil {
 		return nil, err
 	}
-	s := &layoutStore{dir: dir, tags: map[string]map[string]imgspecv1.Descriptor{}, owned: map[string]map[digest.Digest]string{}}
+	s := &LayoutStore{dir: dir, tags: map[string]map[string]imgspecv1.Descriptor{}, owned: map[string]map[digest.Digest]string{}}
 	for _, m := range index.Manifests {
 		ref := m.Annotations[imgspecv1.AnnotationRefName]
 		slash := strings.LastIndexByte(ref, '/')
@@ -51,8 +60,31 @@ func openLayoutStore(dir string) (*layoutStore, error) {
 	return s, nil
 }
 
+// Reload re-reads index.json, as after a push that moves a tag; like a real
+// registry, the store keeps serving by digest what the moved tags left.
+func (s *LayoutStore) Reload() error {
+	fresh, err := OpenLayoutStore(s.dir)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for repo, owned := range s.owned {
+		if fresh.owned[repo] == nil {
+			continue
+		}
+		for d, mt := range owned {
+			if _, ok := fresh.owned[repo][d]; !ok {
+				fresh.owned[repo][d] = mt
+			}
+		}
+	}
+	s.tags, s.owned = fresh.tags, fresh.owned
+	return nil
+}
+
 // walk records everything reachable from a manifest or index as owned.
-func (s *layoutStore) walk(repo string, d imgspecv1.Descriptor) error {
+func (s *LayoutStore) walk(repo string, d imgspecv1.Descriptor) error {
 	s.owned[repo][d.Digest] = d.MediaType
 	var m struct {
 		Config    *imgspecv1.Descriptor  `json:"config"`
@@ -76,7 +108,7 @@ func (s *layoutStore) walk(repo string, d imgspecv1.Descriptor) error {
 	return nil
 }
 
-func (s *layoutStore) blobPath(d digest.Digest) string {
+func (s *LayoutStore) blobPath(d digest.Digest) string {
 	return filepath.Join(s.dir, "blobs", d.Algorithm().String(), d.Encoded())
 }
 
@@ -88,7 +120,10 @@ func readJSON(path string, v any) error {
 	return json.Unmarshal(b, v)
 }
 
-func (s *layoutStore) Repositories(context.Context) ([]string, error) {
+// Repositories implements registry.Store.
+func (s *LayoutStore) Repositories(context.Context) ([]string, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	var repos []string
 	for r := range s.tags {
 		repos = append(repos, r)
@@ -97,10 +132,13 @@ func (s *layoutStore) Repositories(context.Context) ([]string, error) {
 	return repos, nil
 }
 
-func (s *layoutStore) Tags(_ context.Context, repo string) ([]string, error) {
+// Tags implements registry.Store.
+func (s *LayoutStore) Tags(_ context.Context, repo string) ([]string, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	tags, ok := s.tags[repo]
 	if !ok {
-		return nil, ErrNameUnknown
+		return nil, registry.ErrNameUnknown
 	}
 	var list []string
 	for t := range tags {
@@ -110,42 +148,50 @@ func (s *layoutStore) Tags(_ context.Context, repo string) ([]string, error) {
 	return list, nil
 }
 
-func (s *layoutStore) Resolve(_ context.Context, repo, reference string) (Descriptor, error) {
+// Resolve implements registry.Store.
+func (s *LayoutStore) Resolve(_ context.Context, repo, reference string) (registry.Descriptor, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	tags, ok := s.tags[repo]
 	if !ok {
-		return Descriptor{}, ErrNameUnknown
+		return registry.Descriptor{}, registry.ErrNameUnknown
 	}
 	if m, ok := tags[reference]; ok {
-		return Descriptor{MediaType: m.MediaType, Digest: m.Digest, Size: m.Size}, nil
+		return registry.Descriptor{MediaType: m.MediaType, Digest: m.Digest, Size: m.Size}, nil
 	}
 	d := digest.Digest(reference)
 	if mt := s.owned[repo][d]; mt != "" {
 		fi, err := os.Stat(s.blobPath(d))
 		if err != nil {
-			return Descriptor{}, err
+			return registry.Descriptor{}, err
 		}
-		return Descriptor{MediaType: mt, Digest: d, Size: fi.Size()}, nil
+		return registry.Descriptor{MediaType: mt, Digest: d, Size: fi.Size()}, nil
 	}
-	return Descriptor{}, ErrManifestUnknown
+	return registry.Descriptor{}, registry.ErrManifestUnknown
 }
 
-func (s *layoutStore) Open(_ context.Context, repo string, d digest.Digest) (Content, Descriptor, error) {
+// Open implements registry.Store.
+func (s *LayoutStore) Open(_ context.Context, repo string, d digest.Digest) (registry.Content, registry.Descriptor, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	owned, ok := s.owned[repo]
 	if !ok {
-		return nil, Descriptor{}, ErrNameUnknown
+		return nil, registry.Descriptor{}, registry.ErrNameUnknown
 	}
 	mt, ok := owned[d]
 	if !ok {
-		return nil, Descriptor{}, ErrBlobUnknown
+		return nil, registry.Descriptor{}, registry.ErrBlobUnknown
 	}
 	f, err := os.Open(s.blobPath(d))
 	if err != nil {
-		return nil, Descriptor{}, err
+		return nil, registry.Descriptor{}, err
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, Descriptor{}, err
+		return nil, registry.Descriptor{}, err
 	}
-	return f, Descriptor{MediaType: mt, Digest: d, Size: fi.Size()}, nil
+	return f, registry.Descriptor{MediaType: mt, Digest: d, Size: fi.Size()}, nil
 }
+
+var _ registry.Store = (*LayoutStore)(nil)

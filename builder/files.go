@@ -4,7 +4,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
+
+	"github.com/ferry-k8s/ferry/internal/atomicfile"
 )
 
 // linkOrCopy makes dst a hard link to src when both are on one file system
@@ -24,48 +25,10 @@ func copyFile(src, dst string, mode os.FileMode) error {
 		return fmt.Errorf("opening %s: %w", src, err)
 	}
 	defer in.Close()
-	return writeAtomic(dst, mode, func(w io.Writer) error {
+	return atomicfile.Write(dst, mode, func(w *os.File) error {
 		if _, err := io.Copy(w, in); err != nil {
 			return fmt.Errorf("copying %s: %w", src, err)
 		}
 		return nil
 	})
-}
-
-func writeFileAtomic(dst string, data []byte, mode os.FileMode) error {
-	return writeAtomic(dst, mode, func(w io.Writer) error {
-		_, err := w.Write(data)
-		return err
-	})
-}
-
-// writeAtomic writes dst through a temporary file in the same directory,
-// synced and renamed, so dst is either absent or complete.
-func writeAtomic(dst string, mode os.FileMode, fill func(io.Writer) error) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp-")
-	if err != nil {
-		return fmt.Errorf("creating %s: %w", dst, err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err = fill(f); err != nil {
-		return err
-	}
-	if err = f.Chmod(mode); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("writing %s: %w", dst, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", dst, err)
-	}
-	if err = os.Rename(f.Name(), dst); err != nil {
-		return fmt.Errorf("renaming into %s: %w", dst, err)
-	}
-	return nil
 }

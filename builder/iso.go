@@ -15,6 +15,8 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/ferry-k8s/ferry/internal/atomicfile"
+
 	"github.com/ferry-k8s/ferry/bundle"
 	"github.com/ferry-k8s/ferry/bundle/verify"
 	"github.com/ferry-k8s/ferry/internal/progress"
@@ -34,7 +36,7 @@ func (b *build) writeISO(ctx context.Context) error {
 		Progress:  bar.Set,
 	}
 	var sum string
-	err := writeAtomic(b.opts.Output, 0o644, func(w io.Writer) error {
+	err := atomicfile.Write(b.opts.Output, 0o644, func(w *os.File) error {
 		h := newAsyncHasher(sha256.New())
 		cw := &countingWriter{w: io.MultiWriter(w, h), ctx: ctx}
 		entries, err := isoEntries(b.tree)

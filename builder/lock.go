@@ -8,6 +8,8 @@ import (
 	"os"
 	"strings"
 
+	"github.com/ferry-k8s/ferry/internal/atomicfile"
+
 	"go.podman.io/image/v5/docker/reference"
 	"go.podman.io/image/v5/types"
 
@@ -105,7 +107,7 @@ func Lock(ctx context.Context, opts LockOptions) (*LockResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(out, data, 0o644); err != nil {
+	if err := atomicfile.WriteFile(out, data, 0o644); err != nil {
 		return nil, err
 	}
 	return &LockResult{Output: out, Lock: lock}, nil

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/ferry-k8s/ferry/internal/atomicfile"
+
 	"github.com/ferry-k8s/ferry/bundle"
 	"github.com/ferry-k8s/ferry/images"
 	"github.com/ferry-k8s/ferry/internal/progress"
@@ -291,7 +293,7 @@ func (b *build) signFile(src, dst string) error {
 	if err := b.opts.Signer.Sign(&sig, f, b.created, true); err != nil {
 		return fmt.Errorf("signing %s: %w", src, err)
 	}
-	return writeFileAtomic(dst, sig.Bytes(), 0o644)
+	return atomicfile.WriteFile(dst, sig.Bytes(), 0o644)
 }
 
 // reservedTop are the files the manifest phase writes about the others.
@@ -342,7 +344,7 @@ func (b *build) manifest(ctx context.Context) error {
 		files = append(files, bundle.File{Path: r.Path, Size: r.Size, SHA256: r.SHA256})
 	}
 	sums := bundle.FormatSums(files)
-	if err := writeFileAtomic(filepath.Join(b.tree, bundle.SumsPath), sums, 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(b.tree, bundle.SumsPath), sums, 0o644); err != nil {
 		return err
 	}
 	if err := b.signFile(filepath.Join(b.tree, bundle.SumsPath), filepath.Join(b.tree, bundle.SumsSigPath)); err != nil {
@@ -368,7 +370,7 @@ func (b *build) manifest(ctx context.Context) error {
 		return fmt.Errorf("generated manifest is invalid (a bug): %w", err)
 	}
 
-	return writeFileAtomic(filepath.Join(b.tree, bundle.ManifestPath), data, 0o644)
+	return atomicfile.WriteFile(filepath.Join(b.tree, bundle.ManifestPath), data, 0o644)
 }
 
 // contentAddress returns the sha256 that an OCI blob path names.

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ferry-k8s/ferry/internal/atomicfile"
+
 	yamlv3 "go.yaml.in/yaml/v3"
 	"sigs.k8s.io/yaml"
 
@@ -294,38 +296,15 @@ func writeFileAtomic(file string, data []byte) error {
 			uid, gid = int(st.Uid), int(st.Gid)
 		}
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(file), "."+filepath.Base(file)+".*")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", file, err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing %s: %w", file, err)
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing %s: %w", file, err)
-	}
-	if uid >= 0 && (uid != os.Getuid() || gid != os.Getgid()) {
-		if err := tmp.Chown(uid, gid); err != nil {
-			tmp.Close()
-			return fmt.Errorf("writing %s: keeping its owner %d:%d: %w", file, uid, gid, err)
+	return atomicfile.Write(file, mode, func(tmp *os.File) error {
+		if _, err := tmp.Write(data); err != nil {
+			return fmt.Errorf("writing %s: %w", file, err)
 		}
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing %s: %w", file, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", file, err)
-	}
-	if err := os.Rename(tmp.Name(), file); err != nil {
-		return fmt.Errorf("writing %s: %w", file, err)
-	}
-	if d, err := os.Open(filepath.Dir(file)); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
-	return nil
+		if uid >= 0 && (uid != os.Getuid() || gid != os.Getgid()) {
+			if err := tmp.Chown(uid, gid); err != nil {
+				return fmt.Errorf("writing %s: keeping its owner %d:%d: %w", file, uid, gid, err)
+			}
+		}
+		return nil
+	})
 }

@@ -27,8 +27,10 @@ const DefaultLockName = "bundle.lock"
 const maxLockSize = 4 << 20
 
 // Lock pins what a spec names by tag (docker:// images without a digest) to
-// the digests the registry served when `builder lock` ran, so builds from
-// the same lock copy the same content even after a tag moves.
+// the digests the registry served when `builder lock` ran, and the packages
+// it names from upstream yum repositories (with their dependencies) to the
+// exact files, so builds from the same lock copy the same content even after
+// a tag moves or a repository publishes updates.
 type Lock struct {
 	APIVersion string `json:"apiVersion"`
 	Kind       string `json:"kind"`
@@ -36,6 +38,9 @@ type Lock struct {
 	// different spec makes the lock stale.
 	SpecDigest string        `json:"specDigest"`
 	Images     []LockedImage `json:"images,omitempty"`
+	// Packages are sorted by SortPackages, so that two locks of the same
+	// state are byte-identical.
+	Packages []LockedPackage `json:"packages,omitempty"`
 }
 
 // LockedImage is one registry image resolved by tag.
@@ -139,6 +144,7 @@ func (l *Lock) Validate() error {
 			}
 		}
 	}
+	errs = append(errs, l.validatePackages()...)
 	return errors.Join(errs...)
 }
 
@@ -153,8 +159,9 @@ func sortedKeys(m map[string]string) []string {
 	return keys
 }
 
-// Marshal is the lock as YAML.
+// Marshal is the lock as YAML, packages sorted.
 func (l *Lock) Marshal() ([]byte, error) {
+	SortPackages(l.Packages)
 	return yaml.Marshal(l)
 }
 
@@ -172,9 +179,11 @@ func (l *Lock) Image(name string) *LockedImage {
 // from this spec.
 var ErrStaleLock = errors.New("the lock file does not match the spec: run `builder lock` again")
 
-// Check verifies that the lock was made from spec (same file digest) and
-// pins every unpinned image of it with the same source. It returns the
-// locked digest of each unpinned image, by index.
+// Check verifies that the lock was made from spec (same file digest), pins
+// every unpinned image of it with the same source, and holds the packages
+// of every packages entry with names (and none for a bundle repository
+// without such an entry). It returns the locked digest of each unpinned
+// image, by index.
 func (l *Lock) Check(spec *Spec) (map[int]string, error) {
 	var errs []error
 	if spec.FileDigest != "" && spec.FileDigest != l.SpecDigest {
@@ -201,6 +210,7 @@ func (l *Lock) Check(spec *Spec) (map[int]string, error) {
 			pins[i] = li.Digest
 		}
 	}
+	errs = append(errs, l.checkPackages(spec)...)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package bundle
 
 import (
+	"errors"
 	"strings"
 	"testing"
 )
@@ -92,6 +93,8 @@ func TestLockCheck(t *testing.T) {
 
 func FuzzParseLock(f *testing.F) {
 	f.Add([]byte(goodLock))
+	f.Add([]byte(packagesLock))
+	f.Add([]byte("packages:\n  - {repo: a, name: b, version: '1', release: '1', arch: noarch, size: 1, requested: ['b = 1']}\n"))
 	f.Add([]byte(`{"apiVersion":"ferry.dev/v1alpha1","kind":"BundleLock","specDigest":"sha256:00","images":[{"name":"a"}]}`))
 	f.Add([]byte("images:\n  - platforms: {linux/amd64: 1}\n"))
 	f.Add([]byte(""))
@@ -112,4 +115,131 @@ func FuzzParseLock(f *testing.F) {
 			t.Fatalf("round trip of a valid lock: %v\n%s", err, out)
 		}
 	})
+}
+
+const packagesLock = `apiVersion: ferry.dev/v1alpha1
+kind: BundleLock
+specDigest: sha256:0000000000000000000000000000000000000000000000000000000000000000
+packages:
+  - repo: extras
+    name: socat
+    version: 1.7.4.1
+    release: 5.el9
+    arch: x86_64
+    sha256: "3333333333333333333333333333333333333333333333333333333333333333"
+    size: 312345
+    from: el9-baseos
+    url: https://mirror.example/el9/BaseOS/x86_64/os/Packages/s/socat-1.7.4.1-5.el9.x86_64.rpm
+    requested: ["socat >= 1.7.4"]
+  - repo: extras
+    name: libfoo
+    epoch: 2
+    version: "1.0"
+    release: "1"
+    arch: x86_64
+    sha256: "4444444444444444444444444444444444444444444444444444444444444444"
+    size: 1000
+    from: el9-baseos
+    url: https://mirror.example/el9/BaseOS/x86_64/os/Packages/l/libfoo-1.0-1.x86_64.rpm
+    requiredBy: socat-1.7.4.1-5.el9.x86_64 (libfoo.so.1()(64bit))
+`
+
+func TestParseLockPackages(t *testing.T) {
+	l, err := ParseLock([]byte(packagesLock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l.PackagesOf("extras")) != 2 || l.Packages[1].NEVRA() != "libfoo-2:1.0-1.x86_64" || l.Packages[1].FileName() != "libfoo-1.0-1.x86_64.rpm" {
+		t.Fatalf("parsed %+v", l.Packages)
+	}
+	// Marshal sorts, and sorted output is stable: two locks of the same
+	// state are byte-identical whatever order they were made in.
+	a, err := l.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Packages[0].Name != "libfoo" {
+		t.Errorf("not sorted: %s first", l.Packages[0].Name)
+	}
+	l.Packages[0], l.Packages[1] = l.Packages[1], l.Packages[0]
+	b, err := l.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(a) != string(b) {
+		t.Errorf("marshalled locks differ:\n%s\n%s", a, b)
+	}
+	if _, err := ParseLock(a); err != nil {
+		t.Fatalf("round trip: %v\n%s", err, a)
+	}
+	for _, c := range []struct{ name, from, to, want string }{
+		{"repo", "  - repo: extras\n    name: socat", "  - repo: ../x\n    name: socat", "packages[0].repo: must be"},
+		{"name", "name: socat", "name: so cat", `packages[0].name: "so cat" is not a package name`},
+		{"version", "version: 1.7.4.1", "version: 1.7-4", `packages[0].version: "1.7-4" is not a version`},
+		{"release", "release: 5.el9", "release: ''", `packages[0].release: "" is not a release`},
+		{"arch", "arch: x86_64\n    sha256: \"3", "arch: x86/64\n    sha256: \"3", `packages[0].arch: "x86/64" is not an architecture`},
+		{"sha256", "sha256: \"3333", "sha256: \"Z333", "packages[0].sha256: must be 64 lower-case hex digits"},
+		{"size", "size: 312345", "size: -1", "packages[0].size: -1 is not a package size"},
+		{"from", "from: el9-baseos\n    url: https://mirror.example/el9/BaseOS/x86_64/os/Packages/s/", "from: ''\n    url: https://mirror.example/el9/BaseOS/x86_64/os/Packages/s/", "packages[0].from: must be a repository name"},
+		{"http url", "url: https://mirror.example/el9/BaseOS/x86_64/os/Packages/s/", "url: http://mirror.example/el9/BaseOS/x86_64/os/Packages/s/", "packages[0].url: \"http://mirror.example/el9/BaseOS/x86_64/os/Packages/s/socat-1.7.4.1-5.el9.x86_64.rpm\": plain http is refused"},
+		{"not an rpm", "socat-1.7.4.1-5.el9.x86_64.rpm", "socat-1.7.4.1-5.el9.x86_64.txt", "packages[0].url: \"https://mirror.example/el9/BaseOS/x86_64/os/Packages/s/socat-1.7.4.1-5.el9.x86_64.txt\" does not name an .rpm file"},
+		{"why", "    requested: [\"socat >= 1.7.4\"]\n", "", "packages[0]: has neither requested nor requiredBy"},
+		{"both", "    requested: [\"socat >= 1.7.4\"]\n", "    requested: [\"socat >= 1.7.4\"]\n    requiredBy: x\n", "packages[0]: has both requested and requiredBy"},
+		{"requested", `requested: ["socat >= 1.7.4"]`, `requested: ["socat >> 1.7.4"]`, "packages[0].requested[0]:"},
+		{"duplicate file", "name: libfoo\n    epoch: 2\n    version: \"1.0\"\n    release: \"1\"", "name: socat\n    epoch: 2\n    version: 1.7.4.1\n    release: 5.el9", "packages[1]: socat-1.7.4.1-5.el9.x86_64.rpm is in repository extras twice (also packages[0])"},
+		{"unknown field", "    epoch: 2\n", "    epoch: 2\n    vendor: x\n", "packages[1].vendor: unknown field"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			bad := strings.Replace(packagesLock, c.from, c.to, 1)
+			if bad == packagesLock {
+				t.Fatalf("edit %q did not apply", c.from)
+			}
+			_, err := ParseLock([]byte(bad))
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %v, want %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestLockCheckPackages(t *testing.T) {
+	specYAML := `apiVersion: ferry.dev/v1alpha1
+kind: Bundle
+metadata: {name: x, version: 1.0.0}
+spec:
+  repositories:
+    - {name: el9-baseos, baseurl: "https://mirror.example/el9/", gpgkey: k.asc}
+  packages:
+    - repo: extras
+      names: ["socat >= 1.7.4"]
+`
+	load := func(y string) *Spec {
+		t.Helper()
+		s, err := parseSpec([]byte(y), "/", SpecOptions{AllowUnpinned: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.FileDigest = "sha256:0000000000000000000000000000000000000000000000000000000000000000"
+		return s
+	}
+	l, err := ParseLock([]byte(packagesLock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Check(load(specYAML)); err != nil {
+		t.Fatalf("check: %v", err)
+	}
+	for _, c := range []struct{ name, from, to, want string }{
+		{"name not locked", `names: ["socat >= 1.7.4"]`, `names: ["socat >= 1.7.4", "conntrack-tools"]`, `spec.packages[0].names[1]: "conntrack-tools" (repository extras) is not in the lock`},
+		{"constraint changed", `names: ["socat >= 1.7.4"]`, `names: ["socat >= 1.7.5"]`, `spec.packages[0].names[0]: "socat >= 1.7.5" (repository extras) is not in the lock`},
+		{"other repo", "repo: extras", "repo: tools", "spec.packages[0].names: the lock holds no packages for repository tools"},
+		{"upstream renamed", "name: el9-baseos", "name: el9", "comes from repository el9-baseos, which is not in spec.repositories"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := l.Check(load(strings.Replace(specYAML, c.from, c.to, 1)))
+			if err == nil || !errors.Is(err, ErrStaleLock) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %v, want %q", err, c.want)
+			}
+		})
+	}
 }

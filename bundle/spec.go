@@ -74,6 +74,12 @@ type BundleSpec struct {
 	Platforms []string       `json:"platforms,omitempty"`
 	Images    []ImageSpec    `json:"images,omitempty"`
 	Packages  []PackagesSpec `json:"packages,omitempty"`
+	// Repositories are upstream yum repositories that packages named in
+	// spec.packages[].names are resolved from by `builder lock`.
+	Repositories []RepositorySpec `json:"repositories,omitempty"`
+	// Distribution, when set, builds Kubernetes from pinned Go module
+	// sources into RPMs and images of this bundle.
+	Distribution *DistributionSpec `json:"distribution,omitempty"`
 }
 
 // ImageSpec is one image to carry.
@@ -90,12 +96,26 @@ type ImageSpec struct {
 	Platforms []string `json:"platforms,omitempty"`
 }
 
-// PackagesSpec is a set of RPMs to put in one yum repository of the bundle.
+// PackagesSpec is a set of RPMs to put in one yum repository of the
+// bundle: the RPMs of a local directory, or packages named from upstream
+// repositories with their dependencies (exactly one of Directory, Names).
 type PackagesSpec struct {
 	// Directory: every *.rpm in it (not recursive), relative to the spec.
-	Directory string `json:"directory"`
+	Directory string `json:"directory,omitempty"`
 	// Repo names the repository (/packages/<repo>/ on the ISO); default "base".
 	Repo string `json:"repo,omitempty"`
+	// Names are packages to take from spec.repositories with everything
+	// they require: "socat", "socat >= 1.7.4", "iptables-nft = 1.8.10-11.el9"
+	// (see ParsePackageConstraint). They are pinned in the lock file.
+	Names []string `json:"names,omitempty"`
+	// From names the spec.repositories to resolve Names from, in order of
+	// preference; default: all of them, in spec order.
+	From []string `json:"from,omitempty"`
+	// Exclude are package names (shell globs) the target OS already has:
+	// they are not carried, and requirements they can provide count as met.
+	Exclude []string `json:"exclude,omitempty"`
+	// Arches are the package architectures to take; default DefaultArches.
+	Arches []string `json:"arches,omitempty"`
 }
 
 // DefaultRepo is the repository name used when a packages entry names none.
@@ -220,11 +240,14 @@ func (s *Spec) validate(allowUnpinned bool) error {
 			add(fieldErr(fmt.Sprintf("spec.platforms[%d]", i), "must be os/arch[/variant], got %q", p))
 		}
 	}
-	if len(s.Spec.Images) == 0 && len(s.Spec.Packages) == 0 {
-		add(fieldErr("spec", "names no images and no packages: the bundle would be empty"))
+	if len(s.Spec.Images) == 0 && len(s.Spec.Packages) == 0 && s.Spec.Distribution == nil {
+		add(fieldErr("spec", "names no images, no packages and no distribution: the bundle would be empty"))
+	}
+	if s.Spec.Distribution != nil {
+		errs = append(errs, s.Spec.Distribution.validate(s.Spec.KubernetesVersion)...)
 	}
 	errs = append(errs, s.validateImages(allowUnpinned)...)
-	errs = append(errs, s.validatePackages()...)
+	errs = append(errs, s.validatePackages(allowUnpinned)...)
 	return errors.Join(errs...)
 }
 
@@ -263,25 +286,6 @@ func (s *Spec) validateImages(allowUnpinned bool) []error {
 			continue
 		}
 		names[name] = i
-	}
-	return errs
-}
-
-func (s *Spec) validatePackages() []error {
-	var errs []error
-	dirs := map[string]int{}
-	for i, p := range s.Spec.Packages {
-		f := fmt.Sprintf("spec.packages[%d]", i)
-		if p.Directory == "" {
-			errs = append(errs, fieldErr(f+".directory", "is required"))
-		} else if j, dup := dirs[filepath.Clean(p.Directory)]; dup {
-			errs = append(errs, fieldErr(f+".directory", "%q is listed twice (also spec.packages[%d])", p.Directory, j))
-		} else {
-			dirs[filepath.Clean(p.Directory)] = i
-		}
-		if p.Repo != "" && !repoName.MatchString(p.Repo) {
-			errs = append(errs, fieldErr(f+".repo", "must be letters, digits, '.', '_', '-' (up to 63), got %q", p.Repo))
-		}
 	}
 	return errs
 }

@@ -150,3 +150,135 @@ func TestVersions(t *testing.T) {
 		t.Error("CompareVersions")
 	}
 }
+
+const namedSpec = `apiVersion: ferry.dev/v1alpha1
+kind: Bundle
+metadata:
+  name: example
+  version: 1.0.0
+spec:
+  repositories:
+    - name: el9-baseos
+      baseurl: https://mirror.example/el9/BaseOS/x86_64/os/
+      gpgkey: keys/RPM-GPG-KEY-el9
+      caFile: certs/ca.pem
+    - name: local
+      baseurl: file:///srv/mirror/extras/
+      gpgkey: keys/local.asc
+  packages:
+    - directory: rpms/
+      repo: base
+    - repo: extras
+      names: ["conntrack-tools", "socat >= 1.7.4", "iptables-nft = 1.8.10-11.el9", "kernel-tools>=2:5.14"]
+      from: [el9-baseos]
+      exclude: ["glibc", "bash", "systemd*"]
+      arches: [x86_64, noarch]
+`
+
+func TestNamedPackagesSpec(t *testing.T) {
+	if _, err := ParseSpec([]byte(namedSpec), "/specs"); !errors.Is(err, ErrNotLocked) || !strings.Contains(err.Error(), "spec.packages[1].names: ") || !strings.Contains(err.Error(), "builder lock") {
+		t.Fatalf("strict reading of a spec with names: %v, want ErrNotLocked naming builder lock", err)
+	}
+	s, err := parseSpec([]byte(namedSpec), "/specs", SpecOptions{AllowUnpinned: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.HasNamedPackages() || len(s.Spec.Repositories) != 2 {
+		t.Fatalf("parsed %+v", s.Spec)
+	}
+	p := s.Spec.Packages[1]
+	if p.RepoName() != "extras" || !p.Excluded("systemd-libs") || p.Excluded("socat") || len(p.ArchList()) != 2 {
+		t.Errorf("entry %+v", p)
+	}
+	if src := s.PackageSources(1); len(src) != 1 || src[0].Name != "el9-baseos" {
+		t.Errorf("sources %+v", src)
+	}
+	s.Spec.Packages[1].From = nil
+	if src := s.PackageSources(1); len(src) != 2 || src[1].Name != "local" {
+		t.Errorf("default sources %+v", src)
+	}
+	if a := (PackagesSpec{}).ArchList(); strings.Join(a, ",") != "x86_64,noarch" {
+		t.Errorf("default arches %v", a)
+	}
+
+	tests := []struct{ from, to, want string }{
+		{"      repo: base\n", "      repo: base\n      names: [a]\n", "spec.packages[0]: has both directory and names"},
+		{"    - repo: extras\n      names: [", "    - repo: extras\n      unknown: 1\n      names: [", "spec.packages[1].unknown: unknown field"},
+		{`names: ["conntrack-tools", `, `names: ["conntrack tools", `, `spec.packages[1].names[0]: "conntrack tools" is not a package name`},
+		{`"socat >= 1.7.4"`, `"socat => 1.7.4"`, `spec.packages[1].names[1]: "socat => 1.7.4": unknown comparison "=>"`},
+		{`"socat >= 1.7.4"`, `"socat >= 1.7-"`, `spec.packages[1].names[1]: "socat >= 1.7-": "1.7-" is not a version`},
+		{`"socat >= 1.7.4"`, `"conntrack-tools = 1"`, `spec.packages[1].names[1]: package conntrack-tools is named twice (also spec.packages[1].names[0])`},
+		{`"socat >= 1.7.4"`, `"bash"`, `spec.packages[1].names[1]: package bash is also excluded`},
+		{"from: [el9-baseos]", "from: [el9-appstream]", `spec.packages[1].from[0]: no repository named "el9-appstream" in spec.repositories`},
+		{`exclude: ["glibc"`, `exclude: ["glibc["`, `spec.packages[1].exclude[0]: "glibc[" is not a package name or shell glob`},
+		{"arches: [x86_64, noarch]", "arches: [x86_64, X86]", `spec.packages[1].arches[1]: "X86" is not an architecture`},
+		{"arches: [x86_64, noarch]", "arches: [noarch, noarch]", `spec.packages[1].arches[1]: noarch is listed twice`},
+		{"    - directory: rpms/\n      repo: base\n", "    - repo: base\n", "spec.packages[0].directory: is required (or names"},
+		{"baseurl: https://mirror.example/el9/BaseOS/x86_64/os/", "baseurl: http://mirror.example/el9/", "spec.repositories[0].baseurl: \"http://mirror.example/el9/\": plain http is refused"},
+		{"baseurl: https://mirror.example/el9/BaseOS/x86_64/os/", "baseurl: https://user:pw@mirror.example/el9/", "spec.repositories[0].baseurl: \"https://user:pw@mirror.example/el9/\" holds credentials"},
+		{"baseurl: https://mirror.example/el9/BaseOS/x86_64/os/", "baseurl: ftp://mirror.example/", "spec.repositories[0].baseurl: \"ftp://mirror.example/\": the scheme must be https://"},
+		{"baseurl: file:///srv/mirror/extras/", "baseurl: file://srv/mirror/", "spec.repositories[1].baseurl: \"file://srv/mirror/\": a file URL must hold an absolute local path"},
+		{"      gpgkey: keys/local.asc\n", "", "spec.repositories[1].gpgkey: is required"},
+		{"      gpgkey: keys/local.asc\n", "      gpgkey: k\n      caFile: ca.pem\n", "spec.repositories[1].caFile: applies to https:// repositories only"},
+		{"    - name: local\n", "    - name: el9-baseos\n", `spec.repositories[1].name: duplicate repository name "el9-baseos" (also spec.repositories[0])`},
+		{"    - name: local\n", "    - name: ../local\n", `spec.repositories[1].name: must be letters`},
+		{"    - directory: rpms/\n      repo: base\n", "    - directory: rpms/\n      repo: base\n      exclude: [x]\n", "spec.packages[0].exclude: applies to names only"},
+	}
+	for _, tt := range tests {
+		y := strings.Replace(namedSpec, tt.from, tt.to, 1)
+		if y == namedSpec {
+			t.Fatalf("edit %q did not apply", tt.from)
+		}
+		_, err := parseSpec([]byte(y), "/", SpecOptions{AllowUnpinned: true})
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%q → %q: got %v, want %q", tt.from, tt.to, err, tt.want)
+		}
+	}
+	// Names without any repository to resolve them from.
+	noRepos := namedSpec[:strings.Index(namedSpec, "  repositories:")] + namedSpec[strings.Index(namedSpec, "  packages:"):]
+	noRepos = strings.Replace(noRepos, "      from: [el9-baseos]\n", "", 1)
+	if _, err := parseSpec([]byte(noRepos), "/", SpecOptions{AllowUnpinned: true}); err == nil || !strings.Contains(err.Error(), "spec.packages[1].names: packages by name need spec.repositories") {
+		t.Errorf("names without repositories: %v", err)
+	}
+}
+
+func TestParsePackageConstraint(t *testing.T) {
+	for in, want := range map[string]PackageConstraint{
+		"socat":                        {Name: "socat"},
+		"  socat ":                     {Name: "socat"},
+		"socat >= 1.7.4":               {Name: "socat", Op: ">=", EVR: "1.7.4"},
+		"socat>=1.7.4":                 {Name: "socat", Op: ">=", EVR: "1.7.4"},
+		"iptables-nft = 1.8.10-11.el9": {Name: "iptables-nft", Op: "=", EVR: "1.8.10-11.el9"},
+		"k == 2:1.0~rc1^git2":          {Name: "k", Op: "=", EVR: "2:1.0~rc1^git2"},
+		"libstdc++ < 12":               {Name: "libstdc++", Op: "<", EVR: "12"},
+		"a <= 1":                       {Name: "a", Op: "<=", EVR: "1"},
+		"a > 1":                        {Name: "a", Op: ">", EVR: "1"},
+	} {
+		got, err := ParsePackageConstraint(in)
+		if err != nil || got != want {
+			t.Errorf("%q: %+v, %v; want %+v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "a b", ">= 1", "a >=", "a >= 1 2", "a =< 1", "a >= x:1", "a = 1-2-3", "a/b", "-a", "a >= 1:"} {
+		if c, err := ParsePackageConstraint(in); err == nil {
+			t.Errorf("%q accepted as %+v", in, c)
+		}
+	}
+}
+
+func FuzzParsePackageConstraint(f *testing.F) {
+	for _, s := range []string{"socat", "socat >= 1.7.4", "a=1:2-3", "a <= ~^", " x > 0 ", "=="} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		c, err := ParsePackageConstraint(s)
+		if err != nil {
+			return
+		}
+		// Its canonical form parses back to the same.
+		again, err := ParsePackageConstraint(c.String())
+		if err != nil || again != c {
+			t.Fatalf("%q → %+v → %q → %+v, %v", s, c, c.String(), again, err)
+		}
+	})
+}

@@ -15,6 +15,8 @@ import (
 	"path"
 	"strconv"
 	"strings"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // ReadOptions controls ReadRepodataFSWithOptions. A zero limit takes its
@@ -82,7 +84,7 @@ func ReadRepodataFS(fsys fs.FS, root string) ([]*Package, error) {
 }
 
 // ReadRepodataFSWithOptions reads root/repodata/repomd.xml in fsys and the
-// primary metadata it names (gzip-compressed or plain) into Packages. It
+// primary metadata it names (gzip, zstd or plain XML) into Packages. It
 // checks the sha256 checksum and size repomd.xml declares for the file and,
 // when declared, the open-checksum and open-size of its content; reading
 // stops with an error wrapping ErrTooLarge as soon as the data passes a
@@ -268,20 +270,66 @@ func (c *capReader) Read(p []byte) (int, error) {
 	return k, err
 }
 
-func readPrimaryFile(fsys fs.FS, name string, rec repomdData, lim ReadOptions) ([]*Package, error) {
-	zmax := lim.MaxPrimarySize
+// RepomdPrimary is what repomd.xml says of the primary metadata.
+type RepomdPrimary struct {
+	// Href is the file's path relative to the repository root (checked:
+	// no "..", not absolute).
+	Href string
+	// SHA256 is the hex digest of the file as stored (compressed).
+	SHA256 string
+	// Size and OpenSize (decompressed) are -1 when repomd.xml omits them.
+	Size, OpenSize int64
+
+	openSHA256 string
+}
+
+// ParseRepomdPrimary parses repomd.xml and returns its primary entry, with
+// the checks ReadRepodataFS makes (sha256 checksums only, a relative href).
+// For callers that download the files themselves; ReadPrimary then reads
+// the primary file.
+func ParseRepomdPrimary(repomd []byte) (RepomdPrimary, error) {
+	rec, err := parseRepomd(repomd)
+	if err != nil {
+		return RepomdPrimary{}, fmt.Errorf("reading repomd.xml: %w", err)
+	}
+	return RepomdPrimary{Href: rec.href, SHA256: rec.checksum, Size: rec.size, OpenSize: rec.openSize, openSHA256: rec.openChecksum}, nil
+}
+
+// ReadPrimary reads a primary metadata file (gzip, zstd or plain XML) from
+// r, checking it against md as ReadRepodataFSWithOptions does and within
+// the limits of opts.
+func ReadPrimary(r io.Reader, md RepomdPrimary, opts ReadOptions) ([]*Package, error) {
+	rec := repomdData{href: md.Href, checksum: md.SHA256, openChecksum: md.openSHA256, size: md.Size, openSize: md.OpenSize}
+	pkgs, err := readPrimary(r, rec, opts.withDefaults())
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", md.Href, err)
+	}
+	return pkgs, nil
+}
+
+// primaryLimits are the most compressed and decompressed bytes to read.
+func primaryLimits(rec repomdData, lim ReadOptions) (zmax, omax int64, err error) {
+	zmax = lim.MaxPrimarySize
 	if rec.size > zmax {
-		return nil, fmt.Errorf("%w: declared size %d is over the limit of %d bytes", ErrTooLarge, rec.size, zmax)
+		return 0, 0, fmt.Errorf("%w: declared size %d is over the limit of %d bytes", ErrTooLarge, rec.size, zmax)
 	}
 	if rec.size >= 0 {
 		zmax = rec.size
 	}
-	omax := lim.MaxPrimaryOpenSize
+	omax = lim.MaxPrimaryOpenSize
 	if rec.openSize > omax {
-		return nil, fmt.Errorf("%w: declared open-size %d is over the limit of %d bytes", ErrTooLarge, rec.openSize, omax)
+		return 0, 0, fmt.Errorf("%w: declared open-size %d is over the limit of %d bytes", ErrTooLarge, rec.openSize, omax)
 	}
 	if rec.openSize >= 0 {
 		omax = rec.openSize
+	}
+	return zmax, omax, nil
+}
+
+func readPrimaryFile(fsys fs.FS, name string, rec repomdData, lim ReadOptions) ([]*Package, error) {
+	zmax, _, err := primaryLimits(rec, lim)
+	if err != nil {
+		return nil, err
 	}
 	f, err := fsys.Open(name)
 	if err != nil {
@@ -290,6 +338,18 @@ func readPrimaryFile(fsys fs.FS, name string, rec repomdData, lim ReadOptions) (
 	defer f.Close()
 	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() && st.Size() > zmax {
 		return nil, fmt.Errorf("%w: file has %d bytes, at most %d expected", ErrTooLarge, st.Size(), zmax)
+	}
+	return readPrimary(f, rec, lim)
+}
+
+// zstdMaxWindow bounds the memory a zstd stream may ask for.
+const zstdMaxWindow = 64 << 20
+
+func readPrimary(f io.Reader, rec repomdData, lim ReadOptions) ([]*Package, error) {
+	name := rec.href
+	zmax, omax, err := primaryLimits(rec, lim)
+	if err != nil {
+		return nil, err
 	}
 	zsum, osum := sha256.New(), sha256.New()
 	zcount, ocount := &countWriter{}, &countWriter{}
@@ -302,10 +362,17 @@ func readPrimaryFile(fsys fs.FS, name string, rec repomdData, lim ReadOptions) (
 			return nil, fmt.Errorf("decompressing: %w", err)
 		}
 		content = gz
+	} else if magic, _ := br.Peek(4); bytes.Equal(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}) {
+		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(zstdMaxWindow))
+		if err != nil {
+			return nil, fmt.Errorf("decompressing: %w", err)
+		}
+		defer zr.Close()
+		content = zr
 	} else if strings.HasSuffix(name, ".xml") {
 		content = br
 	} else {
-		return nil, errors.New("unsupported compression (only gzip and plain xml are read)")
+		return nil, errors.New("unsupported compression (only gzip, zstd and plain xml are read)")
 	}
 	or := io.TeeReader(&capReader{r: content, n: omax, max: omax}, io.MultiWriter(osum, ocount))
 	pkgs, err := parsePrimary(or, lim.MaxPackages)

@@ -85,13 +85,22 @@ type CopyOptions struct {
 	// Parallel is the number of blobs copied at once per image; 0 means the
 	// containers/image default (6).
 	Parallel int
+	// CacheDir, if set, is a download cache for docker:// sources shared by
+	// builds: an OCI image layout (created if missing) that every manifest
+	// and blob of those images is downloaded into first, and from which the
+	// blobs are then hard-linked into layoutDir, verified on the way. A
+	// source pinned by digest whose manifests and blobs are all cached is
+	// copied without contacting its registry. Builds may share one CacheDir
+	// at the same time. See cache.
+	CacheDir string
 }
 
 // progressInterval is how often containers/image reports blob progress.
 const progressInterval = 200 * time.Millisecond
 
-// linkBlobs enables hard-linking blobs of oci: sources (tests turn it off to
-// measure the difference).
+// linkBlobs enables hard-linking blobs of oci: sources and of the cache
+// (tests turn it off to measure the difference, and to take the path of a
+// cache on another file system).
 var linkBlobs = true
 
 // job is a validated Source.
@@ -159,14 +168,21 @@ func Copy(ctx context.Context, layoutDir string, srcs []Source, opts CopyOptions
 		destSys.BlobInfoCacheDir = cacheDir
 	}
 
+	var c *cache
+	if opts.CacheDir != "" && slices.ContainsFunc(jobs, func(j job) bool { return isDockerRef(j.ref) }) {
+		if c, err = openCache(opts.CacheDir); err != nil {
+			return nil, err
+		}
+	}
+
 	results := make([]Result, 0, len(jobs))
 	for _, j := range jobs {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		res, err := copyOne(ctx, layoutDir, j, policy, destSys, opts)
+		res, err := copyOne(ctx, layoutDir, j, policy, destSys, c, opts)
 		if err != nil {
-			return nil, fmt.Errorf("copying image %s (%s): %w", j.src.origin(), j.name, err)
+			return nil, fmt.Errorf("copying image %s (%s): %w", j.describe(), j.name, err)
 		}
 		index.put(descriptorFor(res))
 		if err := index.write(layoutDir); err != nil {
@@ -247,10 +263,22 @@ type plan struct {
 
 func (p *plan) filtered() bool { return len(p.instances) < p.allInstances }
 
-func copyOne(ctx context.Context, layoutDir string, j job, policy *signature.PolicyContext, destSys *types.SystemContext, opts CopyOptions) (Result, error) {
-	src, err := j.ref.NewImageSource(ctx, opts.SystemContext)
-	if err != nil {
-		return Result{}, err
+// copyOne copies one image. With a cache (c, docker:// sources only), the
+// image's blobs are first downloaded into the cache and linked from there
+// into layoutDir; copy.Image then finds them present and only writes the
+// manifests, read from the cache too.
+func copyOne(ctx context.Context, layoutDir string, j job, policy *signature.PolicyContext, destSys *types.SystemContext, c *cache, opts CopyOptions) (Result, error) {
+	var src types.ImageSource
+	var cached *cachingSource
+	if c != nil && isDockerRef(j.ref) {
+		cached = newCachingSource(j.ref, opts.SystemContext, c)
+		src = cached
+	} else {
+		s, err := j.ref.NewImageSource(ctx, opts.SystemContext)
+		if err != nil {
+			return Result{}, err
+		}
+		src = s
 	}
 	defer src.Close()
 
@@ -290,7 +318,24 @@ func copyOne(ctx context.Context, layoutDir string, j job, policy *signature.Pol
 	for _, b := range pl.blobs {
 		total += max(b.Size, 0)
 	}
-	stopProgress := startProgress(j.name, total, pl.blobs, opts.Progress, options)
+	var stopProgress func(bool)
+	if cached != nil {
+		parallel := opts.Parallel
+		if parallel <= 0 {
+			parallel = defaultParallel
+		}
+		report := countProgress(j.name, total, opts.Progress)
+		if err := cached.fill(ctx, layoutDir, pl.blobs, none.NoCache, parallel, report); err != nil {
+			return Result{}, err
+		}
+		stopProgress = func(ok bool) {
+			if ok && opts.Progress != nil {
+				opts.Progress(j.name, total, total)
+			}
+		}
+	} else {
+		stopProgress = startProgress(j.name, total, pl.blobs, opts.Progress, options)
+	}
 
 	copied, err := copy.Image(ctx, policy, layoutDestRef{destRef}, openedSourceRef{j.ref, src}, options)
 	stopProgress(err == nil)
@@ -447,6 +492,9 @@ func readManifest(ctx context.Context, src types.ImageSource, instance *digest.D
 
 // configPlatform reads the platform fields of an image config.
 func configPlatform(ctx context.Context, src types.ImageSource, info types.BlobInfo) (platform, error) {
+	if err := checkDigest(info.Digest); err != nil {
+		return platform{}, fmt.Errorf("config: %w", err)
+	}
 	rc, _, err := src.GetBlob(ctx, info, none.NoCache)
 	if err != nil {
 		return platform{}, fmt.Errorf("reading config %s: %w", info.Digest, err)
@@ -458,6 +506,9 @@ func configPlatform(ctx context.Context, src types.ImageSource, info types.BlobI
 	}
 	if len(data) > maxManifestSize {
 		return platform{}, fmt.Errorf("config %s is larger than %d bytes", info.Digest, maxManifestSize)
+	}
+	if got := info.Digest.Algorithm().FromBytes(data); got != info.Digest {
+		return platform{}, fmt.Errorf("config %s: content has digest %s", info.Digest, got)
 	}
 	var cfg struct {
 		OS           string `json:"os"`
@@ -492,6 +543,18 @@ func descriptorFor(r Result) imgspecv1.Descriptor {
 		Size:        r.Size,
 		Annotations: ann,
 	}
+}
+
+// describe names the source in errors: its origin, and the digest the
+// reference pins when the origin does not show it (a tag locked to a digest).
+func (j job) describe() string {
+	o := j.src.origin()
+	if named := j.ref.DockerReference(); named != nil {
+		if d, ok := named.(reference.Digested); ok && !strings.Contains(o, d.Digest().String()) {
+			return o + " pinned to " + d.Digest().String()
+		}
+	}
+	return o
 }
 
 // origin is the source as named to people.

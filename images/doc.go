@@ -72,6 +72,41 @@
 // share their inode with the source: a later in-place modification of a
 // source blob would show in the bundle (blobs are immutable by convention).
 //
+// # Download cache for registry images
+//
+// With CopyOptions.CacheDir, docker:// sources go through a second OCI image
+// layout shared by builds (the builder's <cache>/oci/):
+//
+//	registry ──(miss only)──▶ cache layout ──hard link, verified──▶ layoutDir
+//	                           blobs/sha256/…   index.json (media types)
+//
+// Every manifest and blob of such an image is first downloaded into the
+// cache, each under a temporary name renamed to its digest only once its
+// size and digest match; then configs and layers are hard-linked into
+// layoutDir (verified as for oci: sources), and copy.Image, finding them
+// present, writes the manifests (read from the cache, checked against their
+// digests). A blob of the cache that no longer matches its digest is removed
+// and downloaded again. The registry is contacted only on a miss: a source
+// pinned by digest (a locked tag) whose manifests and blobs are all cached
+// is copied without any request, so a rebuild of the same lock works with the
+// registry unreachable, or after the digest was deleted from it. A source
+// named by tag always asks the registry for the tag's manifest. Opening the
+// registry on a miss costs one manifest request besides the missing
+// items.
+//
+// Several builds may share one cache at the same time: blobs appear
+// atomically and identical writers write identical bytes, and index.json (one
+// entry per top-level manifest, named "registry/repo@digest", recording the
+// media type the registry served) is rewritten under an exclusive flock(2)
+// of <cache>/.lock. Two builds missing the same blob at once both download
+// it. Nothing is removed from the cache but corrupt blobs (no eviction yet;
+// a build killed mid-download leaves a ".<hex>.tmp-*" file in blobs/sha256).
+//
+// The bytes stored in layoutDir are the same with and without a cache as
+// long as the registry serves each instance manifest with the media type its
+// index gives: the cache takes it from the index, so that cold and warm
+// copies agree.
+//
 // # Determinism
 //
 // The oci destination adds no timestamps or random values. index.json is
@@ -87,5 +122,6 @@
 // imported (not transports/alltransports), so the containers-storage and
 // docker-daemon stub tags are not needed by this package.
 //
-// Concurrent Copy calls on the same layoutDir are not supported.
+// Concurrent Copy calls on the same layoutDir are not supported; on the same
+// CacheDir they are.
 package images

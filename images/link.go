@@ -1,6 +1,7 @@
 package images
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -93,14 +94,17 @@ func verifyBlobFile(path string, d digest.Digest, size int64) error {
 		return err
 	}
 	if size >= 0 && st.Size() != size {
-		return fmt.Errorf("%s: size %d, want %d", path, st.Size(), size)
+		return fmt.Errorf("%s: %w: size %d, want %d", path, errBlobMismatch, st.Size(), size)
 	}
 	v := d.Verifier()
 	if _, err := io.Copy(v, f); err != nil {
 		return err
 	}
 	if !v.Verified() {
-		return fmt.Errorf("%s: content does not match digest %s", path, d)
+		return fmt.Errorf("%s: %w: content does not match digest %s", path, errBlobMismatch, d)
 	}
 	return nil
 }
+
+// errBlobMismatch: a blob's size or content is not what its digest says.
+var errBlobMismatch = errors.New("blob does not match its digest")

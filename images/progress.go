@@ -1,6 +1,8 @@
 package images
 
 import (
+	"sync"
+
 	"go.podman.io/image/v5/copy"
 	"go.podman.io/image/v5/types"
 )
@@ -49,6 +51,30 @@ func startProgress(name string, total int64, blobs []types.BlobInfo, report func
 		<-finished
 		if ok && last < total {
 			report(name, total, total)
+		}
+	}
+}
+
+// defaultParallel is containers/image's default of blobs copied at once.
+const defaultParallel = 6
+
+// countProgress returns a function that adds bytes done for the image and
+// reports the sum to report (never concurrently, never more than total),
+// after a first report of 0. It may be called from several goroutines.
+func countProgress(name string, total int64, report func(string, int64, int64)) func(int64) {
+	if report == nil {
+		return func(int64) {}
+	}
+	var mu sync.Mutex
+	var done, last int64
+	report(name, 0, total)
+	return func(n int64) {
+		mu.Lock()
+		defer mu.Unlock()
+		done += n
+		if d := min(done, total); d > last {
+			last = d
+			report(name, d, total)
 		}
 	}
 }

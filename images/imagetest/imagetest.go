@@ -63,6 +63,16 @@ func WriteImage(dir, tag string, seed int64, layerSizes []int64) (digest.Digest,
 // tag. It returns the index digest and the manifest digest of each platform,
 // keyed "linux/amd64" and "linux/arm64".
 func WriteIndex(dir, tag string, seed int64) (digest.Digest, map[string]digest.Digest, error) {
+	return WritePlatformIndex(dir, tag, seed, indexPlatforms...)
+}
+
+// WritePlatformIndex is WriteIndex for the given platforms (at least one,
+// each OS and Architecture set): one image per platform, keyed
+// "os/arch[/variant]" in the map returned.
+func WritePlatformIndex(dir, tag string, seed int64, platforms ...imgspecv1.Platform) (digest.Digest, map[string]digest.Digest, error) {
+	if len(platforms) == 0 {
+		return "", nil, errors.New("an index needs at least one platform")
+	}
 	if err := initLayout(dir); err != nil {
 		return "", nil, err
 	}
@@ -70,9 +80,18 @@ func WriteIndex(dir, tag string, seed int64) (digest.Digest, map[string]digest.D
 		Versioned: specs.Versioned{SchemaVersion: 2},
 		MediaType: imgspecv1.MediaTypeImageIndex,
 	}
-	perPlatform := make(map[string]digest.Digest, len(indexPlatforms))
-	for _, p := range indexPlatforms {
+	perPlatform := make(map[string]digest.Digest, len(platforms))
+	for _, p := range platforms {
+		if p.OS == "" || p.Architecture == "" {
+			return "", nil, fmt.Errorf("platform %+v: OS and Architecture are required", p)
+		}
 		key := p.OS + "/" + p.Architecture
+		if p.Variant != "" {
+			key += "/" + p.Variant
+		}
+		if _, dup := perPlatform[key]; dup {
+			return "", nil, fmt.Errorf("platform %s given twice", key)
+		}
 		desc, err := writeImage(dir, seed, key, []int64{96 << 10, 160 << 10}, p)
 		if err != nil {
 			return "", nil, err

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 
 	digest "github.com/opencontainers/go-digest"
@@ -177,5 +178,48 @@ func TestWriteIndex(t *testing.T) {
 	}
 	if len(top.Manifests) != 1 || top.Manifests[0].Digest != d || top.Manifests[0].Annotations[imgspecv1.AnnotationRefName] != "multi" {
 		t.Errorf("index.json: %s", data)
+	}
+}
+
+func TestWritePlatformIndex(t *testing.T) {
+	dir := t.TempDir()
+	platforms := []imgspecv1.Platform{
+		{OS: "linux", Architecture: "amd64"},
+		{OS: "linux", Architecture: "arm64", Variant: "v8"},
+		{OS: "linux", Architecture: "s390x"},
+	}
+	d, per, err := WritePlatformIndex(dir, "multi", 7, platforms...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var index imgspecv1.Index
+	data, err := os.ReadFile(blobPath(dir, d))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &index); err != nil {
+		t.Fatal(err)
+	}
+	if len(index.Manifests) != 3 || len(per) != 3 {
+		t.Fatalf("index %s: %d manifests, map %v", d, len(index.Manifests), per)
+	}
+	for i, key := range []string{"linux/amd64", "linux/arm64/v8", "linux/s390x"} {
+		if m := index.Manifests[i]; m.Digest != per[key] || m.Platform == nil || !reflect.DeepEqual(*m.Platform, platforms[i]) {
+			t.Errorf("manifests[%d] = %+v, want %s for %s", i, m, per[key], key)
+		}
+	}
+	// WriteIndex is the two-platform case, digests unchanged.
+	d2, per2, err := WriteIndex(t.TempDir(), "multi", 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d3, _, err := WritePlatformIndex(t.TempDir(), "multi", 7, platforms[0], imgspecv1.Platform{OS: "linux", Architecture: "arm64"})
+	if err != nil || d3 != d2 || per2["linux/amd64"] != per["linux/amd64"] {
+		t.Errorf("WriteIndex %s, WritePlatformIndex %s (%v)", d2, d3, err)
+	}
+	for _, bad := range [][]imgspecv1.Platform{nil, {{OS: "linux"}}, {platforms[0], platforms[0]}} {
+		if _, _, err := WritePlatformIndex(t.TempDir(), "x", 1, bad...); err == nil {
+			t.Errorf("WritePlatformIndex(%v) succeeded", bad)
+		}
 	}
 }

@@ -14,7 +14,7 @@ EXAMPLE_DIR ?= _example
 SOURCE_DATE_EPOCH ?= 1767225600
 export SOURCE_DATE_EPOCH
 
-.PHONY: help build test unit lint fuzz example bench bench-serve e2e deps clean conformance
+.PHONY: help build test unit lint fuzz example bundle bench bench-serve bench-upstream e2e deps clean conformance
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -47,11 +47,24 @@ example: build ## build and verify the example bundle from generated fixtures
 	  --signing-key $(EXAMPLE_DIR)/release.key.asc --installer bin/installer
 	bin/installer verify --iso $(EXAMPLE_DIR)/example-1.0.0.iso --keyring $(EXAMPLE_DIR)/release.pub.asc
 
+BUNDLE_DIR ?= _bundle
+KUBERNETES_VERSION ?=
+bundle: build ## the default bundle: Kubernetes built from source (KUBERNETES_VERSION=v1.35.4 for another)
+	mkdir -p $(BUNDLE_DIR)
+	test -f $(BUNDLE_DIR)/release.key.asc || bin/builder key generate --name "Ferry Release" --email release@ferry.invalid \
+	  --output $(BUNDLE_DIR)/release.key.asc --public-output $(BUNDLE_DIR)/release.pub.asc
+	bin/builder build --default $(if $(KUBERNETES_VERSION),--kubernetes-version $(KUBERNETES_VERSION)) \
+	  --output $(BUNDLE_DIR)/ferry-kubernetes.iso --signing-key $(BUNDLE_DIR)/release.key.asc --installer bin/installer
+	bin/installer verify --iso $(BUNDLE_DIR)/ferry-kubernetes.iso --keyring $(BUNDLE_DIR)/release.pub.asc
+
 bench: build ## builder vs skopeo+createrepo_c+xorriso, verify vs sha256sum (see docs/performance.md)
 	bash bench/build.sh
 
 bench-serve: build ## installer serve vs distribution registry vs nginx, TLS on loopback (see docs/performance.md)
 	bash bench/serve.sh
+
+bench-upstream: build ## builder lock+build from a yum repo and a registry vs dnf download --resolve + skopeo (see docs/performance.md)
+	bash bench/upstream.sh
 
 e2e: ## end-to-end suites on systemd-nspawn nodes behind an air-gapped bridge (root; E2E_RUN=regex)
 	$(GO) test -tags 'e2e $(GO_TAGS)' -count=1 ./e2e/... $(if $(E2E_RUN),-run '$(E2E_RUN)')
@@ -60,10 +73,11 @@ deps: ## install what the tests need (Debian 12, as root)
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 	  ca-certificates git make gnupg xorriso skopeo dnf rpm createrepo-c coreutils bc \
-	  systemd containerd nginx debootstrap systemd-container iptables
+	  systemd containerd nginx debootstrap systemd-container iptables openssl \
+	  gcc libc6-dev libseccomp-dev umoci runc zstd
 
 clean: ## remove build output
-	rm -rf bin $(EXAMPLE_DIR)
+	rm -rf bin $(EXAMPLE_DIR) $(BUNDLE_DIR)
 
 conformance: ## official OCI distribution-spec conformance (pull) against the registry; needs OCI_CONFORMANCE_SRC (its source)
 	$(GO) test -tags 'conformance $(GO_TAGS)' -count=1 -run OfficialConformance -v ./images/registry/

@@ -45,6 +45,14 @@ type Options struct {
 	Lock string
 	// Registry configures access to docker:// sources.
 	Registry RegistryOptions
+	// CacheDir is shared across builds: downloads by digest, source builds
+	// and built RPMs. Empty: no cache (source builds then need one).
+	CacheDir string
+	// Default builds the embedded default spec (a from-source distribution)
+	// instead of SpecPath; KubernetesVersion picks its Kubernetes version
+	// (empty: the newest supported) and BundleVersion its version.
+	Default                          bool
+	KubernetesVersion, BundleVersion string
 }
 
 // PhaseTiming is how long one phase took.
@@ -73,13 +81,16 @@ type Result struct {
 
 // build is the state shared by the phases of one run.
 type build struct {
-	opts    Options
-	log     *slog.Logger
-	spec    *bundle.Spec
-	pins    map[int]string // image index → digest from the lock file
-	workDir string
-	tree    string // workDir/tree: becomes the ISO's root
-	created time.Time
+	opts Options
+	log  *slog.Logger
+	spec *bundle.Spec
+	pins map[int]string // image index → digest from the lock file
+	// distroImages maps the name of an image the distro phase built to its
+	// origin (recorded instead of its path in the work directory).
+	distroImages map[string]string
+	workDir      string
+	tree         string // workDir/tree: becomes the ISO's root
+	created      time.Time
 
 	// blobsVerified is set by fetch in this run: every file under
 	// images/blobs/sha256/ was then written or linked by images.Copy after
@@ -97,8 +108,11 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if opts.SpecPath == "" {
+	if opts.SpecPath == "" && !opts.Default {
 		return nil, errors.New("no spec given")
+	}
+	if opts.SpecPath != "" && opts.Default {
+		return nil, errors.New("give either a spec or --default, not both")
 	}
 	if opts.Output == "" && containsPhase(phases, "iso", "check") {
 		return nil, errors.New("no output path given")
@@ -128,6 +142,9 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	// only parse it.
 	if !containsPhase(phases, "resolve") {
 		if err := b.loadSpec(); err != nil {
+			return nil, err
+		}
+		if err := b.addDistribution(); err != nil {
 			return nil, err
 		}
 	}

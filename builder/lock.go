@@ -45,6 +45,9 @@ type LockOptions struct {
 	Registry RegistryOptions
 	// Log receives structured logs; nil discards them.
 	Log *slog.Logger
+	// CacheDir caches upstream repository metadata (see internal/fetch);
+	// empty: a temporary directory.
+	CacheDir string
 }
 
 // LockResult is a written lock.
@@ -55,7 +58,9 @@ type LockResult struct {
 
 // Lock resolves every registry image of the spec named by tag to the digest
 // its tag points to now (and, for an index, the instances of the platforms
-// the spec keeps) and writes the lock file that `builder build` then copies by.
+// the spec keeps), resolves the packages entries with names against their
+// upstream repositories (see packages.go), and writes the lock file that
+// `builder build` then copies by.
 func Lock(ctx context.Context, opts LockOptions) (*LockResult, error) {
 	if opts.SpecPath == "" {
 		return nil, errors.New("no spec given")
@@ -100,6 +105,9 @@ func Lock(ctx context.Context, opts LockOptions) (*LockResult, error) {
 		lock.Images = append(lock.Images, li)
 		log.Info("image locked", slog.String("name", name), slog.String("digest", li.Digest))
 	}
+	if lock.Packages, err = lockPackages(ctx, spec, opts.CacheDir, log); err != nil {
+		return nil, err
+	}
 	if err := lock.Validate(); err != nil {
 		return nil, fmt.Errorf("made an invalid lock: %w", err)
 	}
@@ -117,6 +125,9 @@ func Lock(ctx context.Context, opts LockOptions) (*LockResult, error) {
 // the lock file (Options.Lock, or bundle.lock next to the spec if present),
 // which must have been made from this very spec.
 func (b *build) loadSpec() error {
+	if b.opts.Default {
+		return b.loadDefaultSpec()
+	}
 	spec, err := bundle.LoadSpecWith(b.opts.SpecPath, bundle.SpecOptions{AllowUnpinned: true})
 	if err != nil {
 		return err
@@ -126,6 +137,7 @@ func (b *build) loadSpec() error {
 	for i := range spec.Spec.Images {
 		unpinned = unpinned || spec.Unpinned(i)
 	}
+	unpinned = unpinned || spec.HasNamedPackages()
 	lockPath := b.opts.Lock
 	if lockPath == "" {
 		lockPath = bundle.DefaultLockPath(b.opts.SpecPath)

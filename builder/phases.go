@@ -38,6 +38,9 @@ func (b *build) resolve(ctx context.Context) error {
 		}
 	}
 	for i, p := range spec.Spec.Packages {
+		if len(p.Names) > 0 {
+			continue // checkNamedPackages
+		}
 		rpms, err := listRPMs(spec.Path(p.Directory))
 		field := fmt.Sprintf("spec.packages[%d].directory", i)
 		switch {
@@ -46,6 +49,9 @@ func (b *build) resolve(ctx context.Context) error {
 		case len(rpms) == 0:
 			errs = append(errs, &bundle.FieldError{Field: field, Err: fmt.Errorf("no *.rpm files in %s", spec.Path(p.Directory))})
 		}
+	}
+	if err := b.checkNamedPackages(); err != nil {
+		errs = append(errs, err)
 	}
 	if b.opts.InstallerBinary != "" {
 		if fi, err := os.Stat(b.opts.InstallerBinary); err != nil {
@@ -78,6 +84,9 @@ func (b *build) absoluteSource(source string) string {
 	return transport + ":" + b.spec.Path(p) + strings.TrimPrefix(source, transport+":"+p)
 }
 
+// imageCacheDir is the OCI layout of registry images under Options.CacheDir.
+const imageCacheDir = "oci"
+
 // fetch copies every image into one OCI layout at images/.
 func (b *build) fetch(ctx context.Context) error {
 	dir := filepath.Join(b.tree, bundle.ImagesDir)
@@ -103,11 +112,16 @@ func (b *build) fetch(ctx context.Context) error {
 				return err
 			}
 		}
-		srcs[i] = images.Source{Ref: ref, Origin: im.Source, Name: name, Platforms: platforms}
+		srcs[i] = images.Source{Ref: ref, Origin: b.imageOrigin(im), Name: name, Platforms: platforms}
 	}
 	var mu sync.Mutex
 	bars := map[string]*progress.Bar{}
 	opts := images.CopyOptions{Parallel: b.opts.Workers, SystemContext: b.opts.Registry.systemContext()}
+	if b.opts.CacheDir != "" {
+		// Registry images go through the shared cache's OCI layout: a
+		// rebuild of the same lock downloads nothing, and needs no registry.
+		opts.CacheDir = filepath.Join(b.opts.CacheDir, imageCacheDir)
+	}
 	if b.opts.Progress != nil {
 		opts.Progress = func(name string, done, total int64) {
 			mu.Lock()
@@ -157,7 +171,15 @@ func (b *build) compose(ctx context.Context) error {
 		return err
 	}
 	placed := map[string]string{} // destination → source, to name collisions
+	// Packages by name first: all are downloaded and verified before any
+	// file is placed.
+	if err := b.composeNamedPackages(ctx, pkgRoot, placed); err != nil {
+		return err
+	}
 	for i, p := range b.spec.Spec.Packages {
+		if len(p.Names) > 0 {
+			continue // composeNamedPackages
+		}
 		repoName := p.Repo
 		if repoName == "" {
 			repoName = bundle.DefaultRepo

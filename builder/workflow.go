@@ -19,6 +19,7 @@ type Phase struct {
 // Phases lists the build's phases in order.
 var Phases = []Phase{
 	{"resolve", "load and check the spec and its sources", (*build).resolve},
+	{"distro", "build the from-source distribution: binaries, RPMs, images (spec.distribution)", (*build).distribution},
 	{"fetch", "copy images into the bundle's OCI layout", (*build).fetch},
 	{"compose", "place packages, installer binary and public key", (*build).compose},
 	{"repodata", "write and sign yum repodata", (*build).repodata},

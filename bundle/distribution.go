@@ -116,3 +116,39 @@ func (v ComponentVersions) String() string {
 	return fmt.Sprintf("kubernetes %s, etcd %s, coredns %s, containerd %s, runc %s, cni-plugins %s, cri-tools %s, pause %s",
 		v.Kubernetes, v.Etcd, v.CoreDNS, v.Containerd, v.Runc, v.CNIPlugins, v.CRITools, v.Pause)
 }
+
+// DistributionRecord is distribution.json: what was built from what, carried on the
+// ISO so anyone can trace each binary to its source.
+type DistributionRecord struct {
+	Versions   ComponentVersions `json:"versions"`
+	Components []ComponentRecord `json:"components"`
+	Packages   []PackageRecord   `json:"packages"`
+	Images     []ImageRecord     `json:"images"`
+	// KernelMemoryAccounting is R8's check: runc and kubelet never enable it.
+	KernelMemoryAccounting []string `json:"kernelMemoryAccounting"`
+}
+
+// ComponentRecord is one component's source and binaries.
+type ComponentRecord struct {
+	Name      string            `json:"name"`
+	Module    string            `json:"module,omitempty"`
+	Version   string            `json:"version"`
+	ModuleSum string            `json:"moduleSum,omitempty"`
+	GoVersion string            `json:"goVersion"`
+	Binaries  map[string]string `json:"binaries"` // name → sha256
+}
+
+// PackageRecord is one built RPM.
+type PackageRecord struct {
+	File   string `json:"file"`
+	SHA256 string `json:"sha256"`
+}
+
+// ImageRecord is one composed image.
+type ImageRecord struct {
+	Name   string `json:"name"`
+	Digest string `json:"digest"`
+}
+
+// DistributionRecordName is the build record's file name (on the ISO).
+const DistributionRecordName = "distribution.json"

@@ -1,4 +1,4 @@
-package content
+package verify
 
 import (
 	"errors"
@@ -8,15 +8,19 @@ import (
 	"time"
 
 	"github.com/ferry-k8s/ferry/bundle"
-	"github.com/ferry-k8s/ferry/bundle/verify"
 )
 
-// verifiedFS is a bundle's file tree as an fs.FS whose every read goes
-// through verify.Reader, for the parsers that take an fs.FS
+// FS is the bundle's file tree as an fs.FS whose every read goes through
+// Reader (each chunk checked), for the parsers that take an fs.FS
 // (images.ReadIndex, repo.ReadRepodataFSWithOptions). It lists files only
-// (Open of a directory fails), and only those of the signed manifest.
+// (Open of a directory fails), and only those of the signed manifest. The
+// bundle must have been opened with OpenVerified.
+func (b *Bundle) FS() fs.FS {
+	return verifiedFS{b: b, files: b.Manifest.FileMap(), created: b.Manifest.Created}
+}
+
 type verifiedFS struct {
-	b       *verify.Bundle
+	b       *Bundle
 	files   map[string]bundle.File
 	created time.Time
 }
@@ -37,7 +41,7 @@ func (v verifiedFS) Open(name string) (fs.File, error) {
 }
 
 type verifiedFile struct {
-	r    *verify.Reader
+	r    *Reader
 	info fileInfo
 }
 
@@ -58,9 +62,13 @@ func (i fileInfo) ModTime() time.Time { return i.mod }
 func (i fileInfo) IsDir() bool        { return false }
 func (i fileInfo) Sys() any           { return nil }
 
-// readVerified reads a whole file of the bundle (at most limit bytes)
-// through verify.Reader.
-func readVerified(v verifiedFS, name string, limit int64) ([]byte, error) {
+// ReadFile reads a whole file of a bundle's FS (at most limit bytes), each
+// chunk verified.
+func ReadFile(fsys fs.FS, name string, limit int64) ([]byte, error) {
+	v, ok := fsys.(verifiedFS)
+	if !ok {
+		return nil, errors.New("not a verified bundle file system")
+	}
 	info, ok := v.files[name]
 	if !ok {
 		return nil, &fs.PathError{Op: "read", Path: name, Err: fs.ErrNotExist}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/ferry-k8s/ferry/builder"
+	"github.com/ferry-k8s/ferry/builder/distro"
 	"github.com/ferry-k8s/ferry/internal/cliutil"
 	"github.com/ferry-k8s/ferry/internal/progress"
 	"github.com/ferry-k8s/ferry/internal/version"
@@ -53,7 +55,10 @@ Quick start:
 
 func buildFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.PathFlag{Name: "spec", Usage: "bundle spec (kind: Bundle); relative paths in it resolve against its directory", Required: true},
+		&cli.PathFlag{Name: "spec", Usage: "bundle spec (kind: Bundle); relative paths in it resolve against its directory"},
+		&cli.BoolFlag{Name: "default", Usage: "build the embedded default spec instead of --spec: Kubernetes, etcd, CoreDNS, containerd, runc, CNI plugins, crictl built from source (needs the Go toolchain and its module proxy)"},
+		&cli.StringFlag{Name: "kubernetes-version", Usage: "with --default: the Kubernetes version (" + strings.Join(distro.SupportedKubernetesVersions(), ", ") + ", or another patch of these minors; default the newest)"},
+		&cli.StringFlag{Name: "bundle-version", Usage: "with --default: the bundle's version (default: the Kubernetes version)"},
 		&cli.PathFlag{Name: "output", Aliases: []string{"o"}, Usage: "ISO to write; appears only when complete and verified"},
 		&cli.PathFlag{Name: "signing-key", Usage: "OpenPGP secret key (armored or binary) that signs repodata, SHA256SUMS and the manifest", EnvVars: []string{"FERRY_SIGNING_KEY"}},
 		&cli.PathFlag{Name: "passphrase-file", Usage: "file whose first line unlocks the signing key", EnvVars: []string{"FERRY_PASSPHRASE_FILE"}},
@@ -63,6 +68,7 @@ func buildFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "keep-workdir", Usage: "do not remove the temporary work directory"},
 		&cli.IntFlag{Name: "workers", Usage: "parallel hashing and blob copies (default: one per CPU)"},
 		&cli.PathFlag{Name: "lock", Usage: "lock file pinning registry images named by tag (default: bundle.lock next to the spec, if present)"},
+		cacheDirFlag(),
 		cliutil.JSONFlag,
 	}
 }
@@ -81,16 +87,20 @@ func registryOptions(c *cli.Context) builder.RegistryOptions {
 func lockCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "lock",
-		Usage:     "pin the registry images a spec names by tag to their current digests",
-		UsageText: "builder lock --spec bundle.yaml [--output bundle.lock] [--cert-dir DIR] [--authfile F]",
+		Usage:     "pin the registry images a spec names by tag, and the packages it names from yum repositories",
+		UsageText: "builder lock --spec bundle.yaml [--output bundle.lock] [--cache-dir DIR] [--cert-dir DIR] [--authfile F]",
 		Description: `Resolves every docker:// image of the spec that has no digest to the manifest
 digest its tag points to now (and, for an index, the instances of the kept
-platforms) and writes the lock file. 'builder build' then copies those
-digests, whatever the tags point to later; it refuses a lock made from
-another version of the spec.`,
+platforms), resolves the packages named in spec.packages[].names with their
+dependencies from spec.repositories (exact files, sha256 from the signed
+repository metadata), and writes the lock file. 'builder build' then copies
+those digests and downloads those files, whatever the tags point to and the
+repositories publish later; it refuses a lock made from another version of
+the spec.`,
 		Flags: append([]cli.Flag{
 			&cli.PathFlag{Name: "spec", Usage: "bundle spec (kind: Bundle)", Required: true},
 			&cli.PathFlag{Name: "output", Aliases: []string{"o"}, Usage: "lock file to write (default: bundle.lock next to the spec)"},
+			cacheDirFlag(),
 			cliutil.JSONFlag,
 		}, registryFlags()...),
 		Action: func(c *cli.Context) error {
@@ -98,7 +108,7 @@ another version of the spec.`,
 			if err != nil {
 				return err
 			}
-			res, err := builder.Lock(c.Context, builder.LockOptions{SpecPath: c.Path("spec"), Output: c.Path("output"), Registry: registryOptions(c), Log: log})
+			res, err := builder.Lock(c.Context, builder.LockOptions{SpecPath: c.Path("spec"), Output: c.Path("output"), Registry: registryOptions(c), Log: log, CacheDir: c.Path("cache-dir")})
 			if err != nil {
 				return err
 			}
@@ -108,7 +118,10 @@ another version of the spec.`,
 			for _, im := range res.Lock.Images {
 				fmt.Fprintf(c.App.Writer, "locked  %s %s\n", im.Name, im.Digest)
 			}
-			fmt.Fprintf(c.App.Writer, "wrote   %s (%d images)\n", res.Output, len(res.Lock.Images))
+			for _, p := range res.Lock.Packages {
+				fmt.Fprintf(c.App.Writer, "locked  %s/%s from %s\n", p.Repo, p.NEVRA(), p.From)
+			}
+			fmt.Fprintf(c.App.Writer, "wrote   %s (%d images, %d packages)\n", res.Output, len(res.Lock.Images), len(res.Lock.Packages))
 			return nil
 		},
 	}
@@ -179,18 +192,28 @@ func runBuild(c *cli.Context, only, skip []string) error {
 		return err
 	}
 	opts := builder.Options{
-		SpecPath:        c.Path("spec"),
-		Output:          c.Path("output"),
-		InstallerBinary: c.Path("installer"),
-		WorkDir:         c.Path("workdir"),
-		KeepWorkDir:     c.Bool("keep-workdir"),
-		Phases:          only,
-		SkipPhases:      skip,
-		Progress:        cliutil.ProgressWriter(c),
-		Log:             log,
-		Workers:         c.Int("workers"),
-		Lock:            c.Path("lock"),
-		Registry:        registryOptions(c),
+		SpecPath:          c.Path("spec"),
+		Output:            c.Path("output"),
+		InstallerBinary:   c.Path("installer"),
+		WorkDir:           c.Path("workdir"),
+		KeepWorkDir:       c.Bool("keep-workdir"),
+		Phases:            only,
+		SkipPhases:        skip,
+		Progress:          cliutil.ProgressWriter(c),
+		Log:               log,
+		Workers:           c.Int("workers"),
+		Lock:              c.Path("lock"),
+		Registry:          registryOptions(c),
+		CacheDir:          c.Path("cache-dir"),
+		Default:           c.Bool("default"),
+		KubernetesVersion: c.String("kubernetes-version"),
+		BundleVersion:     c.String("bundle-version"),
+	}
+	if (opts.SpecPath == "") == !opts.Default {
+		return cli.Exit("give a spec (--spec bundle.yaml) or --default", 2)
+	}
+	if !opts.Default && (opts.KubernetesVersion != "" || opts.BundleVersion != "") {
+		return cli.Exit("--kubernetes-version and --bundle-version go with --default (a spec file names its own)", 2)
 	}
 	if s := c.String("source-date-epoch"); s != "" {
 		sec, err := strconv.ParseInt(s, 10, 64)
@@ -308,4 +331,19 @@ func parseLifetime(s string) (time.Duration, error) {
 		return time.Duration(n) * 24 * time.Hour, nil
 	}
 	return time.ParseDuration(s)
+}
+
+// cacheDirFlag is the cache shared by builds: downloads by digest, source
+// builds, built RPMs.
+func cacheDirFlag() cli.Flag {
+	def := os.Getenv("XDG_CACHE_HOME")
+	if def == "" {
+		if home, err := os.UserHomeDir(); err == nil {
+			def = filepath.Join(home, ".cache")
+		}
+	}
+	if def != "" {
+		def = filepath.Join(def, "ferry")
+	}
+	return &cli.PathFlag{Name: "cache-dir", Usage: "cache shared across builds (downloads by digest, source builds, RPMs)", Value: def, EnvVars: []string{"FERRY_CACHE_DIR"}}
 }

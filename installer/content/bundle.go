@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path"
 	"slices"
@@ -110,7 +111,7 @@ type served struct {
 	b     *verify.Bundle
 	info  BundleInfo
 	id    fileID
-	vfs   verifiedFS
+	vfs   fs.FS
 	files map[string]bundle.File
 	// objects are the manifests and blobs reachable from the bundle's
 	// images, by digest; repos the image repositories by name.
@@ -193,7 +194,7 @@ func loadBundle(vb *verify.Bundle, ring *signing.Keyring, now time.Time) (*serve
 	b := &served{
 		b:       vb,
 		files:   files,
-		vfs:     verifiedFS{b: vb, files: files, created: m.Created},
+		vfs:     vb.FS(),
 		objects: map[digest.Digest]object{},
 		repos:   map[string]*imageRepo{},
 		yum:     map[string]bool{},
@@ -307,7 +308,7 @@ func (b *served) walk(ir *imageRepo, d digest.Digest, mediaType string, size int
 	obj.manifest, obj.mediaType = true, mediaType
 	b.objects[d] = obj
 	ir.reach[d] = true
-	data, err := readVerified(b.vfs, obj.path, maxManifestBytes)
+	data, err := verify.ReadFile(b.vfs, obj.path, maxManifestBytes)
 	if err != nil {
 		return err
 	}

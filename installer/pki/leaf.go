@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -35,6 +36,13 @@ type LeafRequest struct {
 	// addresses (R29), no wildcards (a certificate is one host's, R23).
 	// A server certificate needs at least one.
 	DNSNames []string
+	// ServiceIPs is the one exception to R29's "no IP SANs": the API
+	// server's address on the cluster's service network (the first address
+	// of the service subnet). It is a virtual address, not a host's, and
+	// every in-cluster client (client-go's in-cluster configuration dials
+	// KUBERNETES_SERVICE_HOST, an IP) checks the certificate against it. Only
+	// a server certificate may carry it.
+	ServiceIPs []net.IP
 	// Usage: ServerAuth, ClientAuth or both.
 	Usage Usage
 	// Validity is the lifetime (default Options.LeafValidity, at most
@@ -86,6 +94,14 @@ func (r *Realm) Issue(req LeafRequest) (*Leaf, error) {
 	if req.Usage&ServerAuth != 0 && len(req.DNSNames) == 0 {
 		return fail("a server certificate needs a DNS name")
 	}
+	if len(req.ServiceIPs) > 0 && req.Usage&ServerAuth == 0 {
+		return fail("service IPs go only in a server certificate")
+	}
+	for _, ip := range req.ServiceIPs {
+		if ip == nil || ip.IsLoopback() || ip.IsUnspecified() {
+			return fail("service IP %v is not a service address", ip)
+		}
+	}
 	cn := req.CommonName
 	if cn == "" && len(req.DNSNames) > 0 {
 		cn = req.DNSNames[0]
@@ -129,6 +145,7 @@ func (r *Realm) Issue(req LeafRequest) (*Leaf, error) {
 		SerialNumber:          serial,
 		Subject:               pkix.Name{CommonName: cn, Organization: slices.Clone(req.Organizations)},
 		DNSNames:              slices.Clone(req.DNSNames),
+		IPAddresses:           slices.Clone(req.ServiceIPs),
 		NotBefore:             now.Add(-backdate),
 		NotAfter:              minTime(now.Add(validity), r.Intermediate.NotAfter),
 		KeyUsage:              x509.KeyUsageDigitalSignature,

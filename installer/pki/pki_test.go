@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -572,6 +573,22 @@ func mustKey(t *testing.T, r *Realm) []byte {
 	return k
 }
 
+// The API server's certificate carries the kubernetes service IP (the one
+// R29 exception) and nothing else numeric.
+func TestIssueServiceIP(t *testing.T) {
+	r := newRealm(t, RealmKubernetes, Options{})
+	l, err := r.Issue(LeafRequest{DNSNames: []string{"api.example.com", "kubernetes.default.svc"}, ServiceIPs: []net.IP{net.ParseIP("10.96.0.1")}, Usage: ServerAuth})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Cert.IPAddresses) != 1 || !l.Cert.IPAddresses[0].Equal(net.ParseIP("10.96.0.1")) {
+		t.Fatalf("IP SANs %v", l.Cert.IPAddresses)
+	}
+	if err := l.Cert.VerifyHostname("10.96.0.1"); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestIssueRefuses(t *testing.T) {
 	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
 	r := newRealm(t, RealmKubernetes, Options{Now: func() time.Time { return now }})
@@ -584,6 +601,8 @@ func TestIssueRefuses(t *testing.T) {
 		{"IPv6 SAN", LeafRequest{DNSNames: []string{"::1"}, Usage: ServerAuth}, `"::1" is an IP address`},
 		{"bracketed IPv6 SAN", LeafRequest{DNSNames: []string{"[fd00::1]"}, Usage: ServerAuth}, `"[fd00::1]" is an IP address`},
 		{"IP SAN on a client", LeafRequest{CommonName: "x", DNSNames: []string{"127.0.0.1"}, Usage: ClientAuth}, "is an IP address"},
+		{"service IP on a client", LeafRequest{CommonName: "x", ServiceIPs: []net.IP{net.ParseIP("10.96.0.1")}, Usage: ClientAuth}, "only in a server certificate"},
+		{"loopback service IP", LeafRequest{DNSNames: []string{"api.example.com"}, ServiceIPs: []net.IP{net.ParseIP("127.0.0.1")}, Usage: ServerAuth}, "not a service address"},
 		{"wildcard", LeafRequest{DNSNames: []string{"*.example.com"}, Usage: ServerAuth}, "no wildcard names"},
 		{"bad name", LeafRequest{DNSNames: []string{"api_server.example.com"}, Usage: ServerAuth}, "is not a DNS name"},
 		{"trailing dot", LeafRequest{DNSNames: []string{"api.example.com."}, Usage: ServerAuth}, "is not a DNS name"},

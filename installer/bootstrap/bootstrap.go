@@ -1,0 +1,463 @@
+package bootstrap
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ferry-k8s/ferry/bundle/verify"
+	"github.com/ferry-k8s/ferry/installer/cluster"
+	"github.com/ferry-k8s/ferry/installer/content"
+	"github.com/ferry-k8s/ferry/installer/converge"
+	"github.com/ferry-k8s/ferry/installer/nodeconfig"
+	"github.com/ferry-k8s/ferry/installer/pki"
+	"github.com/ferry-k8s/ferry/internal/atomicfile"
+	"github.com/ferry-k8s/ferry/internal/version"
+	"github.com/ferry-k8s/ferry/repo/rpmbuild"
+	"github.com/ferry-k8s/ferry/signing"
+)
+
+// Paths of Ferry's node state.
+const (
+	StateDir      = "/var/lib/ferry"
+	BundlesDir    = StateDir + "/bundles"
+	ClusterConfig = "/etc/ferry/cluster.yaml"
+	KeyringFile   = "/etc/ferry/keys/ferry.pub.asc"
+	ServeConfig   = "/etc/ferry/serve.yaml"
+	EncryptionKey = "/etc/ferry/secrets/encryption-at-rest.key"
+	RepoFile      = "/etc/yum.repos.d/ferry.repo"
+	// ContentPort is where the content service listens on every
+	// control-plane node.
+	ContentPort = 5443
+	// CNIConfig is the pod network's configuration (the bridge plugin).
+	CNIConfig = "/etc/cni/net.d/10-ferry-bridge.conflist"
+	// KubeProxyConfig, KubeProxyKubeconfig and KubeProxyUnit run kube-proxy
+	// as a host service (see kubeProxyFiles).
+	KubeProxyConfig     = "/etc/ferry/kube-proxy.yaml"
+	KubeProxyKubeconfig = "/etc/kubernetes/kube-proxy.conf"
+	KubeProxyUnit       = "/etc/systemd/system/kube-proxy.service"
+	hostProvidesName    = "ferry-host-provides"
+)
+
+// NodePackages are the distribution's packages every node installs.
+var NodePackages = []string{"kubelet", "kubeadm", "kubectl", "containerd", "runc", "cri-tools", "kubernetes-cni", "kube-proxy", "etcd", "ferry-installer"}
+
+// Options configure `installer bootstrap` and `installer apply`.
+type Options struct {
+	// ISO is the bundle to install; empty for apply: the one imported.
+	ISO string
+	// Config is cluster.yaml; empty for apply: the one bootstrap kept.
+	Config string
+	// Keyring holds the keys bundles must be signed by; empty for apply:
+	// the one bootstrap kept.
+	Keyring string
+	// Node is this node's name in cluster.yaml; empty: the node whose
+	// hostname is this host's.
+	Node string
+	// RootPassphrase protects new root CA keys (R25).
+	RootPassphrase pki.Passphrase
+	// Root prefixes every path (tests); "/" on a node.
+	Root string
+	// DryRun prints the plan and changes nothing.
+	DryRun bool
+	// IgnorePreflightErrors are passed to kubeadm (documented per
+	// environment: the systemd-nspawn test machines need some).
+	IgnorePreflightErrors []string
+	Log                   *slog.Logger
+	Now                   func() time.Time
+	// Out receives the plan.
+	Out io.Writer
+}
+
+// Result says what a run did.
+type Result struct {
+	Node    string        `json:"node"`
+	Bundle  string        `json:"bundle"`
+	Changes int           `json:"changes"`
+	Rounds  int           `json:"rounds"`
+	Plan    []string      `json:"plan"`
+	Took    time.Duration `json:"took"`
+}
+
+// Run bootstraps (Options.ISO set) or re-applies the node: verify the
+// bundle, import it, then observe → plan → apply until the plan is empty
+// (at most three rounds: the first converges, later ones only finish what
+// depended on the first, like objects of a freshly started API server).
+func Run(ctx context.Context, o Options) (*Result, error) {
+	start := time.Now()
+	if o.Root == "" {
+		o.Root = "/"
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	log := o.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	in := func(p string) string { return filepath.Join(o.Root, p) }
+	bootstrap := o.ISO != ""
+	if o.Config == "" {
+		o.Config = in(ClusterConfig)
+	}
+	if o.Keyring == "" {
+		o.Keyring = in(KeyringFile)
+	}
+	c, err := cluster.Load(o.Config)
+	if err != nil {
+		return nil, err
+	}
+	c = c.Defaulted()
+	node, err := pickNode(c, o.Node)
+	if err != nil {
+		return nil, err
+	}
+	ring, err := signing.LoadKeyringFile(o.Keyring)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: %w", err)
+	}
+	isoPath := o.ISO
+	if !bootstrap {
+		if isoPath, err = importedISO(o.Root); err != nil {
+			return nil, err
+		}
+	}
+	// Verify before any change: a wrong key, an expired or tampered bundle
+	// stop here.
+	log.Info("verifying bundle", slog.String("iso", isoPath))
+	facts, err := ReadFacts(ctx, isoPath, ring, o.Now())
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Node: node.Name, Bundle: facts.Name + " " + facts.Version}
+	imported := filepath.Join(BundlesDir, facts.Name+"-"+facts.Version+".iso")
+	if bootstrap && !o.DryRun {
+		changed, err := importISO(isoPath, in(imported))
+		if err != nil {
+			return nil, err
+		}
+		if changed {
+			res.Changes++
+			log.Info("bundle imported", slog.String("path", imported))
+		}
+	}
+	nf, err := observeNode(o.Root, c, node)
+	if err != nil {
+		return nil, err
+	}
+	host := &converge.Host{Root: o.Root, NodeName: node.Name, Kubeconfig: "/etc/kubernetes/admin.conf", StateDir: StateDir, Log: log}
+	for round := 1; round <= 3; round++ {
+		d, err := desired(c, node, facts, nf, o, imported)
+		if err != nil {
+			return nil, err
+		}
+		obs, err := host.Observe(ctx, d)
+		if err != nil {
+			return nil, err
+		}
+		ops := converge.Plan(d, obs)
+		res.Rounds = round
+		for _, op := range ops {
+			res.Plan = append(res.Plan, op.String())
+		}
+		if o.Out != nil && (len(ops) > 0 || round == 1) {
+			fmt.Fprintf(o.Out, "node %s, bundle %s %s, round %d:\n%s", node.Name, facts.Name, facts.Version, round, converge.Format(ops))
+		}
+		if len(ops) == 0 || o.DryRun {
+			if o.DryRun {
+				res.Changes += len(ops)
+			}
+			break
+		}
+		if slices.ContainsFunc(ops, func(op converge.Op) bool { return op.Kind == converge.KindInstall }) && bootstrap {
+			// The repository file names the content service, which runs
+			// from these very packages: the first install reads the
+			// repository straight from the verified ISO.
+			dir, cleanup, err := extractRepo(ctx, isoPath, ring, facts, o.Now())
+			if err != nil {
+				return nil, err
+			}
+			defer cleanup()
+			host.DNFArgs = append(dnfArgs(facts), "--setopt="+repoID(facts)+".baseurl=file://"+dir)
+		} else {
+			host.DNFArgs = dnfArgs(facts)
+		}
+		n, err := host.Apply(ctx, d, ops)
+		res.Changes += n
+		if err != nil {
+			return res, fmt.Errorf("node %s: %w (the journal is %s; run the same command again to continue)", node.Name, err, filepath.Join(StateDir, "journal.jsonl"))
+		}
+	}
+	res.Took = time.Since(start)
+	return res, nil
+}
+
+func pickNode(c *cluster.Cluster, name string) (*cluster.Node, error) {
+	if name != "" {
+		if n := c.Node(name); n != nil {
+			return n, nil
+		}
+		return nil, fmt.Errorf("node %q is not in the cluster configuration", name)
+	}
+	host, err := os.Hostname()
+	if err != nil {
+		return nil, err
+	}
+	for i := range c.Spec.Nodes {
+		n := &c.Spec.Nodes[i]
+		if n.Hostname == host || n.Name == host || strings.SplitN(n.Hostname, ".", 2)[0] == host {
+			return n, nil
+		}
+	}
+	return nil, fmt.Errorf("this host (%s) is not a node of the cluster configuration: give --node", host)
+}
+
+// importedISO is the bundle bootstrap imported (the newest there).
+func importedISO(root string) (string, error) {
+	entries, err := filepath.Glob(filepath.Join(root, BundlesDir, "*.iso"))
+	if err != nil || len(entries) == 0 {
+		return "", fmt.Errorf("no imported bundle in %s: run installer bootstrap first", BundlesDir)
+	}
+	slices.Sort(entries)
+	return entries[len(entries)-1], nil
+}
+
+// importISO copies the verified ISO into the bundle store (atomically).
+// An ISO already there with the same size and manifest is left as is.
+func importISO(src, dst string) (bool, error) {
+	si, err := os.Stat(src)
+	if err != nil {
+		return false, err
+	}
+	if di, err := os.Stat(dst); err == nil && di.Size() == si.Size() {
+		same, err := sameManifest(src, dst)
+		if err == nil && same {
+			return false, nil
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return false, err
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return false, err
+	}
+	defer in.Close()
+	err = atomicfile.Write(dst, 0o644, func(f *os.File) error {
+		_, err := io.Copy(f, in)
+		return err
+	})
+	return err == nil, err
+}
+
+func sameManifest(a, b string) (bool, error) {
+	ma, err := readManifestBytes(a)
+	if err != nil {
+		return false, err
+	}
+	mb, err := readManifestBytes(b)
+	if err != nil {
+		return false, err
+	}
+	return string(ma) == string(mb), nil
+}
+
+func readManifestBytes(p string) ([]byte, error) {
+	m, err := content.ReadManifestUnverified(p)
+	if err != nil {
+		return nil, err
+	}
+	return m.Marshal()
+}
+
+// nodeFacts are what observation of the host contributes.
+type nodeFacts struct {
+	ips           map[string]string
+	cgroupVersion int
+	systemd       bool
+	hasShell      bool // rpm knows a provider of /bin/sh
+}
+
+func observeNode(root string, c *cluster.Cluster, n *cluster.Node) (*nodeFacts, error) {
+	f := &nodeFacts{ips: map[string]string{}, cgroupVersion: 1}
+	if _, err := os.Stat(filepath.Join(root, "/sys/fs/cgroup/cgroup.controllers")); err == nil {
+		f.cgroupVersion = 2
+	}
+	if _, err := os.Stat(filepath.Join(root, "/run/systemd/system")); err == nil {
+		f.systemd = true
+	}
+	if err := exec.Command("rpm", "--root", root, "-q", "--whatprovides", "/bin/sh").Run(); err == nil {
+		f.hasShell = true
+	}
+	addrs, err := localAddrs()
+	if err != nil {
+		return nil, err
+	}
+	planes := map[string]string{
+		nodeconfig.PlaneControlPlane: c.Spec.Networks.ControlPlane,
+		nodeconfig.PlaneWorkload:     c.Spec.Networks.Workload,
+		nodeconfig.PlaneEtcd:         c.Spec.Networks.Etcd,
+	}
+	for plane, cidr := range planes {
+		ip, err := planeAddr(addrs, cidr)
+		if err != nil {
+			return nil, fmt.Errorf("node %s: spec.networks.%s: %w", n.Name, plane, err)
+		}
+		f.ips[plane] = ip
+	}
+	return f, nil
+}
+
+// localAddrs are the host's global unicast addresses, in interface order.
+func localAddrs() ([]netip.Addr, error) {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return nil, err
+	}
+	var out []netip.Addr
+	for _, i := range ifs {
+		if i.Flags&net.FlagUp == 0 || i.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		as, _ := i.Addrs()
+		for _, a := range as {
+			if pfx, err := netip.ParsePrefix(a.String()); err == nil && pfx.Addr().Is4() && pfx.Addr().IsGlobalUnicast() {
+				out = append(out, pfx.Addr())
+			}
+		}
+	}
+	return out, nil
+}
+
+// planeAddr is the host's address in cidr, or its first address when the
+// plane is not configured.
+func planeAddr(addrs []netip.Addr, cidr string) (string, error) {
+	if len(addrs) == 0 {
+		return "", errors.New("the host has no IPv4 address")
+	}
+	if cidr == "" {
+		return addrs[0].String(), nil
+	}
+	pfx, err := netip.ParsePrefix(cidr)
+	if err != nil {
+		return "", err
+	}
+	for _, a := range addrs {
+		if pfx.Contains(a) {
+			return a.String(), nil
+		}
+	}
+	return "", fmt.Errorf("the host has no address in %s", cidr)
+}
+
+// repoID is the dnf repository id of the distribution's repository.
+func repoID(f *BundleFacts) string { return "ferry-" + f.Repo }
+
+// dnfArgs confine dnf to Ferry's repository: an air-gapped node must not
+// try any other.
+func dnfArgs(f *BundleFacts) []string {
+	return []string{"--disablerepo=*", "--enablerepo=" + repoID(f), "--releasever=1", "--setopt=" + repoID(f) + ".skip_if_unavailable=False"}
+}
+
+// extractRepo copies the distribution's repository out of the verified ISO
+// (each chunk checked as it is read) for the first install.
+func extractRepo(ctx context.Context, isoPath string, ring *signing.Keyring, f *BundleFacts, now time.Time) (string, func(), error) {
+	b, _, err := verify.OpenVerified(ctx, isoPath, ring, verify.Options{Now: now})
+	if err != nil {
+		return "", nil, err
+	}
+	defer b.Close()
+	dir, err := os.MkdirTemp("", "ferry-repo-")
+	if err != nil {
+		return "", nil, err
+	}
+	cleanup := func() { os.RemoveAll(dir) }
+	prefix := "packages/" + f.Repo + "/"
+	fsys := b.FS()
+	for _, file := range b.Manifest.Files {
+		if !strings.HasPrefix(file.Path, prefix) {
+			continue
+		}
+		dst := filepath.Join(dir, strings.TrimPrefix(file.Path, prefix))
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			cleanup()
+			return "", nil, err
+		}
+		if err := copyVerified(fsys, file.Path, dst); err != nil {
+			cleanup()
+			return "", nil, err
+		}
+	}
+	return dir, cleanup, nil
+}
+
+func copyVerified(fsys fs.FS, name, dst string) error {
+	in, err := fsys.Open(name)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return out.Close()
+}
+
+// encryptionKey is the encryption-at-rest key (R9): made once, kept 0600.
+func encryptionKey(root string) ([]byte, error) {
+	p := filepath.Join(root, EncryptionKey)
+	data, err := os.ReadFile(p)
+	if err == nil && len(data) == nodeconfig.EncryptionKeySize {
+		return data, nil
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	key := make([]byte, nodeconfig.EncryptionKeySize)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	return key, nil
+}
+
+// hostProvides is an RPM that declares what a host not managed by rpm
+// (Debian, as the test machines) already has: /bin/sh, which the
+// scriptlets of the distribution's packages require. It has no files.
+func hostProvides(root string, now time.Time) (string, error) {
+	p := filepath.Join(root, StateDir, hostProvidesName+".rpm")
+	pkg := rpmbuild.Package{Name: hostProvidesName, Version: "1", Release: "1", Arch: "noarch",
+		Summary: "What this host provides outside rpm's database (made by the Ferry installer)", License: "Apache-2.0",
+		BuildTime: time.Unix(0, 0).UTC(), Provides: []rpmbuild.Relation{{Name: "/bin/sh"}}}
+	if _, err := os.Stat(p); err == nil {
+		return p, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return "", err
+	}
+	return p, rpmbuild.WriteFile(p, pkg, rpmbuild.Options{})
+}
+
+// versionString is Ferry's version for the R19 headers.
+func versionString() string {
+	if version.Version == "" {
+		return "dev"
+	}
+	return strings.ReplaceAll(version.Version, " ", "-")
+}

@@ -1,0 +1,314 @@
+package bootstrap
+
+import (
+	"encoding/base64"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/ferry-k8s/ferry/installer/cluster"
+	"github.com/ferry-k8s/ferry/installer/converge"
+	"github.com/ferry-k8s/ferry/installer/nodeconfig"
+	"github.com/ferry-k8s/ferry/installer/pki"
+)
+
+// desired is the node as the bundle and cluster.yaml want it: a function
+// of its inputs and of what is on the node already only where keys and
+// certificates are made once (the realms, the encryption key, leaves still
+// valid).
+func desired(c *cluster.Cluster, n *cluster.Node, f *BundleFacts, nf *nodeFacts, o Options, imported string) (converge.Desired, error) {
+	controlPlane := n.HasRole(cluster.RoleControlPlane)
+	if !controlPlane {
+		return converge.Desired{}, fmt.Errorf("node %s is not a control-plane node: workers join (installer join), they are not bootstrapped", n.Name)
+	}
+	keyring, err := os.ReadFile(o.Keyring)
+	if err != nil {
+		return converge.Desired{}, err
+	}
+	encKey, err := encryptionKey(o.Root)
+	if err != nil {
+		return converge.Desired{}, err
+	}
+	etcdImage, ok1 := f.Image("etcd")
+	corednsImage, ok2 := f.Image("coredns")
+	pauseImage, ok3 := f.Image("pause")
+	if !ok1 || !ok2 || !ok3 {
+		return converge.Desired{}, fmt.Errorf("bundle %s %s lacks the etcd, coredns or pause image", f.Name, f.Version)
+	}
+	tag := func(ref string) string { return ref[strings.LastIndex(ref, ":")+1:] }
+	contentHost := fmt.Sprintf("%s:%d", n.Hostname, ContentPort)
+	realmCA := func(r string) string { return filepath.Join(PKIDir, r, pki.CACertFile) }
+	files, err := nodeconfig.Render(c, n.Name, nodeconfig.Facts{
+		KubernetesVersion: f.KubernetesVersion,
+		ImageRepository:   f.ImageRepository,
+		EtcdImageTag:      tag(etcdImage),
+		CoreDNSImageTag:   tag(corednsImage),
+		PauseImage:        pauseImage,
+		ContentService:    contentHost,
+		ContentCAFile:     realmCA(pki.RealmContent),
+		NodeIPs:           nf.ips,
+		CgroupVersion:     nf.cgroupVersion,
+		HasSystemd:        nf.systemd,
+		EncryptionKey:     encKey,
+		Version:           versionString(),
+	})
+	if err != nil {
+		return converge.Desired{}, err
+	}
+	d := converge.Desired{Packages: map[string]string{}, Labels: map[string]string{}}
+	for _, p := range NodePackages {
+		v, ok := f.Packages[p]
+		if !ok {
+			return converge.Desired{}, fmt.Errorf("bundle %s %s has no package %s", f.Name, f.Version, p)
+		}
+		d.Packages[p] = v
+	}
+	if !nf.hasShell {
+		p, err := hostProvides(o.Root, o.Now())
+		if err != nil {
+			return converge.Desired{}, err
+		}
+		d.LocalPackages = map[string]string{hostProvidesName: strings.TrimPrefix(p, filepath.Clean(o.Root))}
+	}
+	for _, file := range files {
+		cf := converge.File{Path: file.Path, Mode: file.Mode, Owner: file.Owner, Group: file.Group, Content: file.Content, Secret: file.Secret}
+		switch file.Path {
+		case nodeconfig.ContainerdConfigFile:
+			cf.Restarts = []string{"containerd.service"}
+		case nodeconfig.SysctlFile:
+			cf.After = []string{"sysctl -p " + nodeconfig.SysctlFile}
+		case nodeconfig.SysusersFile:
+			cf.After = []string{"systemd-sysusers " + nodeconfig.SysusersFile}
+		}
+		if strings.HasPrefix(file.Path, nodeconfig.ContainerdHostsDir) {
+			cf.Restarts = []string{"containerd.service"}
+		}
+		d.Files = append(d.Files, cf)
+	}
+
+	// PKI: the realms, kubeadm's leaves (DNS names only), the content
+	// service's, the kubelet's serving certificate and kube-proxy's client.
+	leaves, err := kubeadmLeaves(c, n)
+	if err != nil {
+		return converge.Desired{}, err
+	}
+	leaves = append(leaves, contentLeaf(n),
+		leafSpec{nodeconfig.KubeletServingCert, nodeconfig.KubeletServingKey, pki.RealmKubernetes, pki.LeafRequest{CommonName: "system:node:" + n.Name, Organizations: []string{"system:nodes"}, DNSNames: []string{n.Hostname}, Usage: pki.ServerAuth}},
+		leafSpec{"/etc/ferry/kube-proxy/client.crt", "/etc/ferry/kube-proxy/client.key", pki.RealmKubernetes, pki.LeafRequest{CommonName: "system:kube-proxy", Usage: pki.ClientAuth}},
+	)
+	pkiOut, err := pkiFiles(PKIOptions{Root: o.Root, Passphrase: o.RootPassphrase, Now: o.Now, Organization: c.Metadata.Name}, leaves,
+		[]string{pki.RealmKubernetes, pki.RealmEtcd, pki.RealmFrontProxy, pki.RealmContent})
+	if err != nil {
+		return converge.Desired{}, err
+	}
+	owned := map[string]nodeconfig.Ownership{}
+	for _, w := range nodeconfig.ControlPlaneOwnership() {
+		owned[w.Path] = w
+	}
+	for _, pf := range pkiOut {
+		if w, ok := owned[pf.Path]; ok {
+			pf.Owner, pf.Group, pf.Mode = w.Owner, w.Group, w.Mode
+		}
+		if pf.Path == "/etc/ferry/tls/content.key" {
+			pf.Group, pf.Mode = "ferry", 0o640
+		}
+		d.Files = append(d.Files, pf)
+	}
+	for _, w := range nodeconfig.ControlPlaneOwnership() {
+		cw := converge.Owned{Path: w.Path, Owner: w.Owner, Group: w.Group, Mode: w.Mode, Dir: w.Dir}
+		d.Owned = append(d.Owned, cw)
+	}
+
+	// The content service: the imported bundle, the keyring, TLS.
+	d.Dirs = append(d.Dirs,
+		converge.Dir{Path: BundlesDir, Mode: 0o755},
+		converge.Dir{Path: "/etc/ferry/keys", Mode: 0o755},
+		converge.Dir{Path: "/etc/ferry/secrets", Mode: 0o700},
+	)
+	d.Files = append(d.Files,
+		converge.File{Path: ClusterConfig, Mode: 0o644, Content: mustRead(o.Config)},
+		converge.File{Path: KeyringFile, Mode: 0o644, Content: keyring},
+		converge.File{Path: EncryptionKey, Mode: 0o600, Content: encKey, Secret: true},
+		converge.File{Path: ServeConfig, Mode: 0o640, Group: "ferry", Restarts: []string{"ferry-content.service"}, Content: nodeconfig.WithHeader(versionString(), []byte(fmt.Sprintf(
+			"apiVersion: ferry.dev/v1alpha1\nkind: ContentService\nlisten: \":%d\"\nisos:\n  - %s\nkeyring: %s\ntlsCert: /etc/ferry/tls/content.crt\ntlsKey: /etc/ferry/tls/content.key\nexternalURL: https://%s\npidFile: /run/ferry/content.pid\n",
+			ContentPort, imported, KeyringFile, contentHost)))},
+		converge.File{Path: RepoFile, Mode: 0o644, Content: nodeconfig.WithHeader(versionString(), []byte(fmt.Sprintf(
+			"[%s]\nname=Ferry %s %s (%s)\nbaseurl=https://%s/repos/%s/%s/\nenabled=1\ngpgcheck=1\nrepo_gpgcheck=1\ngpgkey=file://%s\nsslverify=1\nsslcacert=%s\n",
+			repoID(f), f.Name, f.Version, f.Repo, contentHost, f.Version, f.Repo, KeyringFile, realmCA(pki.RealmContent))))},
+	)
+	d.Files = append(d.Files, cniFiles(c, n)...)
+	kp, err := kubeProxyFiles(c, n, pkiOut)
+	if err != nil {
+		return converge.Desired{}, err
+	}
+	d.Files = append(d.Files, kp...)
+
+	d.Units = []converge.Unit{
+		{Name: "ferry-content.service", Start: true},
+		{Name: "containerd.service", Start: true},
+		{Name: "kubelet.service"},
+		{Name: "kube-proxy.service", Start: true},
+	}
+	d.Kubeadm = &converge.KubeadmInit{Config: nodeconfig.InitConfigFile, Patches: nodeconfig.PatchesDir,
+		// kube-proxy runs as a host service with the host's iptables (the
+		// bundle's images carry no iptables binaries); see kubeProxyFiles.
+		SkipPhases: []string{"addon/kube-proxy"}}
+	d.Kubeadm.Owned = append(d.Kubeadm.Owned, d.Owned...)
+	// kubeadm points these at the node's IP; the API server's certificate
+	// names the node by its hostname.
+	local := fmt.Sprintf("https://%s:6443", n.Hostname)
+	d.Kubeadm.Servers = map[string]string{"/etc/kubernetes/controller-manager.conf": local, "/etc/kubernetes/scheduler.conf": local}
+	if len(o.IgnorePreflightErrors) > 0 {
+		d.Kubeadm.IgnorePreflightErrors = o.IgnorePreflightErrors
+	}
+	for k, v := range n.Labels {
+		d.Labels[k] = v
+	}
+	if n.HasRole(cluster.RoleWorker) {
+		d.RemoveTaints = []string{"node-role.kubernetes.io/control-plane:NoSchedule"}
+	}
+	return d, nil
+}
+
+func mustRead(p string) []byte {
+	data, _ := os.ReadFile(p)
+	return data
+}
+
+// podCIDR is node's pod range: the i-th /24 of the pod subnet for the i-th
+// node of cluster.yaml, a pure function of the configuration (so that the
+// routes between nodes are too).
+func podCIDR(c *cluster.Cluster, n *cluster.Node) (netip.Prefix, error) {
+	pfx, err := netip.ParsePrefix(c.Spec.Kubernetes.PodSubnet)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	idx := -1
+	for i := range c.Spec.Nodes {
+		if c.Spec.Nodes[i].Name == n.Name {
+			idx = i
+		}
+	}
+	if pfx.Bits() > 24 || idx < 0 || idx >= 1<<(24-pfx.Bits()) {
+		return netip.Prefix{}, fmt.Errorf("spec.kubernetes.podSubnet %s has no /24 for node %s", pfx, n.Name)
+	}
+	a := pfx.Masked().Addr().As4()
+	base := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8
+	base += uint32(idx) << 8
+	return netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(base >> 24), byte(base >> 16), byte(base >> 8), 0}), 24), nil
+}
+
+// cniFiles: the bridge plugin with host-local addresses from the node's
+// pod range, port mapping, and loopback (the kubernetes-cni package).
+func cniFiles(c *cluster.Cluster, n *cluster.Node) []converge.File {
+	pfx, err := podCIDR(c, n)
+	if err != nil {
+		return nil
+	}
+	gw := pfx.Addr().Next()
+	body := fmt.Sprintf(`{
+  "cniVersion": "1.0.0",
+  "name": "ferry",
+  "plugins": [
+    {
+      "type": "bridge",
+      "bridge": "ferry0",
+      "isGateway": true,
+      "ipMasq": true,
+      "hairpinMode": true,
+      "ipam": {
+        "type": "host-local",
+        "ranges": [[{"subnet": "%s", "gateway": "%s"}]],
+        "routes": [{"dst": "0.0.0.0/0"}]
+      }
+    },
+    {"type": "portmap", "capabilities": {"portMappings": true}}
+  ]
+}
+`, pfx, gw)
+	// JSON has no comments: the R19 header goes in a sibling file.
+	return []converge.File{
+		{Path: CNIConfig, Mode: 0o644, Content: []byte(body)},
+		{Path: CNIConfig + ".ferry", Mode: 0o644, Content: nodeconfig.WithHeader(versionString(), []byte("# "+CNIConfig+" is generated by Ferry; its content hash is above.\n"))},
+	}
+}
+
+// kubeProxyFiles run kube-proxy as a host service: the kube-proxy binary
+// comes from the bundle's RPM (R18), iptables from the host (the images are
+// composed from Go binaries and carry none). It authenticates as
+// system:kube-proxy, which Kubernetes' default system:node-proxier binding
+// authorizes.
+func kubeProxyFiles(c *cluster.Cluster, n *cluster.Node, pkiOut []converge.File) ([]converge.File, error) {
+	var cert, key, ca []byte
+	for _, f := range pkiOut {
+		switch f.Path {
+		case "/etc/ferry/kube-proxy/client.crt":
+			cert = f.Content
+		case "/etc/ferry/kube-proxy/client.key":
+			key = f.Content
+		case filepath.Join(KubernetesPKI, "ca.crt"):
+			ca = f.Content
+		}
+	}
+	if cert == nil || key == nil || ca == nil {
+		return nil, fmt.Errorf("kube-proxy: certificates missing")
+	}
+	host, port, err := net.SplitHostPort(c.Spec.ControlPlaneEndpoint)
+	if err != nil {
+		return nil, err
+	}
+	b64 := base64.StdEncoding.EncodeToString
+	kubeconfig := fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters:
+- name: %[1]s
+  cluster:
+    server: https://%[2]s
+    certificate-authority-data: %[3]s
+users:
+- name: system:kube-proxy
+  user:
+    client-certificate-data: %[4]s
+    client-key-data: %[5]s
+contexts:
+- name: kube-proxy
+  context: {cluster: %[1]s, user: system:kube-proxy}
+current-context: kube-proxy
+`, c.Metadata.Name, net.JoinHostPort(host, port), b64(ca), b64(cert), b64(key))
+	cfg := fmt.Sprintf(`apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+clientConnection:
+  kubeconfig: %s
+hostnameOverride: %s
+clusterCIDR: %s
+mode: iptables
+metricsBindAddress: 127.0.0.1:10249
+healthzBindAddress: 127.0.0.1:10256
+conntrack:
+  maxPerCore: 0
+  tcpEstablishedTimeout: 0s
+  tcpCloseWaitTimeout: 0s
+`, KubeProxyKubeconfig, n.Name, c.Spec.Kubernetes.PodSubnet)
+	unit := `[Unit]
+Description=kube-proxy: Kubernetes service routing (Ferry)
+After=network-online.target kubelet.service
+Wants=network-online.target
+
+[Service]
+ExecStart=/usr/bin/kube-proxy --config ` + KubeProxyConfig + `
+Restart=always
+RestartSec=5
+
+[Install]
+WantedBy=multi-user.target
+`
+	v := versionString()
+	return []converge.File{
+		{Path: KubeProxyKubeconfig, Mode: 0o600, Content: nodeconfig.WithHeader(v, []byte(kubeconfig)), Secret: true, Restarts: []string{"kube-proxy.service"}},
+		{Path: KubeProxyConfig, Mode: 0o644, Content: nodeconfig.WithHeader(v, []byte(cfg)), Restarts: []string{"kube-proxy.service"}},
+		{Path: KubeProxyUnit, Mode: 0o644, Content: nodeconfig.WithHeader(v, []byte(unit)), Restarts: []string{"kube-proxy.service"}},
+	}, nil
+}

@@ -1,0 +1,94 @@
+package bootstrap
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/ferry-k8s/ferry/bundle"
+	"github.com/ferry-k8s/ferry/bundle/verify"
+	"github.com/ferry-k8s/ferry/repo"
+	"github.com/ferry-k8s/ferry/signing"
+)
+
+// BundleFacts is what convergence needs to know of a bundle: read from a
+// verified ISO only.
+type BundleFacts struct {
+	Name, Version     string
+	KubernetesVersion string
+	// Repo is the yum repository of the distribution's RPMs.
+	Repo string
+	// Packages maps each package of Repo to its version-release.
+	Packages map[string]string
+	// Images are the bundle's image names; Distribution its build record.
+	Images       []string
+	Distribution bundle.DistributionRecord
+	// ImageRepository is where the distribution's images are named
+	// (registry.ferry.dev/k8s).
+	ImageRepository string
+}
+
+// Image returns the full name of the distribution image named base
+// ("pause", "etcd", "coredns").
+func (f *BundleFacts) Image(base string) (string, bool) {
+	for _, im := range f.Distribution.Images {
+		name := im.Name[strings.LastIndex(im.Name, "/")+1:]
+		if b, _, _ := strings.Cut(name, ":"); b == base {
+			return im.Name, true
+		}
+	}
+	return "", false
+}
+
+// ReadFacts verifies the ISO in full (signature, expiry, every file) and
+// reads its facts. It changes nothing on the node.
+func ReadFacts(ctx context.Context, isoPath string, ring *signing.Keyring, now time.Time) (*BundleFacts, error) {
+	b, _, err := verify.OpenVerified(ctx, isoPath, ring, verify.Options{Now: now})
+	if err != nil {
+		return nil, err
+	}
+	defer b.Close()
+	m := b.Manifest
+	f := &BundleFacts{Name: m.Name, Version: m.Version, KubernetesVersion: m.KubernetesVersion, Packages: map[string]string{}}
+	fsys := b.FS()
+	data, err := verify.ReadFile(fsys, bundle.DistributionRecordName, 4<<20)
+	if err != nil {
+		return nil, fmt.Errorf("bundle %s has no %s: not a Kubernetes distribution bundle: %w", isoPath, bundle.DistributionRecordName, err)
+	}
+	if err := json.Unmarshal(data, &f.Distribution); err != nil {
+		return nil, fmt.Errorf("bundle %s: reading %s: %w", isoPath, bundle.DistributionRecordName, err)
+	}
+	for _, im := range f.Distribution.Images {
+		f.Images = append(f.Images, im.Name)
+		if f.ImageRepository == "" {
+			f.ImageRepository = im.Name[:strings.LastIndex(im.Name, "/")]
+		}
+	}
+	// The distribution's RPMs are in the repository that holds kubelet.
+	for _, r := range m.Repositories {
+		pkgs, err := repo.ReadRepodataFSWithOptions(fsys, r.Path, repo.DefaultReadOptions())
+		if err != nil {
+			return nil, fmt.Errorf("bundle %s: repository %s: %w", isoPath, r.Name, err)
+		}
+		has := false
+		for _, p := range pkgs {
+			if p.Name == "kubelet" {
+				has = true
+			}
+		}
+		if !has {
+			continue
+		}
+		f.Repo = path.Base(r.Path)
+		for _, p := range pkgs {
+			f.Packages[p.Name] = p.Version + "-" + p.Release
+		}
+	}
+	if f.Repo == "" {
+		return nil, fmt.Errorf("bundle %s has no repository with kubelet", isoPath)
+	}
+	return f, nil
+}

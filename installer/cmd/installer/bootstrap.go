@@ -1,0 +1,80 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ferry-k8s/ferry/installer/bootstrap"
+	"github.com/ferry-k8s/ferry/installer/pki"
+	"github.com/ferry-k8s/ferry/internal/cliutil"
+)
+
+func convergeFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "node", Usage: "this node's name in cluster.yaml (default: the node whose hostname is this host's)"},
+		&cli.BoolFlag{Name: "dry-run", Usage: "print the plan, change nothing"},
+		&cli.StringSliceFlag{Name: "ignore-preflight-errors", Usage: "kubeadm preflight checks to ignore (only where the environment needs it, e.g. Swap,SystemVerification on test machines)"},
+		&cli.PathFlag{Name: "root-passphrase-file", Usage: "file whose first line protects the new root CA keys (R25); needed the first time", EnvVars: []string{"FERRY_ROOT_PASSPHRASE_FILE"}},
+		cliutil.JSONFlag,
+	}
+}
+
+func bootstrapCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "bootstrap",
+		Usage:     "install the first control-plane node from a bundle ISO (install == upgrade: run it again, it changes nothing)",
+		UsageText: "installer bootstrap --iso ferry.iso --config cluster.yaml --keyring release.pub.asc --root-passphrase-file F",
+		Description: `Verifies the ISO (signature, expiry, every file) before changing anything,
+imports it to /var/lib/ferry/bundles, then converges the node: PKI (one CA
+chain per realm, DNS-only certificates), the content service, every host
+binary as an RPM through dnf with gpgcheck, containerd, kubelet, kubeadm init
+with Ferry's hardened configuration, labels and taints. Every step is
+journaled in /var/lib/ferry/journal.jsonl; after a failure, the same command
+continues. 'installer apply' re-runs the convergence later.`,
+		Flags: append(convergeFlags(),
+			&cli.PathFlag{Name: "iso", Usage: "the bundle ISO", Required: true},
+			&cli.PathFlag{Name: "config", Usage: "cluster.yaml (kind: Cluster)", Required: true},
+			&cli.PathFlag{Name: "keyring", Usage: "public keys the bundle must be signed by", Required: true},
+		),
+		Action: func(c *cli.Context) error { return runConverge(c, c.Path("iso"), c.Path("config"), c.Path("keyring")) },
+	}
+}
+
+func applyCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "apply",
+		Usage:     "converge this node again to its bundle and cluster.yaml (0 changes when it already is)",
+		UsageText: "installer apply [--dry-run] [--config cluster.yaml]",
+		Flags: append(convergeFlags(),
+			&cli.PathFlag{Name: "config", Usage: "cluster.yaml (default: the one bootstrap kept in /etc/ferry)"},
+		),
+		Action: func(c *cli.Context) error { return runConverge(c, "", c.Path("config"), "") },
+	}
+}
+
+func runConverge(c *cli.Context, iso, config, keyring string) error {
+	log, err := cliutil.Logger(c)
+	if err != nil {
+		return err
+	}
+	o := bootstrap.Options{ISO: iso, Config: config, Keyring: keyring, Node: c.String("node"), DryRun: c.Bool("dry-run"),
+		IgnorePreflightErrors: c.StringSlice("ignore-preflight-errors"), Log: log}
+	if !c.Bool("json") {
+		o.Out = c.App.Writer
+	}
+	if f := c.Path("root-passphrase-file"); f != "" {
+		if o.RootPassphrase, err = pki.ReadPassphraseFile(f); err != nil {
+			return err
+		}
+	}
+	res, err := bootstrap.Run(c.Context, o)
+	if err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		return cliutil.PrintJSON(c, res)
+	}
+	fmt.Fprintf(c.App.Writer, "node %s converged to %s: %d changes in %d round(s), %s\n", res.Node, res.Bundle, res.Changes, res.Rounds, res.Took.Round(1e6))
+	return nil
+}

@@ -1,0 +1,386 @@
+package converge
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strings"
+)
+
+// File is a file the node must have, with exactly this content, mode and
+// owner.
+type File struct {
+	Path         string
+	Mode         fs.FileMode
+	Owner, Group string // names; "" is root
+	Content      []byte
+	// Restarts names units to restart when the file changes (containerd
+	// after its configuration); Reload runs "sysctl --system" and
+	// "modprobe" style refreshes: a command line run after a change.
+	Restarts []string
+	After    []string
+	// Secret files' contents are never logged or shown in a plan.
+	Secret bool
+}
+
+// Dir is a directory the node must have.
+type Dir struct {
+	Path         string
+	Mode         fs.FileMode
+	Owner, Group string
+}
+
+// Unit is a systemd unit that must be enabled and running.
+type Unit struct {
+	Name string
+	// Start: also running (not just enabled). kubelet is enabled before
+	// kubeadm init, which starts it.
+	Start bool
+}
+
+// Desired is the node as the bundle and cluster.yaml want it.
+type Desired struct {
+	// Packages maps a package name to the exact version-release the bundle
+	// carries; all are installed in one dnf transaction.
+	Packages map[string]string
+	// LocalPackages maps a package name to an RPM file made on the node
+	// (the host-provides package of a host not managed by rpm), installed
+	// in the same transaction when the name is not installed.
+	LocalPackages map[string]string
+	Dirs          []Dir
+	Files         []File
+	Units         []Unit
+	// Kubeadm is the kubeadm init of the first control-plane node; nil on
+	// nodes that join.
+	Kubeadm *KubeadmInit
+	// Owned are paths (some written by kubeadm) whose owner and mode are
+	// kept once they exist.
+	Owned []Owned
+	// Labels and Taints the Node object must carry (R10, R47); applied
+	// after kubeadm through the API.
+	Labels map[string]string
+	// RemoveTaints are taints to remove (R4: the single server runs workloads).
+	RemoveTaints []string
+	// Manifests are Kubernetes objects (the CNI, CoreDNS) applied with
+	// server-side apply after kubeadm, by name → YAML.
+	Manifests map[string][]byte
+}
+
+// KubeadmInit is `kubeadm init` with Ferry's configuration, in two
+// steps: first the phases that write files (certificates that are not on
+// disk yet, the service-account key, the kubeconfigs), then Owned is
+// applied (so that the control plane's static Pods, which run as their own
+// users, can read their keys and kubeconfigs: R12), then the rest of init.
+type KubeadmInit struct {
+	Config     string // path of kubeadm.yaml
+	Patches    string // --patches directory
+	SkipPhases []string
+	Owned      []Owned
+	// IgnorePreflightErrors are passed on (documented per environment).
+	IgnorePreflightErrors []string
+	// Servers rewrites the server URL of kubeconfigs kubeadm writes with
+	// the node's IP address (controller-manager.conf, scheduler.conf) to a
+	// DNS name the API server's certificate carries (R29).
+	Servers map[string]string
+}
+
+// Owned is a path whose owner and mode the node must have once it exists
+// (kubeadm writes some of them); a Dir is created when missing.
+type Owned struct {
+	Path         string
+	Owner, Group string
+	Mode         fs.FileMode
+	Dir          bool
+}
+
+// Observed is what the node has now.
+type Observed struct {
+	Packages map[string]string // name → version-release installed
+	Files    map[string]FileState
+	Units    map[string]UnitState
+	// KubeadmDone: /etc/kubernetes/admin.conf and the API server manifest
+	// exist (kubeadm init finished on this node).
+	KubeadmDone bool
+	// NodeLabels and NodeTaints are the Node object's, when the API answers.
+	NodeLabels map[string]string
+	NodeTaints []string
+	// Applied maps a manifest name to the content hash last applied.
+	Applied map[string]string
+}
+
+// FileState is one observed path.
+type FileState struct {
+	Exists       bool
+	Dir          bool
+	Mode         fs.FileMode
+	Owner, Group string
+	SHA256       string
+}
+
+// UnitState is one observed systemd unit.
+type UnitState struct {
+	Enabled, Active bool
+}
+
+// Op is one small, idempotent operation of a plan.
+type Op struct {
+	// Kind and Target name it: "install packages" "kubelet-1.36.3-1.ferry …".
+	Kind, Target string
+	// Reason says why the plan contains it ("missing", "content differs").
+	Reason string
+	// what to do; kept as data so that the plan stays printable and testable.
+	File     *File
+	Dir      *Dir
+	Packages []string // name-version-release
+	Unit     string
+	Command  []string
+	Kubeadm  *KubeadmInit
+	Labels   map[string]string
+	Taint    string
+	Manifest string
+}
+
+// String is how the plan shows an operation.
+func (o Op) String() string {
+	s := o.Kind + " " + o.Target
+	if o.Reason != "" {
+		s += " (" + o.Reason + ")"
+	}
+	return s
+}
+
+// Op kinds, in the order a plan runs them.
+const (
+	KindDir       = "create directory"
+	KindFile      = "write file"
+	KindInstall   = "install packages"
+	KindRun       = "run"
+	KindReload    = "reload systemd"
+	KindRestart   = "restart unit"
+	KindEnable    = "enable unit"
+	KindStart     = "start unit"
+	KindKubeadm   = "kubeadm init"
+	KindManifest  = "apply manifest"
+	KindLabel     = "label node"
+	KindUntaint   = "remove taint"
+	KindPermFixup = "set owner and mode"
+)
+
+// Plan is a pure function of the desired and observed node: the operations
+// that make the node as desired, in order; none when it already is (R3).
+//
+//	root-owned directories and files → packages (one dnf transaction) →
+//	paths owned by system users (created by the packages) → commands the
+//	changed files trigger → daemon-reload → units (restarted when their
+//	configuration changed) → kubeadm init → manifests → labels and taints
+//
+// Root-owned files come before packages so that configuration (the
+// repository file, containerd's config) is in place when a package's
+// scriptlets run; %config(noreplace) keeps ours.
+func Plan(d Desired, o Observed) []Op {
+	var ops []Op
+	restart := map[string]bool{}
+	var after [][]string
+	seenAfter := map[string]bool{}
+	// Root-owned paths first; paths owned by a system user come after the
+	// packages, whose %pre creates that user.
+	fileOps := func(rootOwned bool) {
+		for _, dir := range d.Dirs {
+			if (owner(dir.Owner) == "root" && owner(dir.Group) == "root") != rootOwned {
+				continue
+			}
+			st, ok := o.Files[dir.Path]
+			dir := dir
+			switch {
+			case !ok || !st.Exists:
+				ops = append(ops, Op{Kind: KindDir, Target: dir.Path, Reason: "missing", Dir: &dir})
+			case !st.Dir:
+				ops = append(ops, Op{Kind: KindDir, Target: dir.Path, Reason: "a file is in the way", Dir: &dir})
+			case st.Mode.Perm() != dir.Mode.Perm() || st.Owner != owner(dir.Owner) || st.Group != owner(dir.Group):
+				ops = append(ops, Op{Kind: KindPermFixup, Target: dir.Path, Reason: permReason(st, dir.Mode, dir.Owner, dir.Group), Dir: &dir})
+			}
+		}
+		for _, f := range d.Files {
+			if (owner(f.Owner) == "root" && owner(f.Group) == "root") != rootOwned {
+				continue
+			}
+			st := o.Files[f.Path]
+			reason := ""
+			switch {
+			case !st.Exists:
+				reason = "missing"
+			case st.Dir:
+				reason = "a directory is in the way"
+			case st.SHA256 != Digest(f.Content):
+				reason = "content differs"
+			}
+			f := f
+			if reason != "" {
+				ops = append(ops, Op{Kind: KindFile, Target: f.Path, Reason: reason, File: &f})
+				for _, u := range f.Restarts {
+					restart[u] = true
+				}
+				for _, c := range f.After {
+					if !seenAfter[c] {
+						seenAfter[c] = true
+						after = append(after, strings.Fields(c))
+					}
+				}
+				continue
+			}
+			if st.Mode.Perm() != f.Mode.Perm() || st.Owner != owner(f.Owner) || st.Group != owner(f.Group) {
+				ops = append(ops, Op{Kind: KindPermFixup, Target: f.Path, Reason: permReason(st, f.Mode, f.Owner, f.Group), File: &f})
+			}
+		}
+	}
+	fileOps(true)
+	var install []string
+	for _, name := range sortedKeys(d.Packages) {
+		want := d.Packages[name]
+		have, ok := o.Packages[name]
+		if !ok || have != want {
+			install = append(install, name+"-"+want)
+		}
+	}
+	for _, name := range sortedKeys(d.LocalPackages) {
+		if _, ok := o.Packages[name]; !ok {
+			install = append(install, d.LocalPackages[name])
+		}
+	}
+	if len(install) > 0 {
+		ops = append(ops, Op{Kind: KindInstall, Target: strings.Join(install, " "), Reason: packagesReason(d.Packages, o.Packages), Packages: install})
+	}
+	// Commands the root-owned files trigger (systemd-sysusers makes the
+	// users the next files belong to) run before those files.
+	for _, c := range after {
+		ops = append(ops, Op{Kind: KindRun, Target: strings.Join(c, " "), Reason: "its configuration changed", Command: c})
+	}
+	after = nil
+	fileOps(false)
+	for _, c := range after {
+		ops = append(ops, Op{Kind: KindRun, Target: strings.Join(c, " "), Reason: "its configuration changed", Command: c})
+	}
+	if len(d.Units) > 0 && (len(install) > 0 || len(restart) > 0 || unitsMissing(d, o)) {
+		ops = append(ops, Op{Kind: KindReload, Target: "daemon-reload", Reason: "units or their configuration changed"})
+	}
+	for _, u := range d.Units {
+		st := o.Units[u.Name]
+		if !st.Enabled {
+			ops = append(ops, Op{Kind: KindEnable, Target: u.Name, Reason: "disabled", Unit: u.Name})
+		}
+		switch {
+		case u.Start && !st.Active:
+			ops = append(ops, Op{Kind: KindStart, Target: u.Name, Reason: "not running", Unit: u.Name})
+		case restart[u.Name] && st.Active:
+			ops = append(ops, Op{Kind: KindRestart, Target: u.Name, Reason: "its configuration changed", Unit: u.Name})
+		}
+	}
+	if d.Kubeadm != nil && !o.KubeadmDone {
+		ops = append(ops, Op{Kind: KindKubeadm, Target: d.Kubeadm.Config, Reason: "the control plane is not initialized", Kubeadm: d.Kubeadm})
+	}
+	if d.Kubeadm == nil || o.KubeadmDone {
+		for _, w := range d.Owned {
+			st, ok := o.Files[w.Path]
+			if !ok || !st.Exists {
+				continue
+			}
+			if st.Mode.Perm() != w.Mode.Perm() || st.Owner != owner(w.Owner) || st.Group != owner(w.Group) {
+				dir := Dir{Path: w.Path, Mode: w.Mode, Owner: w.Owner, Group: w.Group}
+				ops = append(ops, Op{Kind: KindPermFixup, Target: w.Path, Reason: permReason(st, w.Mode, w.Owner, w.Group), Dir: &dir})
+			}
+		}
+	}
+	for _, name := range sortedKeys(d.Manifests) {
+		if o.Applied[name] != Digest(d.Manifests[name]) {
+			ops = append(ops, Op{Kind: KindManifest, Target: name, Reason: "not applied or changed", Manifest: name})
+		}
+	}
+	missing := map[string]string{}
+	for k, v := range d.Labels {
+		if have, ok := o.NodeLabels[k]; !ok || have != v {
+			missing[k] = v
+		}
+	}
+	if len(missing) > 0 {
+		keys := sortedKeys(missing)
+		ops = append(ops, Op{Kind: KindLabel, Target: strings.Join(keys, ","), Reason: "missing or different", Labels: missing})
+	}
+	for _, t := range d.RemoveTaints {
+		for _, have := range o.NodeTaints {
+			if have == t {
+				ops = append(ops, Op{Kind: KindUntaint, Target: t, Reason: "single server runs workloads (R4)", Taint: t})
+			}
+		}
+	}
+	return ops
+}
+
+func unitsMissing(d Desired, o Observed) bool {
+	for _, u := range d.Units {
+		if _, ok := o.Units[u.Name]; !ok {
+			return true
+		}
+	}
+	return false
+}
+
+func owner(n string) string {
+	if n == "" {
+		return "root"
+	}
+	return n
+}
+
+func permReason(st FileState, mode fs.FileMode, own, grp string) string {
+	return fmt.Sprintf("is %s %s:%s, want %s %s:%s", st.Mode.Perm(), st.Owner, st.Group, mode.Perm(), owner(own), owner(grp))
+}
+
+func packagesReason(want, have map[string]string) string {
+	var missing, other int
+	for n, v := range want {
+		h, ok := have[n]
+		switch {
+		case !ok:
+			missing++
+		case h != v:
+			other++
+		}
+	}
+	var parts []string
+	if missing > 0 {
+		parts = append(parts, fmt.Sprintf("%d missing", missing))
+	}
+	if other > 0 {
+		parts = append(parts, fmt.Sprintf("%d at another version", other))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Digest is the content hash plans compare files by.
+func Digest(b []byte) string {
+	s := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(s[:])
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// Format prints a plan for `apply --dry-run`: one operation a line, and
+// the count (R3: "0 changes").
+func Format(ops []Op) string {
+	var b bytes.Buffer
+	for i, o := range ops {
+		fmt.Fprintf(&b, "%3d. %s\n", i+1, o)
+	}
+	fmt.Fprintf(&b, "%d changes\n", len(ops))
+	return b.String()
+}

@@ -1,0 +1,299 @@
+package nodeconfig
+
+import (
+	"bytes"
+	"crypto/tls"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/ferry-k8s/ferry/images/imagetest"
+	"github.com/ferry-k8s/ferry/images/registry"
+	"github.com/ferry-k8s/ferry/images/registry/registrytest"
+	"github.com/ferry-k8s/ferry/installer/pki"
+	"github.com/ferry-k8s/ferry/internal/testutil"
+)
+
+// containerd 2.x reads the rendered config.toml as it is: `containerd
+// config dump` shows it merged with the defaults, with no warning (an
+// unknown key would be one) and the values Ferry set.
+func TestContainerdConfigDump(t *testing.T) {
+	c := load(t, exampleConfig)
+	for _, tc := range []struct {
+		node                         string
+		systemd, restrictOOM, selinx bool
+	}{
+		{"cp1", true, false, true},
+		{"lab1", false, true, false},
+	} {
+		t.Run(tc.node, func(t *testing.T) {
+			f := exampleFacts(t, tc.node)
+			files := render(t, c, tc.node, f)
+			root := t.TempDir()
+			writeRoot(t, root, files)
+			cmd := exec.Command(containerd(t), "--config", filepath.Join(root, ContainerdConfigFile), "config", "dump")
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			if err := cmd.Run(); err != nil {
+				t.Fatalf("containerd config dump: %v\n%s", err, stderr.String())
+			}
+			if strings.Contains(stderr.String(), "level=warning") || strings.Contains(stderr.String(), "level=error") {
+				t.Errorf("containerd config dump warns:\n%s", stderr.String())
+			}
+			var dump map[string]any
+			if _, err := toml.Decode(stdout.String(), &dump); err != nil {
+				t.Fatalf("reading the dump: %v\n%s", err, stdout.String())
+			}
+			get := func(path ...string) any {
+				var v any = dump
+				for _, k := range path {
+					m, _ := v.(map[string]any)
+					v = m[k]
+				}
+				return v
+			}
+			images := []string{"plugins", "io.containerd.cri.v1.images"}
+			rt := []string{"plugins", "io.containerd.cri.v1.runtime"}
+			for _, check := range []struct {
+				path []string
+				want any
+			}{
+				{[]string{"version"}, int64(3)},
+				{[]string{"grpc", "address"}, "/run/containerd/containerd.sock"},
+				{append(images, "pinned_images", "sandbox"), f.PauseImage},
+				{append(images, "registry", "config_path"), ContainerdHostsDir},
+				{[]string{"plugins", "io.containerd.transfer.v1.local", "config_path"}, ContainerdHostsDir},
+				{append(rt, "containerd", "runtimes", "runc", "options", "SystemdCgroup"), tc.systemd},
+				{append(rt, "restrict_oom_score_adj"), tc.restrictOOM},
+				{append(rt, "enable_selinux"), tc.selinx},
+				{[]string{"plugins", "io.containerd.grpc.v1.cri", "stream_server_address"}, "127.0.0.1"},
+			} {
+				if got := get(check.path...); got != check.want {
+					t.Errorf("%s = %v, want %v", strings.Join(check.path, "."), got, check.want)
+				}
+			}
+		})
+	}
+}
+
+// A node's containerd (2.x, with the rendered config.toml; its CRI plugin
+// loads it) pulls the bundle's pause image through the rendered
+// hosts.toml: from the content service only, over TLS checked against the
+// content realm's CA (a DNS-only certificate, R29), with the upstream host
+// as ns=. An image the service does not hold is not found, and nothing is
+// asked of the upstream registry (R2: the air gap).
+func TestContainerdPullsFromTheContentService(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test runs containerd, which needs root")
+	}
+	// The content service: the registry handler over an image layout,
+	// with a server certificate of the content realm for "localhost".
+	realm, err := pki.NewRealm(pki.RealmContent, pki.Options{Organization: "nodeconfig-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := realm.IssueServer("localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM, err := leaf.KeyPEM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.X509KeyPair(leaf.CertPEM(), keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The upstream registry: a TLS server that counts connections. It
+	// must get none: the upstream is not reachable from an air-gapped node.
+	var upstreamConns atomic.Int64
+	upstream := httptest.NewUnstartedServer(http.NotFoundHandler())
+	upstream.Config.ErrorLog = log.New(io.Discard, "", 0)
+	upstream.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			upstreamConns.Add(1)
+		}
+	}
+	upstream.StartTLS()
+	defer upstream.Close()
+	_, upstreamPort, _ := net.SplitHostPort(upstream.Listener.Addr().String())
+	repo := "localhost:" + upstreamPort + "/k8s"
+
+	dir := t.TempDir()
+	layout := filepath.Join(dir, "layout")
+	pause := repo + "/pause:3.10.2"
+	pauseDigest, err := imagetest.WriteImage(layout, pause, 1, []int64{4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cni := "quay.example.com/ferry/cni:1.0"
+	if _, err := imagetest.WriteImage(layout, cni, 2, []int64{2048}); err != nil {
+		t.Fatal(err)
+	}
+	store, err := registrytest.OpenLayoutStore(layout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var requests []*http.Request
+	reg := registry.New(store, registry.Options{})
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		requests = append(requests, r.Clone(r.Context()))
+		mu.Unlock()
+		reg.ServeHTTP(w, r)
+	}))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	srv.StartTLS()
+	defer srv.Close()
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	caFile := filepath.Join(dir, "content-ca.crt")
+	if err := os.WriteFile(caFile, realm.CACertPEM(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	f := facts()
+	f.ImageRepository, f.PauseImage = repo, pause
+	f.ContentService = "localhost:" + port
+	f.ContentCAFile = caFile
+	f.Registries = []string{"quay.example.com"}
+	files := render(t, load(t, singleConfig), "n1", f)
+	root := filepath.Join(dir, "node")
+	writeRoot(t, root, files)
+	c := startContainerd(t, filepath.Join(root, ContainerdConfigFile))
+	plugins := c.ctr(t, "plugins", "ls")
+	for _, p := range []string{"images", "runtime"} {
+		if !regexp.MustCompile(`(?m)^io\.containerd\.cri\.v1\s+` + p + `\s+\S+\s+ok\s*$`).MatchString(plugins) {
+			t.Errorf("the CRI %s plugin did not load with the rendered configuration:\n%s", p, plugins)
+		}
+	}
+
+	hosts := filepath.Join(root, ContainerdHostsDir)
+	c.ctr(t, "image", "pull", "--hosts-dir", hosts, pause)
+	if ls := c.ctr(t, "image", "ls"); !strings.Contains(ls, pause) || !strings.Contains(ls, pauseDigest.String()) {
+		t.Errorf("ctr image ls does not show %s at %s:\n%s", pause, pauseDigest, ls)
+	}
+	c.ctr(t, "image", "pull", "--hosts-dir", hosts, cni)
+
+	mu.Lock()
+	n := len(requests)
+	for _, r := range requests {
+		ns := r.URL.Query().Get("ns")
+		if r.URL.Path != "/v2/" && ns != "localhost:"+upstreamPort && ns != "quay.example.com" {
+			t.Errorf("request %s %s without the upstream host as ns=", r.Method, r.URL)
+		}
+	}
+	mu.Unlock()
+	if n == 0 {
+		t.Fatal("the content service saw no request")
+	}
+
+	if out, err := c.ctrErr(t, "image", "pull", "--hosts-dir", hosts, repo+"/absent:1.0"); err == nil {
+		t.Fatalf("pulled an image the content service does not hold:\n%s", out)
+	}
+	if n := upstreamConns.Load(); n != 0 {
+		t.Errorf("containerd connected to the upstream registry %d times", n)
+	}
+}
+
+type containerdProc struct {
+	ctrBin, sock string
+}
+
+// startContainerd runs containerd 2.x with config (the rendered file, and
+// NRI off so that nothing is created under /var/run/nri) and its own
+// root, state and socket; it stops it when the test ends. containerd 2.x
+// always creates /run/containerd (its shims' socket directory is fixed):
+// the test removes it again when it made it and it is empty.
+func startContainerd(t *testing.T, config string) *containerdProc {
+	t.Helper()
+	bin, ctrBin := containerd(t), ctr(t)
+	dir := t.TempDir()
+	data, err := os.ReadFile(config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "config.toml")
+	data = append(data, "\n[plugins.\"io.containerd.nri.v1.nri\"]\n  disable = true\n"...)
+	if err := os.WriteFile(cfg, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A unix socket path is limited to 108 bytes: keep it short.
+	sockDir, err := os.MkdirTemp("", "ctd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(sockDir) })
+	hadRun := exists("/run/containerd")
+	c := &containerdProc{ctrBin: ctrBin, sock: filepath.Join(sockDir, "c.sock")}
+	logs := &testutil.SyncBuffer{}
+	cmd := exec.Command(bin, "--config", cfg, "--root", filepath.Join(dir, "root"), "--state", filepath.Join(dir, "state"),
+		"--address", c.sock, "--log-level", "info")
+	cmd.Stdout, cmd.Stderr = logs, logs
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-exited
+		}
+		if !hadRun {
+			_ = os.Remove("/run/containerd") // only when empty
+		}
+		if t.Failed() {
+			t.Logf("containerd log:\n%s", logs.String())
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		select {
+		case err := <-exited:
+			t.Fatalf("containerd exited: %v\n%s", err, logs.String())
+		default:
+		}
+		if _, err := c.ctrErr(t, "version"); err == nil {
+			return c
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("containerd did not start in 30 s:\n%s", logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (c *containerdProc) ctrErr(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(c.ctrBin, append([]string{"--address", c.sock, "--namespace", "nodeconfig-test"}, args...)...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func (c *containerdProc) ctr(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := c.ctrErr(t, args...)
+	if err != nil {
+		t.Fatalf("ctr %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}

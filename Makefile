@@ -74,7 +74,7 @@ deps: ## install what the tests need (Debian 12, as root)
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 	  ca-certificates git make gnupg xorriso skopeo dnf rpm createrepo-c coreutils bc \
 	  systemd containerd nginx debootstrap systemd-container iptables openssl \
-	  gcc libc6-dev libseccomp-dev umoci runc zstd
+	  gcc libc6-dev libseccomp-dev umoci runc dnf-plugins-core zstd
 
 clean: ## remove build output
 	rm -rf bin $(EXAMPLE_DIR) $(BUNDLE_DIR)

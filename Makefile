@@ -14,7 +14,7 @@ EXAMPLE_DIR ?= _example
 SOURCE_DATE_EPOCH ?= 1767225600
 export SOURCE_DATE_EPOCH
 
-.PHONY: help build test unit lint fuzz example bundle bench bench-serve bench-upstream e2e deps clean conformance
+.PHONY: help build test unit lint fuzz example bundle bench bench-serve bench-upstream e2e deps clean conformance vagrant-up vagrant-upgrade vagrant-check
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -74,7 +74,24 @@ deps: ## install what the tests need (Debian 12, as root)
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 	  ca-certificates git make gnupg xorriso skopeo dnf rpm createrepo-c coreutils bc \
 	  systemd containerd nginx debootstrap systemd-container iptables openssl \
-	  gcc libc6-dev libseccomp-dev umoci runc dnf-plugins-core zstd
+	  gcc libc6-dev libseccomp-dev umoci runc dnf-plugins-core zstd vagrant shellcheck
+
+VAGRANT ?= vagrant
+vagrant-up: ## evaluation cluster in VMs from an ISO (ISO=ferry.iso [KEYRING=release.pub.asc] [PROVIDER=libvirt|virtualbox]; see vagrant/README.md)
+	@test -n "$(ISO)" || { echo "usage: make vagrant-up ISO=path/to/ferry.iso [KEYRING=path/to/release.pub.asc]" >&2; exit 2; }
+	@test -f "$(ISO)" || { echo "vagrant-up: ISO $(ISO): no such file" >&2; exit 2; }
+	cd vagrant && FERRY_ISO='$(abspath $(ISO))' $(if $(KEYRING),FERRY_KEYRING='$(abspath $(KEYRING))') \
+	  $(VAGRANT) up --no-parallel $(if $(PROVIDER),--provider '$(PROVIDER)')
+
+vagrant-upgrade: ## upgrade the vagrant cluster: copy ISO=new.iso to the bootstrap VM, run installer upgrade --iso
+	@test -n "$(ISO)" || { echo "usage: make vagrant-upgrade ISO=path/to/new.iso" >&2; exit 2; }
+	@test -f "$(ISO)" || { echo "vagrant-upgrade: ISO $(ISO): no such file" >&2; exit 2; }
+	cd vagrant && $(VAGRANT) upload '$(abspath $(ISO))' /home/vagrant/ferry-upgrade.iso cp1
+	cd vagrant && $(VAGRANT) ssh cp1 -c 'sudo bash /vagrant/scripts/upgrade.sh /home/vagrant/ferry-upgrade.iso'
+
+vagrant-check: ## vagrant validate (dummy ISO, no provider needed) and shellcheck of vagrant/scripts
+	cd vagrant && FERRY_ISO=/nonexistent/ferry-check.iso $(VAGRANT) validate --ignore-provider
+	shellcheck --external-sources vagrant/scripts/*.sh
 
 clean: ## remove build output
 	rm -rf bin $(EXAMPLE_DIR) $(BUNDLE_DIR)

@@ -117,8 +117,12 @@ func buildDistroBundle(t *testing.T, dir string) *distroBundle {
 	if cache == "" {
 		cache = filepath.Join(CacheDir(), "builder")
 	}
+	// The day's start as the bundle's time: valid now, and the same all
+	// day, so the cached source builds and RPMs (whose build dates come
+	// from it) are reused by every run of the day.
+	epoch := time.Now().UTC().Truncate(24 * time.Hour)
 	if _, err := builder.Build(context.Background(), builder.Options{SpecPath: specFile, Output: b.iso, Signer: signer,
-		SourceDateEpoch: time.Now().Add(-time.Hour), InstallerBinary: b.installer, CacheDir: cache}); err != nil {
+		SourceDateEpoch: epoch, InstallerBinary: b.installer, CacheDir: cache}); err != nil {
 		t.Fatalf("building the e2e bundle: %v", err)
 	}
 	return b
@@ -166,6 +170,10 @@ spec:
         cgroupRoot: /node1
         failCgroupV1: false
         failSwapOn: false
+        # The machines share the host's disk with the build caches.
+        evictionHard: {memory.available: 100Mi, nodefs.available: 1%, imagefs.available: 1%, nodefs.inodesFree: 1%}
+        imageGCHighThresholdPercent: 100
+        imageGCLowThresholdPercent: 99
       containerd:
         restrictOOMScoreAdj: true
 `, apiEndpoint, fqdn)
@@ -187,7 +195,8 @@ spec:
 		if err != nil {
 			journal, _ := node.Exec("tail", "-n", "20", "/var/lib/ferry/journal.jsonl")
 			kubelet, _ := node.Exec("journalctl", "-u", "kubelet", "--no-pager", "-n", "60")
-			t.Fatalf("installer %v: %v\n%s\njournal:\n%s\nkubelet:\n%s", args, err, out, journal, kubelet)
+			containers, _ := node.Shell(`crictl ps -a; for c in $(crictl ps -a --state exited -q | head -n 6) $(crictl ps -q --name kube-apiserver); do echo "== $c"; crictl logs --tail 25 "$c" 2>&1; done`)
+			t.Fatalf("installer %v: %v\n%s\njournal:\n%s\nkubelet:\n%s\ncontainers:\n%s", args, err, out, journal, kubelet, containers)
 		}
 		return out
 	}
@@ -326,8 +335,8 @@ spec:
 			}
 			switch {
 			case strings.HasSuffix(p, "/apiserver.crt"):
-				if len(cert.IPAddresses) != 1 || cert.IPAddresses[0].String() != "10.96.0.1" {
-					t.Errorf("apiserver.crt IP SANs %v: want only the service IP", cert.IPAddresses)
+				if len(cert.IPAddresses) != 2 || cert.IPAddresses[0].String() != "10.96.0.1" || !cert.IPAddresses[1].Equal(node.IP) {
+					t.Errorf("apiserver.crt IP SANs %v: want the service IP and the node's API address", cert.IPAddresses)
 				}
 			case len(cert.IPAddresses) > 0:
 				t.Errorf("%s has IP SANs %v", p, cert.IPAddresses)

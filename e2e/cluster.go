@@ -71,8 +71,10 @@ type Node struct {
 	cmd     *exec.Cmd
 	exited  chan struct{}
 	waitErr error
-	pid     int      // the node's systemd (PID 1 inside), seen from the host
-	cgroups []string // the launcher's v1/v2 cgroups on the host
+	pid     int // the node's systemd (PID 1 inside), seen from the host
+	// containerdDir is bound at /var/lib/containerd in the node.
+	containerdDir string
+	cgroups       []string // the launcher's v1/v2 cgroups on the host
 }
 
 // Prerequisites checks what the harness needs on the host and fails the
@@ -298,7 +300,8 @@ func (c *Cluster) prepareNode(n *Node, base string) {
 	n.Root = filepath.Join(dir, "root")
 	n.Console = filepath.Join(dir, "console.log")
 	upper, work := filepath.Join(dir, "upper"), filepath.Join(dir, "work")
-	for _, d := range []string{n.Root, upper, work} {
+	n.containerdDir = filepath.Join(dir, "containerd")
+	for _, d := range []string{n.Root, upper, work, n.containerdDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -396,6 +399,11 @@ exec "$@"`
 	args = append(args, "--", nspawn, "-D", n.Root, "--register=no", "--keep-unit", "-b",
 		"--machine="+n.Machine, "--capability=all", "--system-call-filter=@keyring bpf",
 		"--bind=/dev/kmsg", "--network-bridge="+n.c.bridge.Name,
+		// containerd's overlayfs snapshots cannot live on the node's own
+		// overlay root (an upper directory on overlayfs is refused): on a
+		// real server /var/lib/containerd is a plain file system, here a
+		// directory of the host's.
+		"--bind="+n.containerdDir+":/var/lib/containerd",
 		"--resolv-conf=off", "--timezone=off", "--link-journal=no", "--console=read-only",
 		"--setenv=SYSTEMD_COLORS=0")
 	n.cmd = exec.Command("/bin/sh", args...)

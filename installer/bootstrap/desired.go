@@ -91,7 +91,7 @@ func desired(c *cluster.Cluster, n *cluster.Node, f *BundleFacts, nf *nodeFacts,
 
 	// PKI: the realms, kubeadm's leaves (DNS names only), the content
 	// service's, the kubelet's serving certificate and kube-proxy's client.
-	leaves, err := kubeadmLeaves(c, n)
+	leaves, err := kubeadmLeaves(c, n, nf.ips[nodeconfig.PlaneControlPlane])
 	if err != nil {
 		return converge.Desired{}, err
 	}
@@ -152,7 +152,7 @@ func desired(c *cluster.Cluster, n *cluster.Node, f *BundleFacts, nf *nodeFacts,
 		{Name: "kubelet.service"},
 		{Name: "kube-proxy.service", Start: true},
 	}
-	d.Kubeadm = &converge.KubeadmInit{Config: nodeconfig.InitConfigFile, Patches: nodeconfig.PatchesDir,
+	d.Kubeadm = &converge.KubeadmInit{Config: nodeconfig.InitConfigFile,
 		// kube-proxy runs as a host service with the host's iptables (the
 		// bundle's images carry no iptables binaries); see kubeProxyFiles.
 		SkipPhases: []string{"addon/kube-proxy"}}
@@ -160,7 +160,11 @@ func desired(c *cluster.Cluster, n *cluster.Node, f *BundleFacts, nf *nodeFacts,
 	// kubeadm points these at the node's IP; the API server's certificate
 	// names the node by its hostname.
 	local := fmt.Sprintf("https://%s:6443", n.Hostname)
-	d.Kubeadm.Servers = map[string]string{"/etc/kubernetes/controller-manager.conf": local, "/etc/kubernetes/scheduler.conf": local}
+	endpoint := "https://" + c.Spec.ControlPlaneEndpoint
+	d.Kubeadm.Servers = map[string]string{
+		"/etc/kubernetes/controller-manager.conf": local, "/etc/kubernetes/scheduler.conf": local, "/etc/kubernetes/kubelet.conf": local,
+		"/etc/kubernetes/admin.conf": endpoint, "/etc/kubernetes/super-admin.conf": endpoint,
+	}
 	if len(o.IgnorePreflightErrors) > 0 {
 		d.Kubeadm.IgnorePreflightErrors = o.IgnorePreflightErrors
 	}

@@ -38,7 +38,7 @@ type leafSpec struct {
 // names them. kubeadm takes leaves it finds on disk when they chain to the
 // CA (see the pki package's doc), and writes only the kubeconfigs and the
 // service-account key itself.
-func kubeadmLeaves(c *cluster.Cluster, n *cluster.Node) ([]leafSpec, error) {
+func kubeadmLeaves(c *cluster.Cluster, n *cluster.Node, advertise string) ([]leafSpec, error) {
 	endpoint, _, err := net.SplitHostPort(c.Spec.ControlPlaneEndpoint)
 	if err != nil {
 		endpoint = c.Spec.ControlPlaneEndpoint
@@ -48,11 +48,15 @@ func kubeadmLeaves(c *cluster.Cluster, n *cluster.Node) ([]leafSpec, error) {
 	if err != nil {
 		return nil, err
 	}
+	apiIPs := []net.IP{svcIP}
+	if ip := net.ParseIP(advertise); ip != nil {
+		apiIPs = append(apiIPs, ip)
+	}
 	apiNames := dedupe([]string{endpoint, n.Hostname, "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc." + domain})
 	etcdNames := dedupe([]string{n.Hostname, "localhost"})
 	p := func(rel string) string { return filepath.Join(KubernetesPKI, rel) }
 	return []leafSpec{
-		{p("apiserver.crt"), p("apiserver.key"), pki.RealmKubernetes, pki.LeafRequest{CommonName: "kube-apiserver", DNSNames: apiNames, ServiceIPs: []net.IP{svcIP}, Usage: pki.ServerAuth}},
+		{p("apiserver.crt"), p("apiserver.key"), pki.RealmKubernetes, pki.LeafRequest{CommonName: "kube-apiserver", DNSNames: apiNames, APIServerIPs: apiIPs, Usage: pki.ServerAuth}},
 		{p("apiserver-kubelet-client.crt"), p("apiserver-kubelet-client.key"), pki.RealmKubernetes, pki.LeafRequest{CommonName: "kube-apiserver-kubelet-client", Organizations: []string{"kubeadm:cluster-admins"}, Usage: pki.ClientAuth}},
 		{p("apiserver-etcd-client.crt"), p("apiserver-etcd-client.key"), pki.RealmEtcd, pki.LeafRequest{CommonName: "kube-apiserver-etcd-client", Usage: pki.ClientAuth}},
 		{p("front-proxy-client.crt"), p("front-proxy-client.key"), pki.RealmFrontProxy, pki.LeafRequest{CommonName: "front-proxy-client", Usage: pki.ClientAuth}},
@@ -136,6 +140,9 @@ func pkiFiles(o PKIOptions, leaves []leafSpec, realmsWanted []string) ([]converg
 					key = f.Content
 				}
 			}
+		}
+		if name == pki.RealmKubernetes {
+			files = append(files, converge.File{Path: filepath.Join(KubernetesPKI, "ca-signer.crt"), Mode: 0o644, Content: pemOf(r.Intermediate)})
 		}
 		files = append(files,
 			converge.File{Path: filepath.Join(KubernetesPKI, base+".crt"), Mode: 0o644, Content: r.CACertPEM()},
@@ -250,12 +257,12 @@ func currentLeaf(root string, l leafSpec, r *pki.Realm, now time.Time) (certPEM,
 		return nil, nil, nil
 	}
 	if cert.CheckSignatureFrom(r.Intermediate) != nil || pki.NeedsRotation(cert, now, pki.DefaultRotationThreshold) ||
-		!slices.Equal(cert.DNSNames, l.req.DNSNames) || len(cert.IPAddresses) != len(l.req.ServiceIPs) ||
+		!slices.Equal(cert.DNSNames, l.req.DNSNames) || len(cert.IPAddresses) != len(l.req.APIServerIPs) ||
 		(l.req.CommonName != "" && cert.Subject.CommonName != l.req.CommonName) ||
 		!bytes.Contains(certPEM, pemOf(r.Intermediate)) {
 		return nil, nil, nil
 	}
-	for i, ip := range l.req.ServiceIPs {
+	for i, ip := range l.req.APIServerIPs {
 		if !cert.IPAddresses[i].Equal(ip) {
 			return nil, nil, nil
 		}

@@ -56,7 +56,7 @@ func parseCert(t *testing.T, p string) *x509.Certificate {
 func TestPKIIsConvergent(t *testing.T) {
 	c, n := testCluster(t)
 	root := t.TempDir()
-	leaves, err := kubeadmLeaves(c, n)
+	leaves, err := kubeadmLeaves(c, n, "192.0.2.10")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,15 +81,15 @@ func TestPKIIsConvergent(t *testing.T) {
 		}
 		return len(ops)
 	}
-	if n := converge1(); n != 4*4+3*2+8*2 {
+	if n := converge1(); n != 4*4+3*2+1+8*2 {
 		t.Fatalf("first run wrote %d files", n)
 	}
 	if n := converge1(); n != 0 {
 		t.Fatalf("second run: %d changes", n)
 	}
 	api := parseCert(t, filepath.Join(root, KubernetesPKI, "apiserver.crt"))
-	if len(api.IPAddresses) != 1 || !api.IPAddresses[0].Equal(net.ParseIP("10.96.0.1")) {
-		t.Errorf("apiserver IP SANs %v: want only the service IP", api.IPAddresses)
+	if len(api.IPAddresses) != 2 || !api.IPAddresses[0].Equal(net.ParseIP("10.96.0.1")) || !api.IPAddresses[1].Equal(net.ParseIP("192.0.2.10")) {
+		t.Errorf("apiserver IP SANs %v: want the service IP and the node's API address", api.IPAddresses)
 	}
 	for _, want := range []string{"api.lab.example", "node1.lab.example", "kubernetes.default.svc.cluster.local"} {
 		if err := api.VerifyHostname(want); err != nil {

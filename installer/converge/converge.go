@@ -75,8 +75,7 @@ type Desired struct {
 // applied (so that the control plane's static Pods, which run as their own
 // users, can read their keys and kubeconfigs: R12), then the rest of init.
 type KubeadmInit struct {
-	Config     string // path of kubeadm.yaml
-	Patches    string // --patches directory
+	Config     string // path of kubeadm.yaml (it names its patches directory)
 	SkipPhases []string
 	Owned      []Owned
 	// IgnorePreflightErrors are passed on (documented per environment).

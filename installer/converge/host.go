@@ -369,9 +369,6 @@ func (h *Host) apply(ctx context.Context, d Desired, op Op) error {
 		if len(op.Kubeadm.IgnorePreflightErrors) > 0 {
 			args = append(args, "--ignore-preflight-errors", strings.Join(op.Kubeadm.IgnorePreflightErrors, ","))
 		}
-		if op.Kubeadm.Patches != "" {
-			args = append(args, "--patches", op.Kubeadm.Patches)
-		}
 		_, err := h.run(ctx, "kubeadm", args...)
 		return err
 	case KindManifest:

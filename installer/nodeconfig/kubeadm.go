@@ -241,7 +241,10 @@ func (r *renderer) clusterConfiguration() clusterConfiguration {
 		},
 	}
 	// Both serve only their health and metrics endpoints, on the loopback.
-	cc.ControllerManager.ExtraArgs = sortedArgs(tls(map[string]string{"profiling": "false", "bind-address": "127.0.0.1"}))
+	// The signer is the intermediate alone: ca.crt is the intermediate and
+	// the root (the trust bundle), and the CSR signer wants one certificate.
+	cc.ControllerManager.ExtraArgs = sortedArgs(tls(map[string]string{"profiling": "false", "bind-address": "127.0.0.1",
+		"cluster-signing-cert-file": SignerCertFile, "cluster-signing-key-file": CertificatesDir + "/ca.key"}))
 	cc.Scheduler.ExtraArgs = sortedArgs(tls(map[string]string{"profiling": "false", "bind-address": "127.0.0.1"}))
 	return cc
 }

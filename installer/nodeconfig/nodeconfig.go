@@ -35,6 +35,9 @@ const (
 
 	// CertificatesDir is kubeadm's certificatesDir.
 	CertificatesDir = "/etc/kubernetes/pki"
+	// SignerCertFile is the kubernetes realm's intermediate CA alone (ca.crt
+	// holds the chain): the controller-manager's CSR signer.
+	SignerCertFile = CertificatesDir + "/ca-signer.crt"
 	// EncryptionConfigFile is the API server's EncryptionConfiguration (R9).
 	EncryptionConfigFile = "/etc/kubernetes/encryption-config.yaml"
 	// AuthenticationConfigFile is the API server's AuthenticationConfiguration.

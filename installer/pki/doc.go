@@ -46,12 +46,15 @@
 //     (CreatePKIAssets) checks an existing leaf's SANs against the IPs it
 //     expects and fails, so joins run with
 //     --skip-phases=control-plane-prepare/certs.
-//   - Open point for R29: pods reach the API server at the kubernetes
-//     service IP (client-go's in-cluster config dials
-//     KUBERNETES_SERVICE_HOST and checks the certificate against that IP),
-//     so a DNS-only API server certificate fails them unless they use
-//     kubernetes.default.svc; this package refuses IP SANs without
-//     exception.
+//   - R29's exceptions, forced by how clients dial the API server: pods reach
+//     it at the kubernetes service IP (client-go's in-cluster configuration
+//     dials KUBERNETES_SERVICE_HOST and checks the certificate against that
+//     IP), and kubeadm talks to its local API server only by its advertise
+//     address (PointKubeConfigToLocalAPIEndpoint, for init, join and
+//     upgrade alike). So the API server's certificate, and only it, carries
+//     those two addresses (LeafRequest.APIServerIPs); every other
+//     certificate carries DNS names only, and every endpoint Ferry
+//     configures is a name.
 //   - The key files are read by keyutil.PrivateKeyFromFile: unencrypted
 //     PEM only (PKCS#8 "PRIVATE KEY" works); hence the intermediate key is
 //     not encrypted, and the root key never goes into /etc/kubernetes/pki.

@@ -36,13 +36,15 @@ type LeafRequest struct {
 	// addresses (R29), no wildcards (a certificate is one host's, R23).
 	// A server certificate needs at least one.
 	DNSNames []string
-	// ServiceIPs is the one exception to R29's "no IP SANs": the API
-	// server's address on the cluster's service network (the first address
-	// of the service subnet). It is a virtual address, not a host's, and
-	// every in-cluster client (client-go's in-cluster configuration dials
-	// KUBERNETES_SERVICE_HOST, an IP) checks the certificate against it. Only
-	// a server certificate may carry it.
-	ServiceIPs []net.IP
+	// APIServerIPs are R29's two exceptions to "no IP SANs", for the API
+	// server's certificate only: the kubernetes service address (virtual;
+	// client-go's in-cluster configuration dials KUBERNETES_SERVICE_HOST, an
+	// IP, and checks the certificate against it) and the node's own API
+	// address (kubeadm talks to its local API server only by its advertise
+	// address, an IP: kubeconfig.PointKubeConfigToLocalAPIEndpoint). Every
+	// endpoint Ferry configures is a name. Only a server certificate may
+	// carry them.
+	APIServerIPs []net.IP
 	// Usage: ServerAuth, ClientAuth or both.
 	Usage Usage
 	// Validity is the lifetime (default Options.LeafValidity, at most
@@ -94,12 +96,12 @@ func (r *Realm) Issue(req LeafRequest) (*Leaf, error) {
 	if req.Usage&ServerAuth != 0 && len(req.DNSNames) == 0 {
 		return fail("a server certificate needs a DNS name")
 	}
-	if len(req.ServiceIPs) > 0 && req.Usage&ServerAuth == 0 {
-		return fail("service IPs go only in a server certificate")
+	if len(req.APIServerIPs) > 0 && req.Usage&ServerAuth == 0 {
+		return fail("IP addresses go only in an API server certificate")
 	}
-	for _, ip := range req.ServiceIPs {
+	for _, ip := range req.APIServerIPs {
 		if ip == nil || ip.IsLoopback() || ip.IsUnspecified() {
-			return fail("service IP %v is not a service address", ip)
+			return fail("%v is not an address clients dial", ip)
 		}
 	}
 	cn := req.CommonName
@@ -145,7 +147,7 @@ func (r *Realm) Issue(req LeafRequest) (*Leaf, error) {
 		SerialNumber:          serial,
 		Subject:               pkix.Name{CommonName: cn, Organization: slices.Clone(req.Organizations)},
 		DNSNames:              slices.Clone(req.DNSNames),
-		IPAddresses:           slices.Clone(req.ServiceIPs),
+		IPAddresses:           slices.Clone(req.APIServerIPs),
 		NotBefore:             now.Add(-backdate),
 		NotAfter:              minTime(now.Add(validity), r.Intermediate.NotAfter),
 		KeyUsage:              x509.KeyUsageDigitalSignature,

@@ -577,7 +577,7 @@ func mustKey(t *testing.T, r *Realm) []byte {
 // R29 exception) and nothing else numeric.
 func TestIssueServiceIP(t *testing.T) {
 	r := newRealm(t, RealmKubernetes, Options{})
-	l, err := r.Issue(LeafRequest{DNSNames: []string{"api.example.com", "kubernetes.default.svc"}, ServiceIPs: []net.IP{net.ParseIP("10.96.0.1")}, Usage: ServerAuth})
+	l, err := r.Issue(LeafRequest{DNSNames: []string{"api.example.com", "kubernetes.default.svc"}, APIServerIPs: []net.IP{net.ParseIP("10.96.0.1")}, Usage: ServerAuth})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -601,8 +601,8 @@ func TestIssueRefuses(t *testing.T) {
 		{"IPv6 SAN", LeafRequest{DNSNames: []string{"::1"}, Usage: ServerAuth}, `"::1" is an IP address`},
 		{"bracketed IPv6 SAN", LeafRequest{DNSNames: []string{"[fd00::1]"}, Usage: ServerAuth}, `"[fd00::1]" is an IP address`},
 		{"IP SAN on a client", LeafRequest{CommonName: "x", DNSNames: []string{"127.0.0.1"}, Usage: ClientAuth}, "is an IP address"},
-		{"service IP on a client", LeafRequest{CommonName: "x", ServiceIPs: []net.IP{net.ParseIP("10.96.0.1")}, Usage: ClientAuth}, "only in a server certificate"},
-		{"loopback service IP", LeafRequest{DNSNames: []string{"api.example.com"}, ServiceIPs: []net.IP{net.ParseIP("127.0.0.1")}, Usage: ServerAuth}, "not a service address"},
+		{"service IP on a client", LeafRequest{CommonName: "x", APIServerIPs: []net.IP{net.ParseIP("10.96.0.1")}, Usage: ClientAuth}, "only in an API server certificate"},
+		{"loopback service IP", LeafRequest{DNSNames: []string{"api.example.com"}, APIServerIPs: []net.IP{net.ParseIP("127.0.0.1")}, Usage: ServerAuth}, "not an address clients dial"},
 		{"wildcard", LeafRequest{DNSNames: []string{"*.example.com"}, Usage: ServerAuth}, "no wildcard names"},
 		{"bad name", LeafRequest{DNSNames: []string{"api_server.example.com"}, Usage: ServerAuth}, "is not a DNS name"},
 		{"trailing dot", LeafRequest{DNSNames: []string{"api.example.com."}, Usage: ServerAuth}, "is not a DNS name"},

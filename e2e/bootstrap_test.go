@@ -171,7 +171,7 @@ spec:
         failCgroupV1: false
         failSwapOn: false
         # The machines share the host's disk with the build caches.
-        evictionHard: {memory.available: 100Mi, nodefs.available: 1%, imagefs.available: 1%, nodefs.inodesFree: 1%}
+        evictionHard: {memory.available: 100Mi, nodefs.available: 1%%, imagefs.available: 1%%, nodefs.inodesFree: 1%%}
         imageGCHighThresholdPercent: 100
         imageGCLowThresholdPercent: 99
       containerd:

@@ -148,6 +148,11 @@ func TestBootstrapSingleServer(t *testing.T) {
 	// and its kubelet cgroup root (cgroupRoot below; the machine's own
 	// cgroup subtree, see E2E-NODES.md).
 	node.MustExec(t, "/bin/sh", "-ec", fmt.Sprintf("echo '%s %s node1 %s' >> /etc/hosts", node.IP, fqdn, apiEndpoint))
+	// A site's resolver (CoreDNS forwards what is not the cluster's to the
+	// node's; kubeadm's Corefile needs one to start). Nothing answers at the
+	// bridge address: forwarded queries fail, as they would for names
+	// outside an air-gapped site.
+	node.MustExec(t, "/bin/sh", "-ec", fmt.Sprintf("echo 'nameserver %s' > /etc/resolv.conf", c.Bridge().HostIP))
 	node.MustExec(t, "/bin/sh", "-ec", `for h in /sys/fs/cgroup/*/; do mkdir -p "$h/node1"; done`)
 	clusterYAML := fmt.Sprintf(`apiVersion: ferry.dev/v1alpha1
 kind: Cluster
@@ -274,6 +279,15 @@ spec:
 		out, err := node.Exec("curl", "-sS", "--max-time", "5", "http://"+svcIP+"/")
 		return err == nil && strings.HasPrefix(out, "ferry-e2e-web web-"), out
 	})
+	waitFor("CoreDNS available (from the bundle's image, as its non-root user)", 2*time.Minute, func() (bool, string) {
+		out, err := kubectl("-n", "kube-system", "get", "deployment", "coredns", "-o", "jsonpath={.status.availableReplicas}")
+		if err == nil && out == "2" {
+			return true, out
+		}
+		pods, _ := kubectl("-n", "kube-system", "get", "pods", "-l", "k8s-app=kube-dns", "-o", "wide")
+		logs, _ := kubectl("-n", "kube-system", "logs", "-l", "k8s-app=kube-dns", "--tail", "5", "--previous")
+		return false, out + "\n" + pods + "\n" + logs
+	})
 	if pdb, err := kubectl("get", "pdb", "web", "-o", "jsonpath={.status.disruptionsAllowed}"); err != nil || pdb != "1" {
 		t.Errorf("PDB disruptionsAllowed %q %v", pdb, err)
 	}
@@ -378,6 +392,12 @@ spec:
 		t.Errorf("installer apply after bootstrap:\n%s", out)
 	}
 	phase(fmt.Sprintf("installer apply: 0 changes in %s", time.Since(again).Round(time.Millisecond)))
+	status := bootstrap("status", "--json")
+	for _, want := range []string{`"initialized": true`, `"kubelet": "1.36.3-1.ferry"`, `"status": "done"`, `"name": "ferry-kubernetes"`} {
+		if !strings.Contains(status, want) {
+			t.Errorf("installer status lacks %s:\n%s", want, status)
+		}
+	}
 	c.AssertNoForwarding(t)
 }
 

@@ -78,3 +78,42 @@ func runConverge(c *cli.Context, iso, config, keyring string) error {
 	fmt.Fprintf(c.App.Writer, "node %s converged to %s: %d changes in %d round(s), %s\n", res.Node, res.Bundle, res.Changes, res.Rounds, res.Took.Round(1e6))
 	return nil
 }
+
+func statusCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "status",
+		Usage:     "show this node: installed versions, imported bundles, the last apply",
+		UsageText: "installer status [--json]",
+		Flags:     []cli.Flag{cliutil.JSONFlag},
+		Action: func(c *cli.Context) error {
+			st, err := bootstrap.ReadStatus(c.Context, "/")
+			if err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				return cliutil.PrintJSON(c, st)
+			}
+			w := c.App.Writer
+			fmt.Fprintf(w, "kubeadm initialized: %v\n", st.Initialized)
+			fmt.Fprintln(w, "packages:")
+			for _, p := range bootstrap.NodePackages {
+				v := st.Packages[p]
+				if v == "" {
+					v = "(not installed)"
+				}
+				fmt.Fprintf(w, "  %-16s %s\n", p, v)
+			}
+			fmt.Fprintln(w, "bundles:")
+			for _, b := range st.Bundles {
+				fmt.Fprintf(w, "  %s %s (Kubernetes %s) %s\n", b.Name, b.Version, b.KubernetesVersion, b.Path)
+			}
+			if st.LastApply != nil {
+				fmt.Fprintf(w, "last apply: %s %s %s\n", st.LastApply.Time.Format("2006-01-02 15:04:05Z"), st.LastApply.Status, st.LastApply.Op)
+				if st.LastApply.Error != "" {
+					fmt.Fprintf(w, "  error: %s\n", st.LastApply.Error)
+				}
+			}
+			return nil
+		},
+	}
+}

@@ -89,7 +89,7 @@ func LoadLock(file string) (*Lock, error) {
 func ParseLock(data []byte) (*Lock, error) {
 	var l Lock
 	if err := yaml.UnmarshalStrict(data, &l); err != nil {
-		if unknown := unknownFields(data, reflect.TypeOf(l)); len(unknown) > 0 {
+		if unknown := UnknownFields(data, reflect.TypeOf(l)); len(unknown) > 0 {
 			var errs []error
 			for _, f := range unknown {
 				errs = append(errs, fieldErr(f, "unknown field"))

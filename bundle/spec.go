@@ -174,7 +174,7 @@ func ParseSpec(data []byte, dir string) (*Spec, error) {
 func parseSpec(data []byte, dir string, opts SpecOptions) (*Spec, error) {
 	var s Spec
 	if err := yaml.UnmarshalStrict(data, &s); err != nil {
-		if unknown := unknownFields(data, reflect.TypeOf(s)); len(unknown) > 0 {
+		if unknown := UnknownFields(data, reflect.TypeOf(s)); len(unknown) > 0 {
 			var errs []error
 			for _, f := range unknown {
 				errs = append(errs, fieldErr(f, "unknown field (check its spelling and indentation)"))

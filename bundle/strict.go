@@ -9,11 +9,12 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// unknownFields lists the field paths of data (YAML) that t, a struct type
+// UnknownFields lists the field paths of data (YAML) that t, a struct type
 // with json tags, does not have: "spec.packages[0].recursive". The strict
 // decoder only says `unknown field "recursive"`; a person editing a long
-// spec wants to know where.
-func unknownFields(data []byte, t reflect.Type) []string {
+// file wants to know where. Map fields take any key. Every Ferry
+// configuration file (bundle spec, lock, cluster.yaml) reports with it.
+func UnknownFields(data []byte, t reflect.Type) []string {
 	var doc any
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil

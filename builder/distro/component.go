@@ -164,7 +164,6 @@ func Components(v bundle.ComponentVersions) []Component {
 		k8sX[pkg+".gitMajor"] = "1"
 		k8sX[pkg+".gitMinor"] = minor
 		k8sX[pkg+".gitTreeState"] = "clean"
-		k8sX[pkg+".buildDate"] = "@BUILDTIME@"
 	}
 	k8s := func(names ...string) []Binary {
 		var bins []Binary

@@ -33,7 +33,9 @@ type GoBuilder struct {
 	Go string
 	// CacheDir holds wrapper modules (src/) and built binaries (bin/).
 	CacheDir string
-	// BuildTime is stamped where a component records its build date.
+	// BuildTime replaces @BUILDTIME@ in a component's -X settings. The
+	// catalog uses none: Kubernetes' buildDate keeps its default, so that
+	// one cached binary serves builds of every SOURCE_DATE_EPOCH.
 	BuildTime time.Time
 	// Log receives progress; nil discards it.
 	Log *slog.Logger

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
-	"sort"
 	"strings"
 
 	"sigs.k8s.io/yaml"
@@ -55,7 +54,7 @@ func Parse(data []byte) (*Cluster, error) {
 	}
 	var c Cluster
 	if err := yaml.UnmarshalStrict(data, &c); err != nil {
-		if unknown := unknownFields(data, reflect.TypeFor[Cluster]()); len(unknown) > 0 {
+		if unknown := bundle.UnknownFields(data, reflect.TypeFor[Cluster]()); len(unknown) > 0 {
 			var errs []error
 			for _, f := range unknown {
 				errs = append(errs, fieldErr(f, "unknown field (check its spelling and indentation)"))
@@ -117,65 +116,3 @@ func describeType(goType string) string {
 	return goType
 }
 
-// unknownFields lists the field paths of data (YAML) that t, a struct type
-// with json tags, does not have: "spec.nodes[0].rolez". The strict decoder
-// only says `unknown field "rolez"`; a person editing a long file wants to
-// know where.
-func unknownFields(data []byte, t reflect.Type) []string {
-	var doc any
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil
-	}
-	var out []string
-	walkUnknown(doc, t, "", &out)
-	sort.Strings(out)
-	return out
-}
-
-func walkUnknown(v any, t reflect.Type, path string, out *[]string) {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	switch val := v.(type) {
-	case map[string]any:
-		if t.Kind() != reflect.Struct {
-			return // a map field (labels, kubelet): any key parses
-		}
-		fields := jsonFields(t)
-		for k, sub := range val {
-			p := k
-			if path != "" {
-				p = path + "." + k
-			}
-			ft, ok := fields[k]
-			if !ok {
-				*out = append(*out, p)
-				continue
-			}
-			walkUnknown(sub, ft, p, out)
-		}
-	case []any:
-		if t.Kind() != reflect.Slice {
-			return
-		}
-		for i, sub := range val {
-			walkUnknown(sub, t.Elem(), fmt.Sprintf("%s[%d]", path, i), out)
-		}
-	}
-}
-
-func jsonFields(t reflect.Type) map[string]reflect.Type {
-	m := map[string]reflect.Type{}
-	for i := range t.NumField() {
-		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		if name == "-" || !f.IsExported() {
-			continue
-		}
-		if name == "" {
-			name = f.Name
-		}
-		m[name] = f.Type
-	}
-	return m
-}

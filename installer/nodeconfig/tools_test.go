@@ -1,34 +1,15 @@
 package nodeconfig
 
 import (
-	"context"
-	"os"
-	"path/filepath"
-	"slices"
-	"sync"
 	"testing"
-	"time"
 
-	"github.com/ferry-k8s/ferry/builder/distro"
-	"github.com/ferry-k8s/ferry/bundle"
+	"github.com/ferry-k8s/ferry/builder/distro/distrotest"
 )
 
 // The versions the tests render for and run: the default bundle's.
 const (
-	testKubernetesVersion = "v1.36.3"
-	testContainerdVersion = "v2.2.9"
-	testEtcdVersion       = "v3.6.8"
+	testKubernetesVersion = "v1.36.3" // distrotest.Versions.Kubernetes
 )
-
-// toolBuildTime stamps the Kubernetes binaries (their build date) as the
-// builder's tests do (builder/build_test.go), so that both find the same
-// entries in the builder's binary cache.
-var toolBuildTime = time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
-
-var tools struct {
-	sync.Mutex
-	paths map[string]string
-}
 
 // kubeadm is the kubeadm the tests run: $FERRY_KUBEADM, or kubeadm built
 // from k8s.io/kubernetes at testKubernetesVersion by the distribution
@@ -58,63 +39,10 @@ func kubeAPIServer(t *testing.T) string {
 func etcd(t *testing.T) string    { return tool(t, "FERRY_ETCD", "etcd", "etcd") }
 func etcdctl(t *testing.T) string { return tool(t, "FERRY_ETCDCTL", "etcd", "etcdctl") }
 
-// tool finds a program of the distribution: the file named by $env, or the
-// binary built by distro.GoBuilder (the builder's own source build: a
-// wrapper module pinned to the upstream version, go.sum checked by the
-// checksum database) into the builder's cache,
-// $FERRY_CACHE_DIR/distro/go or <user cache>/ferry/distro/go. The whole
-// component is built, exactly as the builder builds it, so the two share
-// one cache entry (and one wrapper module): with the builder's cache warm
-// it is instant; cold, it compiles for minutes. A missing program fails
-// the test.
+// tool is distrotest.Tool: $env, or the builder's own build of the binary.
 func tool(t *testing.T, env, component, binary string) string {
 	t.Helper()
-	if p := os.Getenv(env); p != "" {
-		if fi, err := os.Stat(p); err != nil || !fi.Mode().IsRegular() {
-			t.Fatalf("$%s=%s: not a file (%v)", env, p, err)
-		}
-		return p
-	}
-	tools.Lock()
-	defer tools.Unlock()
-	key := component + "/" + binary
-	if p, ok := tools.paths[key]; ok {
-		return p
-	}
-	cache := os.Getenv("FERRY_CACHE_DIR")
-	if cache == "" {
-		d, err := os.UserCacheDir()
-		if err != nil {
-			t.Fatalf("no cache directory for building %s (set $FERRY_CACHE_DIR or $%s): %v", binary, env, err)
-		}
-		cache = filepath.Join(d, "ferry")
-	}
-	var comp *distro.Component
-	for _, c := range distro.Components(bundle.ComponentVersions{Kubernetes: testKubernetesVersion, Containerd: testContainerdVersion, Etcd: testEtcdVersion}) {
-		if c.Name == component && slices.ContainsFunc(c.Binaries, func(b distro.Binary) bool { return b.Name == binary }) {
-			comp = &c
-		}
-	}
-	if comp == nil {
-		t.Fatalf("the distribution has no binary %s in component %s", binary, component)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
-	defer cancel()
-	g := &distro.GoBuilder{CacheDir: filepath.Join(cache, "distro", "go"), BuildTime: toolBuildTime}
-	built, err := g.Build(ctx, *comp)
-	if err != nil {
-		t.Fatalf("building %s for the test (set $%s to a %s binary instead): %v", binary, env, binary, err)
-	}
-	if !built.Cached {
-		t.Logf("compiled %s %s into %s (set $%s to use another binary)", binary, comp.Version, g.CacheDir, env)
-	}
-	if tools.paths == nil {
-		tools.paths = map[string]string{}
-	}
-	for name, p := range built.Binaries {
-		tools.paths[component+"/"+name] = p
-	}
-	return built.Binaries[binary]
+	return distrotest.Tool(t, env, component, binary)
 }
 
 // TestTools builds (or finds) the programs the other tests run.

@@ -115,4 +115,3 @@ func describeType(goType string) string {
 	}
 	return goType
 }
-

@@ -440,7 +440,7 @@ func encryptionKey(root string) ([]byte, error) {
 // hostProvides is an RPM that declares what a host not managed by rpm
 // (Debian, as the test machines) already has: /bin/sh, which the
 // scriptlets of the distribution's packages require. It has no files.
-func hostProvides(root string, now time.Time) (string, error) {
+func hostProvides(root string) (string, error) {
 	p := filepath.Join(root, StateDir, hostProvidesName+".rpm")
 	pkg := rpmbuild.Package{Name: hostProvidesName, Version: "1", Release: "1", Arch: "noarch",
 		Summary: "What this host provides outside rpm's database (made by the Ferry installer)", License: "Apache-2.0",

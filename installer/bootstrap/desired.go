@@ -67,7 +67,7 @@ func desired(c *cluster.Cluster, n *cluster.Node, f *BundleFacts, nf *nodeFacts,
 		d.Packages[p] = v
 	}
 	if !nf.hasShell {
-		p, err := hostProvides(o.Root, o.Now())
+		p, err := hostProvides(o.Root)
 		if err != nil {
 			return converge.Desired{}, err
 		}

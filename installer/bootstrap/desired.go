@@ -151,6 +151,7 @@ func desired(c *cluster.Cluster, n *cluster.Node, f *BundleFacts, nf *nodeFacts,
 		{Name: "containerd.service", Start: true},
 		{Name: "kubelet.service"},
 		{Name: "kube-proxy.service", Start: true},
+		{Name: "ferry-node.service", Start: true},
 	}
 	d.Kubeadm = &converge.KubeadmInit{Config: nodeconfig.InitConfigFile,
 		// kube-proxy runs as a host service with the host's iptables (the

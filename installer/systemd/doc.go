@@ -4,6 +4,8 @@
 //   - ferry-content.service: `installer serve`, Type=notify with watchdog,
 //     as the unprivileged user ferry, hardened (see the file).
 //   - ferry.sysusers: the ferry user and group, for systemd-sysusers.
+//   - ferry-node.service: `installer daemon`, Type=notify with watchdog, the
+//     node's convergence on demand over a root-only Unix socket.
 //
 // The tests check them with systemd-analyze verify and security, and
 // systemd-sysusers.
@@ -16,6 +18,12 @@ import _ "embed"
 //
 //go:embed ferry-content.service
 var ContentUnit []byte
+
+// NodeUnit is ferry-node.service, installed as
+// /usr/lib/systemd/system/ferry-node.service.
+//
+//go:embed ferry-node.service
+var NodeUnit []byte
 
 // Sysusers is ferry.sysusers, installed as /usr/lib/sysusers.d/ferry.conf.
 //

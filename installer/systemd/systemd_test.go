@@ -166,3 +166,24 @@ func TestSysusersCreatesTheUser(t *testing.T) {
 		t.Errorf("uid %d is not a system uid", uid)
 	}
 }
+
+// The node daemon's unit verifies and is what `installer daemon` expects:
+// Type=notify with a watchdog, the socket's runtime directory root-only.
+func TestNodeUnitVerifies(t *testing.T) {
+	sa := need(t, "systemd-analyze")
+	root, _ := verifyRoot(t)
+	unit := "/etc/systemd/system/ferry-node.service"
+	if err := os.WriteFile(filepath.Join(root, unit), NodeUnit, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(sa, "verify", "--man=no", "--root="+root, unit).CombinedOutput()
+	if err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
+	}
+	d := directives(t, NodeUnit)
+	for k, want := range map[string]string{"Type": "notify", "ExecStart": "/usr/bin/installer daemon", "RuntimeDirectory": "ferry/node", "RuntimeDirectoryMode": "0700"} {
+		if len(d[k]) != 1 || d[k][0] != want {
+			t.Errorf("%s = %v, want %s", k, d[k], want)
+		}
+	}
+}

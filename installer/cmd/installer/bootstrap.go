@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"os/signal"
+	"syscall"
 
 	"github.com/urfave/cli/v2"
 
@@ -114,6 +116,32 @@ func statusCommand() *cli.Command {
 				}
 			}
 			return nil
+		},
+	}
+}
+
+func daemonCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "daemon",
+		Usage:     "the node daemon: converge this node on demand, serve its status (a systemd unit, Type=notify)",
+		UsageText: "installer daemon [--socket /run/ferry/node/node.sock]",
+		Description: `Serves on a Unix socket only root can reach:
+   GET  /status   installed versions, imported bundles, the last apply
+   POST /apply    converge now (?dryRun=true for the plan only)
+Run by ferry-node.service; 'installer apply' does the same in the foreground.`,
+		Flags: []cli.Flag{
+			&cli.PathFlag{Name: "socket", Value: bootstrap.DefaultSocket, Usage: "the Unix socket to serve on"},
+			&cli.StringFlag{Name: "node", Usage: "this node's name in cluster.yaml (default: by hostname)"},
+		},
+		Action: func(c *cli.Context) error {
+			log, err := cliutil.Logger(c)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
+			d := bootstrap.NewDaemon(bootstrap.DaemonOptions{Socket: c.Path("socket"), Apply: bootstrap.Options{Node: c.String("node"), Log: log}, Log: log})
+			return d.Serve(ctx)
 		},
 	}
 }

@@ -1,0 +1,84 @@
+package bootstrap
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The daemon serves the node's status and runs apply on demand over its
+// Unix socket (0700 directory); a failed apply answers 500 with the
+// reason and shows in the status; it notifies systemd when ready and
+// when stopping.
+func TestDaemonStatusAndApply(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, StateDir), 0o700)
+	os.WriteFile(filepath.Join(root, StateDir, "journal.jsonl"), []byte(`{"time":"2026-11-21T08:00:00Z","op":"write file /etc/x (missing)","status":"done"}`+"\n"), 0o600)
+	sock := filepath.Join(t.TempDir(), "run", "node.sock")
+	var notes []string
+	notified := make(chan string, 8)
+	d := NewDaemon(DaemonOptions{Socket: sock, Apply: Options{Root: root, Node: "node1"},
+		Notify: func(s string) { notified <- s }})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Serve(ctx) }()
+	select {
+	case s := <-notified:
+		notes = append(notes, s)
+	case err := <-done:
+		t.Fatal(err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("not ready")
+	}
+	if fi, err := os.Stat(filepath.Dir(sock)); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("socket directory: %v %v", fi, err)
+	}
+	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}}
+	resp, err := c.Get("http://node/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		LastApply struct{ Status, Op string }
+		Packages  map[string]string
+	}
+	json.NewDecoder(resp.Body).Decode(&st)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || st.LastApply.Status != "done" || len(st.Packages) != len(NodePackages) {
+		t.Fatalf("status %d: %+v", resp.StatusCode, st)
+	}
+	// No cluster.yaml under this root: the apply fails and says why.
+	resp, err = c.Post("http://node/apply", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fail struct{ Error string }
+	json.NewDecoder(resp.Body).Decode(&fail)
+	resp.Body.Close()
+	if resp.StatusCode != 500 || !strings.Contains(fail.Error, "cluster.yaml") {
+		t.Fatalf("apply: %d %q", resp.StatusCode, fail.Error)
+	}
+	resp, _ = c.Get("http://node/status")
+	var st2 struct{ LastError string }
+	json.NewDecoder(resp.Body).Decode(&st2)
+	resp.Body.Close()
+	if !strings.Contains(st2.LastError, "cluster.yaml") {
+		t.Fatalf("status after the failed apply: %+v", st2)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	notes = append(notes, <-notified)
+	if strings.Join(notes, ",") != "READY=1,STOPPING=1" {
+		t.Fatalf("notifications %v", notes)
+	}
+}

@@ -392,6 +392,16 @@ spec:
 		t.Errorf("installer apply after bootstrap:\n%s", out)
 	}
 	phase(fmt.Sprintf("installer apply: 0 changes in %s", time.Since(again).Round(time.Millisecond)))
+	// The node daemon (ferry-node.service, from the installer RPM) serves
+	// the same status and runs apply on demand.
+	daemonStatus := node.MustExec(t, "curl", "-fsS", "--max-time", "10", "--unix-socket", "/run/ferry/node/node.sock", "http://node/status")
+	if !strings.Contains(daemonStatus, `"initialized": true`) {
+		t.Errorf("node daemon status:\n%s", daemonStatus)
+	}
+	daemonApply := node.MustExec(t, "curl", "-fsS", "--max-time", "120", "--unix-socket", "/run/ferry/node/node.sock", "-X", "POST", "http://node/apply")
+	if !strings.Contains(daemonApply, `"changes": 0`) {
+		t.Errorf("node daemon apply:\n%s", daemonApply)
+	}
 	status := bootstrap("status", "--json")
 	for _, want := range []string{`"initialized": true`, `"kubelet": "1.36.3-1.ferry"`, `"status": "done"`, `"name": "ferry-kubernetes"`} {
 		if !strings.Contains(status, want) {

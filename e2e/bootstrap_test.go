@@ -398,7 +398,7 @@ spec:
 	if !strings.Contains(daemonStatus, `"initialized": true`) {
 		t.Errorf("node daemon status:\n%s", daemonStatus)
 	}
-	daemonApply := node.MustExec(t, "curl", "-fsS", "--max-time", "120", "--unix-socket", "/run/ferry/node/node.sock", "-X", "POST", "http://node/apply")
+	daemonApply := node.MustExec(t, "curl", "-sS", "--max-time", "120", "--unix-socket", "/run/ferry/node/node.sock", "-X", "POST", "http://node/apply")
 	if !strings.Contains(daemonApply, `"changes": 0`) {
 		t.Errorf("node daemon apply:\n%s", daemonApply)
 	}

@@ -385,7 +385,10 @@ spec:
 		}
 	})
 
-	// R3: a second run changes nothing, and says so.
+	// R3: a second run changes nothing, and says so; so does the plan alone.
+	if out := bootstrap("apply", "--dry-run"); !strings.Contains(out, "\n0 changes") {
+		t.Errorf("installer apply --dry-run after bootstrap:\n%s", out)
+	}
 	again := time.Now()
 	out = bootstrap("apply")
 	if !strings.Contains(out, "0 changes") {

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -73,6 +74,14 @@ func (g *GoBuilder) Build(ctx context.Context, c Component) (*Built, error) {
 		return nil, err
 	}
 	src := filepath.Join(g.CacheDir, "src", c.Name+"@"+c.Version)
+	// Builds sharing the cache (parallel test packages, two builders) take
+	// turns per component: the wrapper module and the binaries are written
+	// in place.
+	unlock, err := lockFile(src + ".lock")
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	if err := g.prepareModule(ctx, c, src); err != nil {
 		return nil, fmt.Errorf("preparing the module of %s %s: %w", c.Name, c.Version, err)
 	}
@@ -279,4 +288,21 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// lockFile takes an exclusive flock on path (created if missing); the
+// returned function releases it.
+func lockFile(path string) (func(), error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking %s: %w", path, err)
+	}
+	return func() { f.Close() }, nil
 }

@@ -112,3 +112,29 @@ func TestKubernetesWrapperReplacesStaging(t *testing.T) {
 		t.Errorf("wrapper go.mod points at staging directories:\n%s", mod)
 	}
 }
+
+// Two builds of one component sharing a cache (parallel test packages, two
+// builders) take turns: both succeed with the same binary.
+func TestConcurrentBuildsShareTheCache(t *testing.T) {
+	c := component(t, bundle.ComponentVersions{Pause: "3.10.2"}, "pause")
+	dir := t.TempDir()
+	type out struct {
+		b   *Built
+		err error
+	}
+	res := make(chan out, 2)
+	for range 2 {
+		go func() {
+			g := &GoBuilder{CacheDir: dir, BuildTime: testBuildTime}
+			b, err := g.Build(context.Background(), c)
+			res <- out{b, err}
+		}()
+	}
+	a, b := <-res, <-res
+	if a.err != nil || b.err != nil {
+		t.Fatalf("concurrent builds: %v, %v", a.err, b.err)
+	}
+	if a.b.Binaries["pause"] != b.b.Binaries["pause"] || (a.b.Cached == b.b.Cached) {
+		t.Fatalf("want one compile and one cache hit of the same binary: %+v %+v", a.b, b.b)
+	}
+}

@@ -23,7 +23,7 @@ build: ## static bin/builder and bin/installer
 	$(GO) build -trimpath -tags '$(GO_TAGS)' -ldflags '$(LDFLAGS)' -o bin/ ./builder/cmd/builder ./installer/cmd/installer
 
 test: lint ## every test tier this machine can run (unit + integration with real gpg, dnf, rpm, xorriso, skopeo)
-	$(GO) test -tags '$(GO_TAGS)' -count=1 ./...
+	$(GO) test -tags '$(GO_TAGS)' -count=1 -timeout 40m ./...
 
 unit: ## quick tests only (-short skips nothing that CI counts; it only shortens loops)
 	$(GO) test -tags '$(GO_TAGS)' -short ./...
@@ -67,7 +67,7 @@ bench-upstream: build ## builder lock+build from a yum repo and a registry vs dn
 	bash bench/upstream.sh
 
 e2e: ## end-to-end suites on systemd-nspawn nodes behind an air-gapped bridge (root; E2E_RUN=regex)
-	$(GO) test -tags 'e2e $(GO_TAGS)' -count=1 ./e2e/... $(if $(E2E_RUN),-run '$(E2E_RUN)')
+	$(GO) test -tags 'e2e $(GO_TAGS)' -count=1 -timeout 40m ./e2e/... $(if $(E2E_RUN),-run '$(E2E_RUN)')
 
 deps: ## install what the tests need (Debian 12, as root)
 	apt-get update -qq

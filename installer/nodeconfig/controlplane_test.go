@@ -18,7 +18,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -187,58 +186,12 @@ func nodeAddress(t *testing.T) string {
 	return ""
 }
 
-func freePorts(t *testing.T, n int) []string {
-	t.Helper()
-	var ports []string
-	var ls []net.Listener
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		_, p, _ := net.SplitHostPort(l.Addr().String())
-		ports = append(ports, p)
-	}
-	for _, l := range ls {
-		l.Close()
-	}
-	return ports
-}
+func freePorts(t *testing.T, n int) []string { return testutil.FreePorts(t, n) }
 
-// start runs a control-plane program until the test ends; the channel is
-// closed when it exits.
+// start runs a control-plane program (args[0]) until the test ends.
 func start(t *testing.T, name string, args []string) <-chan struct{} {
 	t.Helper()
-	logs := &testutil.SyncBuffer{}
-	cmd := exec.Command(args[0], args[1:]...)
-	cmd.Stdout, cmd.Stderr = logs, logs
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("%s %s\n%s", name, strings.Join(args[1:], " "), tail(logs.String(), 8000))
-		}
-	})
-	return done
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return "…" + s[len(s)-n:]
-	}
-	return s
+	return testutil.StartProcess(t, name, nil, args[0], args[1:]...)
 }
 
 func get(c *http.Client, url string) (int, string, error) {

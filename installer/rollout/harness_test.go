@@ -10,14 +10,12 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -230,56 +228,14 @@ func (tc *testCluster) addNodes(t testing.TB, prefix string, count, cps int) []s
 	}
 }
 
-func freePorts(t testing.TB, n int) []string {
-	t.Helper()
-	var ports []string
-	var ls []net.Listener
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		_, p, _ := net.SplitHostPort(l.Addr().String())
-		ports = append(ports, p)
-	}
-	for _, l := range ls {
-		l.Close()
-	}
-	return ports
-}
+func freePorts(t testing.TB, n int) []string { return testutil.FreePorts(t, n) }
 
 func start(t testing.TB, name, bin string, args ...string) <-chan struct{} {
-	return startEnv(t, name, nil, bin, args...)
+	return testutil.StartProcess(t, name, nil, bin, args...)
 }
 
-// startEnv runs a program until the test ends; the channel is closed when
-// it exits. Its output is shown when the test fails.
 func startEnv(t testing.TB, name string, env []string, bin string, args ...string) <-chan struct{} {
-	t.Helper()
-	logs := &testutil.SyncBuffer{}
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = logs, logs
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("%s %s\n%s", name, strings.Join(args, " "), tail(logs.String(), 6000))
-		}
-	})
-	return done
+	return testutil.StartProcess(t, name, env, bin, args...)
 }
 
 // kwokStages are the stage configurations kwok's release ships (its

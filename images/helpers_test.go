@@ -1,37 +1,25 @@
 package images
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	digest "github.com/opencontainers/go-digest"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/ferry-k8s/ferry/internal/testutil"
 )
 
 // skopeo runs the real skopeo binary; a missing binary fails the test.
 func skopeo(t testing.TB, args ...string) []byte {
 	t.Helper()
-	bin, err := exec.LookPath("skopeo")
-	if err != nil {
-		t.Fatalf("skopeo is required by this test: %v", err)
-	}
-	cmd := exec.Command(bin, args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("skopeo %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
-	}
-	return out
+	return testutil.MustRun(t, "skopeo", args...)
 }
 
 // skopeoCopy copies with skopeo, independent of the host's policy.json.

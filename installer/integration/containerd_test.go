@@ -4,10 +4,8 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -54,39 +52,19 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	log := &testutil.SyncBuffer{}
-	cmd := exec.Command(bin, "--config", cfgPath, "--log-level", "info")
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("containerd log:\n%s", log.String())
-		}
-	})
+	exited := testutil.StartProcess(t, "containerd", nil, bin, "--config", cfgPath, "--log-level", "info")
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		select {
-		case err := <-exited:
-			t.Fatalf("containerd exited: %v\n%s", err, log.String())
+		case <-exited:
+			t.Fatal("containerd exited (its log follows)")
 		default:
 		}
 		if _, err := runErr(t, "ctr", "--address", c.sock, "version"); err == nil {
 			return c
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("containerd did not start in 30 s:\n%s", log.String())
+			t.Fatal("containerd did not start in 30 s (its log follows)")
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

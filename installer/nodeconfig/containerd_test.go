@@ -15,7 +15,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -240,43 +239,25 @@ func startContainerd(t *testing.T, config string) *containerdProc {
 	t.Cleanup(func() { os.RemoveAll(sockDir) })
 	hadRun := exists("/run/containerd")
 	c := &containerdProc{ctrBin: ctrBin, sock: filepath.Join(sockDir, "c.sock")}
-	logs := &testutil.SyncBuffer{}
-	cmd := exec.Command(bin, "--config", cfg, "--root", filepath.Join(dir, "root"), "--state", filepath.Join(dir, "state"),
-		"--address", c.sock, "--log-level", "info")
-	cmd.Stdout, cmd.Stderr = logs, logs
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
+	t.Cleanup(func() { // runs after the process is gone (cleanups run last-registered first)
 		if !hadRun {
 			_ = os.Remove("/run/containerd") // only when empty
 		}
-		if t.Failed() {
-			t.Logf("containerd log:\n%s", logs.String())
-		}
 	})
+	exited := testutil.StartProcess(t, "containerd", nil, bin, "--config", cfg, "--root", filepath.Join(dir, "root"), "--state", filepath.Join(dir, "state"),
+		"--address", c.sock, "--log-level", "info")
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		select {
-		case err := <-exited:
-			t.Fatalf("containerd exited: %v\n%s", err, logs.String())
+		case <-exited:
+			t.Fatal("containerd exited (its log follows)")
 		default:
 		}
 		if _, err := c.ctrErr(t, "version"); err == nil {
 			return c
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("containerd did not start in 30 s:\n%s", logs.String())
+			t.Fatal("containerd did not start in 30 s (its log follows)")
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

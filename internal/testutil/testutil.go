@@ -90,3 +90,21 @@ func StartProcess(t testing.TB, name string, env []string, bin string, args ...s
 	})
 	return done
 }
+
+// MustRun runs prog (from PATH) and returns its standard output; a missing
+// program or a failure fails the test, with the program's standard error.
+func MustRun(t testing.TB, prog string, args ...string) []byte {
+	t.Helper()
+	bin, err := exec.LookPath(prog)
+	if err != nil {
+		t.Fatalf("%s is required by this test (make deps installs it): %v", prog, err)
+	}
+	cmd := exec.Command(bin, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", prog, strings.Join(args, " "), err, stderr.String())
+	}
+	return out
+}

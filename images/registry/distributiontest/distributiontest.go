@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/ferry-k8s/ferry/internal/testpki"
+	"github.com/ferry-k8s/ferry/internal/testutil"
 )
 
 // The registry built and run.
@@ -332,18 +333,7 @@ func (r *Registry) Delete(t testing.TB, ref string) {
 // binary or a failure fails the test.
 func Skopeo(t testing.TB, args ...string) []byte {
 	t.Helper()
-	bin, err := exec.LookPath("skopeo")
-	if err != nil {
-		t.Fatalf("skopeo is required by this test (apt-get install skopeo): %v", err)
-	}
-	cmd := exec.Command(bin, args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("skopeo %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
-	}
-	return out
+	return testutil.MustRun(t, "skopeo", args...)
 }
 
 // Binary returns the path of the registry binary, building it first if the

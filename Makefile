@@ -74,7 +74,8 @@ deps: ## install what the tests need (Debian 12, as root)
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 	  ca-certificates git make gnupg xorriso skopeo dnf rpm createrepo-c coreutils bc \
 	  systemd containerd nginx debootstrap systemd-container iptables openssl \
-	  gcc libc6-dev libseccomp-dev umoci runc dnf-plugins-core zstd vagrant shellcheck
+	  gcc libc6-dev libseccomp-dev umoci runc dnf-plugins-core zstd vagrant shellcheck \
+	  nftables iproute2
 
 VAGRANT ?= vagrant
 vagrant-up: ## evaluation cluster in VMs from an ISO (ISO=ferry.iso [KEYRING=release.pub.asc] [PROVIDER=libvirt|virtualbox]; see vagrant/README.md)

@@ -183,6 +183,19 @@ func (r *renderer) nodeRegistration() nodeRegistration {
 	for _, t := range ts {
 		nr.Taints = append(nr.Taints, taint{Key: t.Key, Value: t.Value, Effect: t.Effect})
 	}
+	// The node's labels from its first registration (a joining worker has
+	// no credentials to label itself through the API afterwards); the
+	// NodeRestriction admission plugin refuses node-role labels from a
+	// kubelet, those stay with the control plane.
+	var labels []string
+	for _, k := range slices.Sorted(maps.Keys(r.n.Labels)) {
+		if !strings.HasPrefix(k, "node-role.kubernetes.io/") {
+			labels = append(labels, k+"="+r.n.Labels[k])
+		}
+	}
+	if len(labels) > 0 {
+		nr.KubeletExtraArgs = append(nr.KubeletExtraArgs, arg{"node-labels", strings.Join(labels, ",")})
+	}
 	return nr
 }
 

@@ -56,6 +56,9 @@ type Desired struct {
 	// Kubeadm is the kubeadm init of the first control-plane node; nil on
 	// nodes that join.
 	Kubeadm *KubeadmInit
+	// Join is the kubeadm join of a node that joins an existing cluster;
+	// nil on the first control-plane node.
+	Join *KubeadmJoin
 	// Owned are paths (some written by kubeadm) whose owner and mode are
 	// kept once they exist.
 	Owned []Owned
@@ -80,10 +83,31 @@ type KubeadmInit struct {
 	Owned      []Owned
 	// IgnorePreflightErrors are passed on (documented per environment).
 	IgnorePreflightErrors []string
+	// InputDigest is the hash of kubeadm's inputs (the configuration and
+	// its patches). The digest of the last init or reconfiguration is
+	// recorded; when the inputs change after init (a new node address,
+	// R30; a changed setting), the static Pods and the kubelet's
+	// configuration are rendered again by kubeadm's own phases.
+	InputDigest string
 	// Servers rewrites the server URL of kubeconfigs kubeadm writes with
 	// the node's IP address (controller-manager.conf, scheduler.conf) to a
 	// DNS name the API server's certificate carries (R29).
 	Servers map[string]string
+}
+
+// KubeadmJoin is `kubeadm join` with Ferry's configuration: the
+// discovery kubeconfig (the cluster's CA, the endpoint and a short-lived
+// bootstrap token, from a join file) is written for the join only and
+// removed afterwards.
+type KubeadmJoin struct {
+	Config    string // path of join.yaml
+	Discovery string // path join.yaml names as its discovery file
+	// DiscoveryContent is the discovery kubeconfig; nil when the node
+	// has no join file (apply on a node that has not joined yet fails,
+	// saying so).
+	DiscoveryContent []byte
+	// IgnorePreflightErrors are passed on (documented per environment).
+	IgnorePreflightErrors []string
 }
 
 // Owned is a path whose owner and mode the node must have once it exists
@@ -103,6 +127,12 @@ type Observed struct {
 	// KubeadmDone: /etc/kubernetes/admin.conf and the API server manifest
 	// exist (kubeadm init finished on this node).
 	KubeadmDone bool
+	// Joined: /etc/kubernetes/kubelet.conf exists (kubeadm join finished).
+	Joined bool
+	// APIUnknown: the node's objects could not be read (the API server
+	// does not answer yet, or restarts after a change of this apply). The
+	// operations that need the API wait for a later round.
+	APIUnknown bool
 	// NodeLabels and NodeTaints are the Node object's, when the API answers.
 	NodeLabels map[string]string
 	NodeTaints []string
@@ -137,6 +167,7 @@ type Op struct {
 	Unit     string
 	Command  []string
 	Kubeadm  *KubeadmInit
+	Join     *KubeadmJoin
 	Labels   map[string]string
 	Taint    string
 	Manifest string
@@ -151,6 +182,10 @@ func (o Op) String() string {
 	return s
 }
 
+// KubeadmRecord is the name under which the digest of kubeadm's inputs
+// is recorded with the applied manifests.
+const KubeadmRecord = "kubeadm:inputs"
+
 // Op kinds, in the order a plan runs them.
 const (
 	KindDir       = "create directory"
@@ -162,6 +197,8 @@ const (
 	KindEnable    = "enable unit"
 	KindStart     = "start unit"
 	KindKubeadm   = "kubeadm init"
+	KindKubeadmRe = "kubeadm reconfigure"
+	KindJoin      = "kubeadm join"
 	KindManifest  = "apply manifest"
 	KindLabel     = "label node"
 	KindUntaint   = "remove taint"
@@ -175,6 +212,9 @@ const (
 //	paths owned by system users (created by the packages) → commands the
 //	changed files trigger → daemon-reload → units (restarted when their
 //	configuration changed) → kubeadm init → manifests → labels and taints
+//
+// The last three need the API server: while it does not answer
+// (Observed.APIUnknown), they are left to a later round.
 //
 // Root-owned files come before packages so that configuration (the
 // repository file, containerd's config) is in place when a package's
@@ -280,6 +320,12 @@ func Plan(d Desired, o Observed) []Op {
 	if d.Kubeadm != nil && !o.KubeadmDone {
 		ops = append(ops, Op{Kind: KindKubeadm, Target: d.Kubeadm.Config, Reason: "the control plane is not initialized", Kubeadm: d.Kubeadm})
 	}
+	if d.Join != nil && !o.Joined {
+		ops = append(ops, Op{Kind: KindJoin, Target: d.Join.Config, Reason: "the node has not joined the cluster", Join: d.Join})
+	}
+	if d.Kubeadm != nil && o.KubeadmDone && d.Kubeadm.InputDigest != "" && o.Applied[KubeadmRecord] != d.Kubeadm.InputDigest {
+		ops = append(ops, Op{Kind: KindKubeadmRe, Target: d.Kubeadm.Config, Reason: "its configuration or patches changed since kubeadm last ran", Kubeadm: d.Kubeadm})
+	}
 	if d.Kubeadm == nil || o.KubeadmDone {
 		for _, w := range d.Owned {
 			st, ok := o.Files[w.Path]
@@ -291,6 +337,9 @@ func Plan(d Desired, o Observed) []Op {
 				ops = append(ops, Op{Kind: KindPermFixup, Target: w.Path, Reason: permReason(st, w.Mode, w.Owner, w.Group), Dir: &dir})
 			}
 		}
+	}
+	if o.APIUnknown {
+		return ops
 	}
 	for _, name := range sortedKeys(d.Manifests) {
 		if o.Applied[name] != Digest(d.Manifests[name]) {
@@ -382,4 +431,10 @@ func Format(ops []Op) string {
 	}
 	fmt.Fprintf(&b, "%d changes\n", len(ops))
 	return b.String()
+}
+
+// NeedsAPI says whether the desired node has objects in the API to check
+// (manifests, labels, taints): a plan is final only when the API answered.
+func (d Desired) NeedsAPI() bool {
+	return d.Kubeadm != nil && len(d.Manifests)+len(d.Labels)+len(d.RemoveTaints) > 0
 }

@@ -191,3 +191,22 @@ func TestApplyStopsAtTheFailingStep(t *testing.T) {
 		t.Fatalf("journal lacks the failure: %s", data)
 	}
 }
+
+// R30: after init, a change of kubeadm's inputs (a new node address in its
+// configuration) plans a reconfiguration, once; unchanged inputs plan none.
+func TestPlanReconfiguresKubeadmWhenItsInputsChange(t *testing.T) {
+	d := Desired{Kubeadm: &KubeadmInit{Config: "/etc/ferry/kubeadm/kubeadm.yaml", InputDigest: "new"}}
+	for _, tc := range []struct {
+		name string
+		o    Observed
+		want string
+	}{
+		{"not initialized", Observed{Applied: map[string]string{}}, "kubeadm init /etc/ferry/kubeadm/kubeadm.yaml"},
+		{"inputs changed", Observed{KubeadmDone: true, Applied: map[string]string{KubeadmRecord: "old"}}, "kubeadm reconfigure /etc/ferry/kubeadm/kubeadm.yaml"},
+		{"inputs unchanged", Observed{KubeadmDone: true, Applied: map[string]string{KubeadmRecord: "new"}}, ""},
+	} {
+		if got := strings.Join(kinds(Plan(d, tc.o)), "\n"); got != tc.want {
+			t.Errorf("%s: plan %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}

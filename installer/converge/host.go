@@ -137,14 +137,21 @@ func (h *Host) Observe(ctx context.Context, d Desired) (Observed, error) {
 		_, e2 := os.Stat(h.path("/etc/kubernetes/manifests/kube-apiserver.yaml"))
 		o.KubeadmDone = e1 == nil && e2 == nil
 	}
+	if d.Join != nil {
+		o.Joined = fileExists(h.path("/etc/kubernetes/kubelet.conf"))
+	}
 	if data, err := os.ReadFile(h.path(filepath.Join(h.StateDir, "applied.json"))); err == nil {
 		if err := json.Unmarshal(data, &o.Applied); err != nil {
 			return o, fmt.Errorf("reading the applied-manifest record: %w", err)
 		}
 	}
-	if (len(d.Labels) > 0 || len(d.RemoveTaints) > 0) && h.Kubeconfig != "" && fileExists(h.path(h.Kubeconfig)) {
-		out, err := h.run(ctx, "kubectl", "--kubeconfig", h.Kubeconfig, "get", "node", h.NodeName, "-o", "json")
+	if d.NeedsAPI() {
+		o.APIUnknown = true
+	}
+	if d.NeedsAPI() && h.Kubeconfig != "" && fileExists(h.path(h.Kubeconfig)) {
+		out, err := h.run(ctx, "kubectl", "--kubeconfig", h.Kubeconfig, "--request-timeout=10s", "get", "node", h.NodeName, "-o", "json")
 		if err == nil {
+			o.APIUnknown = false
 			var n struct {
 				Metadata struct{ Labels map[string]string }
 				Spec     struct {
@@ -369,6 +376,39 @@ func (h *Host) apply(ctx context.Context, d Desired, op Op) error {
 		if len(op.Kubeadm.IgnorePreflightErrors) > 0 {
 			args = append(args, "--ignore-preflight-errors", strings.Join(op.Kubeadm.IgnorePreflightErrors, ","))
 		}
+		if _, err := h.run(ctx, "kubeadm", args...); err != nil {
+			return err
+		}
+		return h.recordApplied(KubeadmRecord, op.Kubeadm.InputDigest)
+	case KindKubeadmRe:
+		// The phases that render from the configuration and change nothing
+		// else: etcd's and the control plane's static Pods (the kubelet
+		// restarts a Pod whose manifest changed, only that one), then the
+		// kubelet's configuration and flags (kubelet-start restarts it).
+		// Certificates and kubeconfigs are Ferry's (written above).
+		for _, phase := range [][]string{{"etcd", "local"}, {"control-plane", "all"}, {"kubelet-start"}} {
+			if _, err := h.run(ctx, "kubeadm", append(append([]string{"init", "phase"}, phase...), "--config", op.Kubeadm.Config)...); err != nil {
+				return err
+			}
+		}
+		return h.recordApplied(KubeadmRecord, op.Kubeadm.InputDigest)
+	case KindJoin:
+		if op.Join.DiscoveryContent == nil {
+			return errors.New("the node has not joined the cluster and there is no join file: run installer join --join-file (made by installer token create on a control-plane node)")
+		}
+		disc := h.path(op.Join.Discovery)
+		if err := os.MkdirAll(filepath.Dir(disc), 0o700); err != nil {
+			return err
+		}
+		if err := atomicfile.WriteFile(disc, op.Join.DiscoveryContent, 0o600); err != nil {
+			return err
+		}
+		// The bootstrap token is not left on the node.
+		defer os.Remove(disc)
+		args := []string{"join", "--config", op.Join.Config}
+		if len(op.Join.IgnorePreflightErrors) > 0 {
+			args = append(args, "--ignore-preflight-errors", strings.Join(op.Join.IgnorePreflightErrors, ","))
+		}
 		_, err := h.run(ctx, "kubeadm", args...)
 		return err
 	case KindManifest:
@@ -436,4 +476,22 @@ func rewriteServer(p, url string) error {
 		return err
 	}
 	return atomicfile.WriteFile(p, []byte(strings.Join(lines, "\n")), fi.Mode().Perm())
+}
+
+// WaitAPI waits until the API server answers /readyz through the node's
+// kubeconfig (after kubeadm restarted it), at most timeout.
+func (h *Host) WaitAPI(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var err error
+	for {
+		if _, err = h.run(ctx, "kubectl", "--kubeconfig", h.Kubeconfig, "--request-timeout=5s", "get", "--raw", "/readyz"); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the API server does not answer within %s: %w", timeout, err)
+		case <-time.After(2 * time.Second):
+		}
+	}
 }

@@ -136,7 +136,7 @@ func Packages(built map[string]*Built, installer, installerVersion string, build
 			{Path: "/usr/bin/installer", Source: installer, Mode: 0o755},
 			dir("/etc/ferry", 0o755),
 		},
-		Units:    []rpmbuild.Unit{{Name: "ferry-content.service", Body: systemd.ContentUnit}, {Name: "ferry-node.service", Body: systemd.NodeUnit}},
+		Units:    []rpmbuild.Unit{{Name: "ferry-content.service", Body: systemd.ContentUnit}, {Name: "ferry-node.service", Body: systemd.NodeUnit}, {Name: "ferry-apiproxy.service", Body: systemd.APIProxyUnit}},
 		Sysusers: []rpmbuild.Sysusers{{Name: "ferry", Conf: systemd.Sysusers}},
 	}
 	pkgs = append(pkgs, inst)

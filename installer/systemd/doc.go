@@ -29,3 +29,9 @@ var NodeUnit []byte
 //
 //go:embed ferry.sysusers
 var Sysusers []byte
+
+// APIProxyUnit is ferry-apiproxy.service (R32), installed as
+// /usr/lib/systemd/system/ferry-apiproxy.service.
+//
+//go:embed ferry-apiproxy.service
+var APIProxyUnit []byte

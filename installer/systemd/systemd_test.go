@@ -143,7 +143,7 @@ func TestContentUnitExposure(t *testing.T) {
 	}
 }
 
-func TestSysusersCreatesTheUser(t *testing.T) {
+func TestSysusersCreatesTheUsers(t *testing.T) {
 	su := need(t, "systemd-sysusers")
 	root := t.TempDir()
 	if err := os.Mkdir(filepath.Join(root, "etc"), 0o755); err != nil {
@@ -158,12 +158,19 @@ func TestSysusersCreatesTheUser(t *testing.T) {
 	}
 	passwd, _ := os.ReadFile(filepath.Join(root, "etc/passwd"))
 	group, _ := os.ReadFile(filepath.Join(root, "etc/group"))
-	fields := strings.Split(strings.TrimSpace(string(passwd)), ":")
-	if len(fields) != 7 || fields[0] != "ferry" || fields[6] != "/usr/sbin/nologin" || !strings.HasPrefix(string(group), "ferry:") {
-		t.Errorf("passwd %q, group %q", passwd, group)
+	lines := strings.Split(strings.TrimSpace(string(passwd)), "\n")
+	if len(lines) != 2 || !strings.Contains(string(group), "\nferry-apiproxy:") || !strings.HasPrefix(string(group), "ferry:") {
+		t.Fatalf("passwd %q, group %q: want ferry and ferry-apiproxy", passwd, group)
 	}
-	if uid, _ := strconv.Atoi(fields[2]); uid == 0 || uid >= 1000 {
-		t.Errorf("uid %d is not a system uid", uid)
+	for i, name := range []string{"ferry", "ferry-apiproxy"} {
+		fields := strings.Split(lines[i], ":")
+		if len(fields) != 7 || fields[0] != name || fields[6] != "/usr/sbin/nologin" {
+			t.Errorf("passwd line %q, want user %s without a shell", lines[i], name)
+			continue
+		}
+		if uid, _ := strconv.Atoi(fields[2]); uid == 0 || uid >= 1000 {
+			t.Errorf("%s: uid %d is not a system uid", name, uid)
+		}
 	}
 }
 

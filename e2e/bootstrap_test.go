@@ -133,8 +133,8 @@ func buildDistroBundle(t *testing.T, dir string) *distroBundle {
 // Deployment with a PodDisruptionBudget serves, the hardening holds on the
 // running node, and `installer apply` then changes nothing.
 func TestBootstrapSingleServer(t *testing.T) {
-	start := time.Now()
-	phase := func(what string) { t.Logf("[%6.1fs] %s", time.Since(start).Seconds(), what) }
+	st := newSteps(t)
+	phase := st.phase
 	Prerequisites(t)
 	b := buildDistroBundle(t, t.TempDir())
 	phase("bundle built")
@@ -182,7 +182,7 @@ spec:
       containerd:
         restrictOOMScoreAdj: true
 `, apiEndpoint, fqdn)
-	for src, dst := range map[string]string{b.installer: "/usr/local/sbin/ferry-bootstrap-installer", b.iso: "/root/ferry.iso", b.pub: "/root/release.pub.asc"} {
+	for src, dst := range map[string]string{b.installer: nodeInstaller, b.iso: "/root/ferry.iso", b.pub: "/root/release.pub.asc"} {
 		mode := os.FileMode(0o644)
 		if src == b.installer {
 			mode = 0o755
@@ -195,39 +195,15 @@ spec:
 	node.WriteFile("/root/passphrase", []byte("e2e root key passphrase\n"), 0o600)
 	phase("bundle, config and installer copied in")
 
-	bootstrap := func(args ...string) string {
-		out, err := node.Exec(append([]string{"/usr/local/sbin/ferry-bootstrap-installer"}, args...)...)
-		if err != nil {
-			journal, _ := node.Exec("tail", "-n", "20", "/var/lib/ferry/journal.jsonl")
-			kubelet, _ := node.Exec("journalctl", "-u", "kubelet", "--no-pager", "-n", "60")
-			containers, _ := node.Shell(`crictl ps -a; for c in $(crictl ps -a --state exited -q | head -n 6) $(crictl ps -q --name kube-apiserver); do echo "== $c"; crictl logs --tail 25 "$c" 2>&1; done`)
-			t.Fatalf("installer %v: %v\n%s\njournal:\n%s\nkubelet:\n%s\ncontainers:\n%s", args, err, out, journal, kubelet, containers)
-		}
-		return out
-	}
-	ignore := "--ignore-preflight-errors=Swap,SystemVerification,FileContent--proc-sys-net-bridge-bridge-nf-call-iptables"
+	bootstrap := func(args ...string) string { return installer(t, node, args...) }
+	ignore := ignorePreflight
 	out := bootstrap("bootstrap", "--iso", "/root/ferry.iso", "--config", "/root/cluster.yaml", "--keyring", "/root/release.pub.asc",
 		"--root-passphrase-file", "/root/passphrase", ignore)
 	t.Logf("bootstrap:\n%s", out)
 	phase("installer bootstrap done")
 
-	kubectl := func(args ...string) (string, error) {
-		return node.Exec(append([]string{"kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf"}, args...)...)
-	}
-	waitFor := func(what string, timeout time.Duration, ok func() (bool, string)) {
-		t.Helper()
-		deadline := time.Now().Add(timeout)
-		last := ""
-		for time.Now().Before(deadline) {
-			var done bool
-			if done, last = ok(); done {
-				phase(what)
-				return
-			}
-			time.Sleep(3 * time.Second)
-		}
-		t.Fatalf("%s: not within %s; last: %s", what, timeout, last)
-	}
+	kubectl := func(args ...string) (string, error) { return kubectl(node, args...) }
+	waitFor := st.waitFor
 	waitFor("node Ready", 5*time.Minute, func() (bool, string) {
 		out, err := kubectl("get", "node", "node1", "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
 		return err == nil && out == "True", out
@@ -317,21 +293,43 @@ spec:
 		if ss := node.MustExec(t, "ss", "-ltnH"); strings.Contains(ss, ":10255 ") {
 			t.Errorf("something listens on 10255:\n%s", ss)
 		}
+		// Checked from the node itself: the firewall admits the node's own
+		// traffic (loopback), not the bridge's (below).
 		for _, port := range []string{"6443", "10250", "2379", "5443", "10257", "10259"} {
-			conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", net.JoinHostPort(node.IP.String(), port), &tls.Config{InsecureSkipVerify: true})
-			if err != nil {
-				if port == "10257" || port == "10259" || port == "2379" {
-					// Bound to loopback or the etcd plane only (R31): checked from inside.
-					out, err := node.Exec("curl", "-sk", "--max-time", "5", "-o", "/dev/null", "-w", "%{http_code}", "https://127.0.0.1:"+port+"/healthz")
-					if err != nil {
-						t.Errorf("port %s: no TLS from the bridge (%v) nor on loopback (%s)", port, err, out)
-					}
-					continue
+			for _, host := range []string{node.IP.String(), "127.0.0.1"} {
+				// curl -k: a TLS handshake and an HTTP answer of any status;
+				// plain HTTP or no listener fail.
+				args := []string{"curl", "-sk", "--max-time", "5", "-o", "/dev/null", "-w", "%{http_code}", "https://" + net.JoinHostPort(host, port) + "/healthz"}
+				if port == "2379" {
+					// etcd wants a client certificate for the handshake.
+					args = append(args, "--cert", "/etc/kubernetes/pki/etcd/healthcheck-client.crt", "--key", "/etc/kubernetes/pki/etcd/healthcheck-client.key")
 				}
-				t.Errorf("port %s: %v", port, err)
-				continue
+				out, err := node.Exec(args...)
+				if err == nil && out != "000" {
+					break
+				}
+				if host == "127.0.0.1" {
+					// Bound to loopback (10257, 10259) or the planes' addresses (R31).
+					t.Errorf("port %s: no TLS on the node's address nor on loopback (%v, %s)", port, err, out)
+				}
 			}
+		}
+		// R26: the host firewall. The bridge's address is not a node of
+		// the cluster: it reaches the API server and nothing else of
+		// Kubernetes' (a dropped SYN is never answered: the dial gives up).
+		if conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", net.JoinHostPort(node.IP.String(), "6443"), &tls.Config{InsecureSkipVerify: true}); err != nil {
+			t.Errorf("API server from the bridge: %v", err)
+		} else {
 			conn.Close()
+		}
+		for _, port := range []string{"2379", "2380", "10250", "5443", "10257", "10259"} {
+			if conn, err := net.DialTimeout("tcp", net.JoinHostPort(node.IP.String(), port), 3*time.Second); err == nil {
+				conn.Close()
+				t.Errorf("port %s reachable from the bridge (%s): the firewall should drop it (R26)", port, c.Bridge().HostIP)
+			}
+		}
+		if rules := node.MustExec(t, "nft", "list", "table", "inet", "ferry"); !strings.Contains(rules, "etcd from control-plane nodes") {
+			t.Errorf("nft list table inet ferry:\n%s", rules)
 		}
 		// R29: DNS SANs only, except the API server's service IP; R23: one
 		// chain per realm.
@@ -410,6 +408,52 @@ spec:
 		if !strings.Contains(status, want) {
 			t.Errorf("installer status lacks %s:\n%s", want, status)
 		}
+	}
+
+	// R30: the server's address changes and DNS (here /etc/hosts) follows:
+	// `installer apply` reconverges with the fewest changes (the files that
+	// carry the address, kubeadm's static Pods and kubelet configuration,
+	// the firewall), the node comes back Ready at its new address and the
+	// workload serves again; the next apply changes nothing.
+	oldIP, newIP := node.IP, c.Bridge().IP(200)
+	node.MustExec(t, "/bin/sh", "-ec", fmt.Sprintf(`ip addr flush dev host0
+ip addr add %[1]s/24 dev host0
+ip route replace default via %[3]s
+sed -i -E 's/^%[4]s([[:space:]])/%[1]s\1/' /etc/hosts`, newIP, oldIP, c.Bridge().HostIP, strings.ReplaceAll(oldIP.String(), ".", `\.`)))
+	node.IP = newIP
+	phase(fmt.Sprintf("node address changed from %s to %s", oldIP, newIP))
+	moved := time.Now()
+	out = bootstrap("apply")
+	t.Logf("apply after the address change:\n%s", out)
+	for _, want := range []string{"write file " + "/etc/ferry/kubeadm/kubeadm.yaml", "kubeadm reconfigure", "write file /etc/kubernetes/pki/apiserver.crt", "write file /etc/ferry/firewall.nft"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("apply after the address change lacks %q", want)
+		}
+	}
+	for _, unwanted := range []string{"install packages", "kubeadm init ", "/etc/kubernetes/pki/ca.crt", "etcd/server.crt", "containerd/config.toml"} {
+		if strings.Contains(out, unwanted) {
+			t.Errorf("apply after the address change did %q: not needed for a new address", unwanted)
+		}
+	}
+	waitFor("node Ready at its new address", 5*time.Minute, func() (bool, string) {
+		out, err := kubectl("get", "node", "node1", "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status} {.status.addresses[?(@.type=="InternalIP")].address}`)
+		return err == nil && out == "True "+newIP.String(), out
+	})
+	waitFor("web answers through its Service after the address change", 3*time.Minute, func() (bool, string) {
+		out, err := node.Exec("curl", "-sS", "--max-time", "5", "http://"+svcIP+"/")
+		return err == nil && strings.HasPrefix(out, "ferry-e2e-web web-"), out
+	})
+	phase(fmt.Sprintf("reconverged after the address change in %s", time.Since(moved).Round(time.Second)))
+	if out := bootstrap("apply"); !strings.Contains(out, "0 changes") {
+		t.Errorf("installer apply after the reconvergence:\n%s", out)
+	}
+	if conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", net.JoinHostPort(newIP.String(), "6443"), &tls.Config{InsecureSkipVerify: true}); err != nil {
+		t.Errorf("API server at the new address: %v", err)
+	} else {
+		if ips := conn.ConnectionState().PeerCertificates[0].IPAddresses; len(ips) != 2 || !ips[1].Equal(newIP) {
+			t.Errorf("apiserver.crt IP SANs after the address change: %v", ips)
+		}
+		conn.Close()
 	}
 	c.AssertNoForwarding(t)
 }

@@ -19,9 +19,9 @@ import (
 // RootfsPackages are the Debian packages every node has, on top of
 // debootstrap's minbase variant (iptables, conntrack, ethtool, socat and
 // kmod are what kubeadm's preflight and a host kube-proxy need, as on any
-// server). Changing the list (or rootfsRecipe) makes a
+// server; nftables is the host firewall's backend). Changing the list (or rootfsRecipe) makes a
 // new cached rootfs; old ones stay in the cache until removed by hand.
-var RootfsPackages = []string{"systemd", "systemd-sysv", "dbus", "iproute2", "ca-certificates", "dnf", "rpm", "curl", "procps", "iptables", "conntrack", "ethtool", "socat", "kmod"}
+var RootfsPackages = []string{"systemd", "systemd-sysv", "dbus", "iproute2", "ca-certificates", "dnf", "rpm", "curl", "procps", "iptables", "conntrack", "ethtool", "socat", "kmod", "nftables"}
 
 // rootfsRecipe names everything else that shapes the cached rootfs; bump it
 // when prepareRootfs changes.

@@ -63,6 +63,11 @@ type Options struct {
 	// Keyring holds the keys bundles must be signed by; empty for apply:
 	// the one bootstrap kept.
 	Keyring string
+	// JoinFile joins the node to a cluster (installer join): the file
+	// installer token create made on a control-plane node. It gives the
+	// configuration and keyring; without ISO the bundle is fetched from
+	// the cluster's content services and verified here.
+	JoinFile string
 	// Node is this node's name in cluster.yaml; empty: the node whose
 	// hostname is this host's.
 	Node string
@@ -79,6 +84,8 @@ type Options struct {
 	Now                   func() time.Time
 	// Out receives the plan.
 	Out io.Writer
+
+	join *JoinFile // read from JoinFile
 }
 
 // Result says what a run did.
@@ -93,7 +100,7 @@ type Result struct {
 
 // Run bootstraps (Options.ISO set) or re-applies the node: verify the
 // bundle, import it, then observe → plan → apply until the plan is empty
-// (at most three rounds: the first converges, later ones only finish what
+// (at most four rounds: the first converges, later ones finish what
 // depended on the first, like objects of a freshly started API server).
 func Run(ctx context.Context, o Options) (*Result, error) {
 	start := time.Now()
@@ -108,7 +115,29 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	in := func(p string) string { return filepath.Join(o.Root, p) }
-	bootstrap := o.ISO != ""
+	if o.JoinFile != "" {
+		jf, err := ReadJoinFile(o.JoinFile, o.Now())
+		if err != nil {
+			return nil, err
+		}
+		if o.Node != "" && o.Node != jf.Node {
+			return nil, fmt.Errorf("join file %s is for node %s, not %s", o.JoinFile, jf.Node, o.Node)
+		}
+		o.Node, o.join = jf.Node, jf
+		tmp, err := os.MkdirTemp("", "ferry-join-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(tmp)
+		o.Config, o.Keyring = filepath.Join(tmp, "cluster.yaml"), filepath.Join(tmp, "keyring.asc")
+		if err := os.WriteFile(o.Config, []byte(jf.ClusterConfig), 0o600); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(o.Keyring, []byte(jf.Keyring), 0o600); err != nil {
+			return nil, err
+		}
+	}
+	bootstrap := o.ISO != "" || o.join != nil
 	if o.Config == "" {
 		o.Config = in(ClusterConfig)
 	}
@@ -129,10 +158,24 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, fmt.Errorf("keyring: %w", err)
 	}
 	isoPath := o.ISO
-	if !bootstrap {
+	switch {
+	case !bootstrap:
 		if isoPath, err = importedISO(o.Root); err != nil {
 			return nil, err
 		}
+	case o.join != nil && isoPath == "":
+		if o.join.BundleSHA256 == "" {
+			return nil, fmt.Errorf("join file %s names no bundle digest: give the bundle with --iso", o.JoinFile)
+		}
+		// Imported already (a join run again): not fetched again.
+		if sum, _, err := fileSHA256(in(filepath.Join(BundlesDir, o.join.Bundle))); err == nil && sum == o.join.BundleSHA256 {
+			isoPath = in(filepath.Join(BundlesDir, o.join.Bundle))
+			break
+		}
+		if isoPath, err = fetchBundle(ctx, o.join, in(filepath.Join(StateDir, "downloads")), log); err != nil {
+			return nil, err
+		}
+		defer os.Remove(isoPath)
 	}
 	// Verify before any change: a wrong key, an expired or tampered bundle
 	// stop here.
@@ -153,15 +196,22 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			log.Info("bundle imported", slog.String("path", imported))
 		}
 	}
-	nf, err := observeNode(o.Root, c, node)
+	nf, err := observeNode(ctx, o.Root, c, node)
 	if err != nil {
 		return nil, err
 	}
 	host := &converge.Host{Root: o.Root, NodeName: node.Name, Kubeconfig: "/etc/kubernetes/admin.conf", StateDir: StateDir, Log: log}
-	for round := 1; round <= 3; round++ {
+	for round := 1; round <= 4; round++ {
 		d, err := desired(c, node, facts, nf, o, imported)
 		if err != nil {
 			return nil, err
+		}
+		if round > 1 && d.NeedsAPI() && !o.DryRun {
+			// The last round may have restarted the API server (kubeadm
+			// init, a reconfiguration): give it time before reading.
+			if err := host.WaitAPI(ctx, 3*time.Minute); err != nil {
+				log.Warn("waiting for the API server", slog.Any("err", err))
+			}
 		}
 		obs, err := host.Observe(ctx, d)
 		if err != nil {
@@ -174,6 +224,15 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 		if o.Out != nil && (len(ops) > 0 || round == 1) {
 			fmt.Fprintf(o.Out, "node %s, bundle %s %s, round %d:\n%s", node.Name, facts.Name, facts.Version, round, converge.Format(ops))
+		}
+		if obs.APIUnknown && d.NeedsAPI() && (len(ops) == 0 || o.DryRun) {
+			msg := fmt.Sprintf("node %s: the API server does not answer: its manifests, labels and taints are not checked", node.Name)
+			if !o.DryRun {
+				return res, errors.New(msg + " (run the same command again when it does)")
+			}
+			if o.Out != nil {
+				fmt.Fprintln(o.Out, msg)
+			}
 		}
 		if len(ops) == 0 || o.DryRun {
 			if o.DryRun {
@@ -284,13 +343,19 @@ func readManifestBytes(p string) ([]byte, error) {
 
 // nodeFacts are what observation of the host contributes.
 type nodeFacts struct {
-	ips           map[string]string
+	ips map[string]string
+	// firewall is the host firewall's input (R26): the backend found and
+	// the nodes' addresses resolved from their hostnames; nil when the
+	// firewall is off and nothing of it is on the node.
+	firewall *nodeconfig.FirewallInput
+	// peers are every node's addresses (by node name), resolved.
+	peers         map[string][]netip.Addr
 	cgroupVersion int
 	systemd       bool
 	hasShell      bool // rpm knows a provider of /bin/sh
 }
 
-func observeNode(root string, c *cluster.Cluster, n *cluster.Node) (*nodeFacts, error) {
+func observeNode(ctx context.Context, root string, c *cluster.Cluster, n *cluster.Node) (*nodeFacts, error) {
 	f := &nodeFacts{ips: map[string]string{}, cgroupVersion: 1}
 	if _, err := os.Stat(filepath.Join(root, "/sys/fs/cgroup/cgroup.controllers")); err == nil {
 		f.cgroupVersion = 2
@@ -317,7 +382,82 @@ func observeNode(root string, c *cluster.Cluster, n *cluster.Node) (*nodeFacts, 
 		}
 		f.ips[plane] = ip
 	}
+	if f.peers, err = resolvePeers(ctx, c, n, f.ips); err != nil {
+		return nil, err
+	}
+	if f.firewall, err = observeFirewall(ctx, root, c, n, f.peers); err != nil {
+		return nil, err
+	}
 	return f, nil
+}
+
+// observeFirewall finds the firewall backend (spec.firewall.backend auto:
+// firewalld when it runs, nftables otherwise) and resolves every node's
+// hostname: the rules admit nodes by address, and an address changed in
+// DNS is picked up by the next apply (R30).
+func observeFirewall(ctx context.Context, root string, c *cluster.Cluster, n *cluster.Node, peers map[string][]netip.Addr) (*nodeconfig.FirewallInput, error) {
+	enabled := c.Spec.Firewall.Enabled == nil || *c.Spec.Firewall.Enabled
+	nft := fileExists(filepath.Join(root, "/usr/sbin/nft"))
+	firewalld := fileExists(filepath.Join(root, "/usr/bin/firewall-cmd")) &&
+		exec.CommandContext(ctx, "systemctl", "is-active", "--quiet", "firewalld.service").Run() == nil
+	in := &nodeconfig.FirewallInput{ContentPort: ContentPort, Version: versionString()}
+	switch b := c.Spec.Firewall.Backend; {
+	case b == cluster.FirewallFirewalld || (b != cluster.FirewallNftables && firewalld):
+		in.Backend = nodeconfig.FirewallBackendFirewalld
+	default:
+		in.Backend = nodeconfig.FirewallBackendNftables
+	}
+	if !enabled {
+		if in.Backend == nodeconfig.FirewallBackendNftables && nft {
+			return in, nil // the ruleset that removes Ferry's table
+		}
+		return nil, nil
+	}
+	if in.Backend == nodeconfig.FirewallBackendNftables && !nft {
+		return nil, fmt.Errorf("node %s: spec.firewall: the nftables backend needs /usr/sbin/nft: install nftables, run firewalld, or set spec.firewall.enabled: false", n.Name)
+	}
+	if in.Backend == nodeconfig.FirewallBackendFirewalld && !fileExists(filepath.Join(root, "/usr/bin/firewall-cmd")) {
+		return nil, fmt.Errorf("node %s: spec.firewall.backend firewalld: firewall-cmd is not installed", n.Name)
+	}
+	for i := range c.Spec.Nodes {
+		peer := &c.Spec.Nodes[i]
+		addrs := peers[peer.Name]
+		in.Nodes = append(in.Nodes, addrs...)
+		if peer.HasRole(cluster.RoleControlPlane) {
+			in.ControlPlane = append(in.ControlPlane, addrs...)
+		}
+	}
+	return in, nil
+}
+
+// resolvePeers resolves every node's hostname (R29: nodes are names; the
+// addresses are DNS's, read at each apply so that a change reaches the
+// firewall and the pod routes, R30). This node's own plane addresses are
+// included whatever DNS says.
+func resolvePeers(ctx context.Context, c *cluster.Cluster, n *cluster.Node, ips map[string]string) (map[string][]netip.Addr, error) {
+	out := map[string][]netip.Addr{}
+	for i := range c.Spec.Nodes {
+		peer := &c.Spec.Nodes[i]
+		var addrs []netip.Addr
+		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		found, err := net.DefaultResolver.LookupNetIP(lctx, "ip", peer.Hostname)
+		cancel()
+		if err != nil && peer.Name != n.Name {
+			return nil, fmt.Errorf("node %s: node %s's hostname %s does not resolve: %w (the pod routes and the firewall need every node's address: add it to DNS or /etc/hosts)", n.Name, peer.Name, peer.Hostname, err)
+		}
+		for _, a := range found {
+			addrs = append(addrs, a.Unmap())
+		}
+		if peer.Name == n.Name {
+			for _, plane := range nodeconfig.Planes {
+				if a, err := netip.ParseAddr(ips[plane]); err == nil && !slices.Contains(addrs, a) {
+					addrs = append(addrs, a)
+				}
+			}
+		}
+		out[peer.Name] = addrs
+	}
+	return out, nil
 }
 
 // localAddrs are the host's global unicast addresses, in interface order.
@@ -460,4 +600,9 @@ func versionString() string {
 		return "dev"
 	}
 	return strings.ReplaceAll(version.Version, " ", "-")
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }

@@ -1,7 +1,9 @@
 package bootstrap
 
 import (
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"net/netip"
@@ -20,9 +22,8 @@ import (
 // certificates are made once (the realms, the encryption key, leaves still
 // valid).
 func desired(c *cluster.Cluster, n *cluster.Node, f *BundleFacts, nf *nodeFacts, o Options, imported string) (converge.Desired, error) {
-	controlPlane := n.HasRole(cluster.RoleControlPlane)
-	if !controlPlane {
-		return converge.Desired{}, fmt.Errorf("node %s is not a control-plane node: workers join (installer join), they are not bootstrapped", n.Name)
+	if !n.HasRole(cluster.RoleControlPlane) {
+		return desiredWorker(c, n, f, nf, o, imported)
 	}
 	keyring, err := os.ReadFile(o.Keyring)
 	if err != nil {
@@ -58,35 +59,9 @@ func desired(c *cluster.Cluster, n *cluster.Node, f *BundleFacts, nf *nodeFacts,
 	if err != nil {
 		return converge.Desired{}, err
 	}
-	d := converge.Desired{Packages: map[string]string{}, Labels: map[string]string{}}
-	for _, p := range NodePackages {
-		v, ok := f.Packages[p]
-		if !ok {
-			return converge.Desired{}, fmt.Errorf("bundle %s %s has no package %s", f.Name, f.Version, p)
-		}
-		d.Packages[p] = v
-	}
-	if !nf.hasShell {
-		p, err := hostProvides(o.Root)
-		if err != nil {
-			return converge.Desired{}, err
-		}
-		d.LocalPackages = map[string]string{hostProvidesName: strings.TrimPrefix(p, filepath.Clean(o.Root))}
-	}
-	for _, file := range files {
-		cf := converge.File{Path: file.Path, Mode: file.Mode, Owner: file.Owner, Group: file.Group, Content: file.Content, Secret: file.Secret}
-		switch file.Path {
-		case nodeconfig.ContainerdConfigFile:
-			cf.Restarts = []string{"containerd.service"}
-		case nodeconfig.SysctlFile:
-			cf.After = []string{"sysctl -p " + nodeconfig.SysctlFile}
-		case nodeconfig.SysusersFile:
-			cf.After = []string{"systemd-sysusers " + nodeconfig.SysusersFile}
-		}
-		if strings.HasPrefix(file.Path, nodeconfig.ContainerdHostsDir) {
-			cf.Restarts = []string{"containerd.service"}
-		}
-		d.Files = append(d.Files, cf)
+	d, err := nodeBase(f, nf, o, files)
+	if err != nil {
+		return converge.Desired{}, err
 	}
 
 	// PKI: the realms, kubeadm's leaves (DNS names only), the content
@@ -139,25 +114,29 @@ func desired(c *cluster.Cluster, n *cluster.Node, f *BundleFacts, nf *nodeFacts,
 			"[%s]\nname=Ferry %s %s (%s)\nbaseurl=https://%s/repos/%s/%s/\nenabled=1\ngpgcheck=1\nrepo_gpgcheck=1\ngpgkey=file://%s\nsslverify=1\nsslcacert=%s\n",
 			repoID(f), f.Name, f.Version, f.Repo, contentHost, f.Version, f.Repo, KeyringFile, realmCA(pki.RealmContent))))},
 	)
-	d.Files = append(d.Files, cniFiles(c, n)...)
-	kp, err := kubeProxyFiles(c, n, pkiOut)
-	if err != nil {
+	if err := networkFiles(&d, c, n, nf, pkiOut); err != nil {
 		return converge.Desired{}, err
 	}
-	d.Files = append(d.Files, kp...)
-
-	d.Units = []converge.Unit{
+	d.Units = append(d.Units, []converge.Unit{
 		{Name: "ferry-content.service", Start: true},
 		{Name: "containerd.service", Start: true},
 		{Name: "kubelet.service"},
 		{Name: "kube-proxy.service", Start: true},
 		{Name: "ferry-node.service", Start: true},
-	}
+	}...)
 	d.Kubeadm = &converge.KubeadmInit{Config: nodeconfig.InitConfigFile,
 		// kube-proxy runs as a host service with the host's iptables (the
 		// bundle's images carry no iptables binaries); see kubeProxyFiles.
 		SkipPhases: []string{"addon/kube-proxy"}}
 	d.Kubeadm.Owned = append(d.Kubeadm.Owned, d.Owned...)
+	inputs := sha256.New()
+	for _, file := range files {
+		if file.Path == nodeconfig.InitConfigFile || strings.HasPrefix(file.Path, nodeconfig.PatchesDir+"/") {
+			fmt.Fprintf(inputs, "%s %d\n", file.Path, len(file.Content))
+			inputs.Write(file.Content)
+		}
+	}
+	d.Kubeadm.InputDigest = hex.EncodeToString(inputs.Sum(nil))
 	// kubeadm points these at the node's IP; the API server's certificate
 	// names the node by its hostname.
 	local := fmt.Sprintf("https://%s:6443", n.Hostname)
@@ -176,6 +155,83 @@ func desired(c *cluster.Cluster, n *cluster.Node, f *BundleFacts, nf *nodeFacts,
 		d.RemoveTaints = []string{"node-role.kubernetes.io/control-plane:NoSchedule"}
 	}
 	return d, nil
+}
+
+// nodeBase is what every node has: the distribution's packages (and the
+// host-provides package where rpm does not manage the host) and the files
+// nodeconfig rendered, with the units they restart and the commands they
+// trigger.
+func nodeBase(f *BundleFacts, nf *nodeFacts, o Options, files []nodeconfig.File) (converge.Desired, error) {
+	d := converge.Desired{Packages: map[string]string{}, Labels: map[string]string{}}
+	for _, p := range NodePackages {
+		v, ok := f.Packages[p]
+		if !ok {
+			return converge.Desired{}, fmt.Errorf("bundle %s %s has no package %s", f.Name, f.Version, p)
+		}
+		d.Packages[p] = v
+	}
+	if !nf.hasShell {
+		p, err := hostProvides(o.Root)
+		if err != nil {
+			return converge.Desired{}, err
+		}
+		d.LocalPackages = map[string]string{hostProvidesName: strings.TrimPrefix(p, filepath.Clean(o.Root))}
+	}
+	for _, file := range files {
+		cf := converge.File{Path: file.Path, Mode: file.Mode, Owner: file.Owner, Group: file.Group, Content: file.Content, Secret: file.Secret}
+		switch file.Path {
+		case nodeconfig.ContainerdConfigFile:
+			cf.Restarts = []string{"containerd.service"}
+		case nodeconfig.SysctlFile:
+			cf.After = []string{"sysctl -p " + nodeconfig.SysctlFile}
+		case nodeconfig.SysusersFile:
+			cf.After = []string{"systemd-sysusers " + nodeconfig.SysusersFile}
+		}
+		if strings.HasPrefix(file.Path, nodeconfig.ContainerdHostsDir) {
+			cf.Restarts = []string{"containerd.service"}
+		}
+		d.Files = append(d.Files, cf)
+	}
+
+	return d, nil
+}
+
+// networkFiles are every node's pod network, kube-proxy and firewall
+// files and units (after the node's own units, before kubelet's).
+func networkFiles(d *converge.Desired, c *cluster.Cluster, n *cluster.Node, nf *nodeFacts, pkiOut []converge.File) error {
+	d.Files = append(d.Files, cniFiles(c, n)...)
+	routes, err := routeFiles(c, n, nf)
+	if err != nil {
+		return err
+	}
+	d.Files = append(d.Files, routes...)
+	if len(routes) > 0 {
+		d.Units = append(d.Units, converge.Unit{Name: PodRoutesUnit, Start: true})
+	}
+	kp, err := kubeProxyFiles(c, n, pkiOut)
+	if err != nil {
+		return err
+	}
+	d.Files = append(d.Files, kp...)
+	if nf.firewall != nil {
+		fw, err := nodeconfig.Firewall(c, n.Name, *nf.firewall)
+		if err != nil {
+			return fmt.Errorf("node %s: %w", n.Name, err)
+		}
+		for _, file := range fw {
+			cf := converge.File{Path: file.Path, Mode: file.Mode, Content: file.Content}
+			if nf.firewall.Backend == nodeconfig.FirewallBackendFirewalld {
+				cf.After = []string{"firewall-cmd --reload"}
+			} else {
+				cf.Restarts = []string{nodeconfig.FirewallUnit}
+			}
+			d.Files = append(d.Files, cf)
+		}
+		if nf.firewall.Backend == nodeconfig.FirewallBackendNftables {
+			d.Units = append(d.Units, converge.Unit{Name: nodeconfig.FirewallUnit, Start: true})
+		}
+	}
+	return nil
 }
 
 func mustRead(p string) []byte {

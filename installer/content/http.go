@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -18,6 +20,10 @@ const (
 	// ReposPrefix serves the yum repositories:
 	// /repos/<version|latest>/<repo>/<path> and /repos/<version|latest>/ferry.repo.
 	ReposPrefix = "/repos/"
+	// BundlesPrefix serves the served bundles' ISOs themselves, by file
+	// name: /bundles/<name>-<version>.iso (nodes that join fetch it; they
+	// verify it in full with their own keyring before any use).
+	BundlesPrefix = "/bundles/"
 	// RepoFileName is the dnf .repo file under /repos/<version|latest>/.
 	RepoFileName = "ferry.repo"
 )
@@ -28,6 +34,7 @@ const (
 //	/repos/<version|latest>/<repo>/<path>  yum repository files, GET and HEAD, Range
 //	/repos/<version|latest>/ferry.repo     dnf .repo file for that bundle's repositories
 //	/keys/ferry.pub.asc                    the trusted keyring, armored
+//	/bundles/<file>.iso                    a served bundle's ISO, GET and HEAD, Range
 //	/healthz                               200 while the process runs
 //	/readyz                                200 when bundles are served and none expired, else 503
 //	/metrics                               Prometheus metrics (when the Service owns the registry)
@@ -95,6 +102,10 @@ func (s *Service) newHandler() http.Handler {
 					rw.Write(s.armored)
 				}
 			}
+		case route == "bundle":
+			if getOrHead(rw, r) {
+				s.serveISO(rw, r, strings.TrimPrefix(r.URL.Path, BundlesPrefix))
+			}
 		case route == "repo-file" || route == "yum":
 			if getOrHead(rw, r) {
 				s.serveRepos(rw, r, strings.TrimPrefix(r.URL.Path, ReposPrefix))
@@ -116,6 +127,8 @@ func routeOf(p string) string {
 		return "metrics"
 	case p == KeyPath:
 		return "key"
+	case strings.HasPrefix(p, BundlesPrefix):
+		return "bundle"
 	case strings.HasPrefix(p, ReposPrefix):
 		if strings.HasSuffix(p, "/"+RepoFileName) && strings.Count(p, "/") == 3 {
 			return "repo-file"
@@ -224,4 +237,29 @@ func (w *countingWriter) Flush() {
 	if f, ok := w.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
 	}
+}
+
+// serveISO serves the ISO of a served bundle by its file name.
+func (s *Service) serveISO(w http.ResponseWriter, r *http.Request, name string) {
+	for _, b := range s.cur.Load().bundles {
+		if filepath.Base(b.info.Path) != name {
+			continue
+		}
+		f, err := os.Open(b.info.Path)
+		if err != nil {
+			s.log.Error("opening a served ISO", slog.String("path", b.info.Path), slog.Any("err", err))
+			http.Error(w, "bundle unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		defer f.Close()
+		fi, err := f.Stat()
+		if err != nil {
+			http.Error(w, "bundle unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		http.ServeContent(w, r, name, fi.ModTime(), f)
+		return
+	}
+	http.NotFound(w, r)
 }

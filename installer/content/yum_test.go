@@ -209,3 +209,32 @@ func TestRepoFileExternalURL(t *testing.T) {
 		}
 	}
 }
+
+// The served bundles' ISOs, by file name, whole and by range (a joining
+// node fetches the bundle and verifies it itself); nothing else.
+func TestBundleISOOverHTTPS(t *testing.T) {
+	e := newEnv(t, Options{})
+	f := e.f
+	e.mustAdd(f.iso100)
+	want, err := os.ReadFile(f.iso100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := BundlesPrefix + filepath.Base(f.iso100)
+	code, _, got := e.get(name)
+	if code != 200 || !bytes.Equal(got, want) {
+		t.Fatalf("%s: %d, %d bytes (want %d)", name, code, len(got), len(want))
+	}
+	code, _, got = e.get(name, "Range", "bytes=32768-32867")
+	if code != http.StatusPartialContent || !bytes.Equal(got, want[32768:32868]) {
+		t.Errorf("range: %d, %d bytes", code, len(got))
+	}
+	for _, p := range []string{BundlesPrefix + "other.iso", BundlesPrefix, BundlesPrefix + "x/" + filepath.Base(f.iso100)} {
+		if code, _, _ := e.get(p); code != 404 {
+			t.Errorf("%s: %d, want 404", p, code)
+		}
+	}
+	if code, _, _ := e.get(BundlesPrefix + "..%2F" + filepath.Base(f.iso100)); code != 400 {
+		t.Errorf("traversal: %d, want 400", code)
+	}
+}

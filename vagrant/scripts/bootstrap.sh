@@ -58,11 +58,15 @@ fi
 	--root-passphrase-file /root/.ferry/root-passphrase --node "$node"
 
 install -d -o vagrant -g vagrant -m 0700 "$join"
-"$FERRY_INSTALLER" token create --output "$join/join.yaml"
-chown vagrant:vagrant "$join/join.yaml"
-chmod 0600 "$join/join.yaml"
+# One join file per other node of cluster.yaml: a bootstrap token and the
+# node's own certificates (made again at each provision: they expire).
+awk '$1 == "-" && $2 == "name:" {print $3}' /vagrant/cluster.yaml | while read -r other; do
+	[[ $other == "$node" ]] && continue
+	"$FERRY_INSTALLER" token create --node "$other" --out "$join/$other.join"
+	chown vagrant:vagrant "$join/$other.join"
+done
 install -o vagrant -g vagrant -m 0600 /etc/kubernetes/admin.conf "$join/admin.conf"
 install -o vagrant -g vagrant -m 0755 "$FERRY_INSTALLER" "$join/installer"
 
 setup_kubeconfig /etc/kubernetes/admin.conf
-echo "bootstrap node $node is up; the join file is $join/join.yaml"
+echo "bootstrap node $node is up; the join files are in $join"

@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -55,13 +57,79 @@ func applyCommand() *cli.Command {
 	}
 }
 
+func joinCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "join",
+		Usage:     "install this node and join it to the cluster, from a join file (install == upgrade: run it again, it changes nothing)",
+		UsageText: "installer join --join-file node2.join [--iso ferry.iso]",
+		Description: `The join file comes from 'installer token create --node NAME' on a
+control-plane node. It carries the cluster's configuration, keyring and
+content CA, a short-lived bootstrap token and the node's own certificates:
+carry it to the node once, over a trusted channel, and delete it after.
+
+Without --iso, the bundle is fetched from the control planes' content
+services (TLS verified with the content CA only, resumable, checked against
+the digest in the join file) and verified in full with the keyring before
+anything changes. Then the node converges like the first one: RPMs through
+dnf with gpgcheck, containerd mirroring the cluster's registry, the pod
+routes and the host firewall, and kubeadm join.`,
+		Flags: append(convergeFlags(),
+			&cli.PathFlag{Name: "join-file", Usage: "the join file (installer token create)", Required: true},
+			&cli.PathFlag{Name: "iso", Usage: "the bundle ISO, when it is at hand (default: fetched from the content services)"},
+		),
+		Action: func(c *cli.Context) error {
+			return runConvergeWith(c, bootstrap.Options{ISO: c.Path("iso"), JoinFile: c.Path("join-file")})
+		},
+	}
+}
+
+func tokenCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "token",
+		Usage: "make join files for new nodes (on a control-plane node)",
+		Subcommands: []*cli.Command{{
+			Name:      "create",
+			Usage:     "write a join file for a node of cluster.yaml: a bootstrap token, the node's certificates, the cluster's CA and keyring",
+			UsageText: "installer token create --node worker1 [--ttl 2h] [--out worker1.join]",
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "node", Usage: "the node's name in cluster.yaml", Required: true},
+				&cli.DurationFlag{Name: "ttl", Value: bootstrap.DefaultJoinTTL, Usage: "how long the file and its token are good"},
+				&cli.PathFlag{Name: "out", Usage: "where to write the join file (mode 0600; default: NODE.join)"},
+			},
+			Action: func(c *cli.Context) error {
+				jf, err := bootstrap.CreateJoinFile(c.Context, bootstrap.TokenOptions{Node: c.String("node"), TTL: c.Duration("ttl")})
+				if err != nil {
+					return err
+				}
+				data, err := jf.Marshal()
+				if err != nil {
+					return err
+				}
+				out := c.Path("out")
+				if out == "" {
+					out = jf.Node + ".join"
+				}
+				if err := os.WriteFile(out, append(data, '\n'), 0o600); err != nil {
+					return err
+				}
+				fmt.Fprintf(c.App.Writer, "join file for node %s written to %s (expires %s); on the node: installer join --join-file %s\n",
+					jf.Node, out, jf.Expires.Format("2006-01-02 15:04:05Z"), filepath.Base(out))
+				return nil
+			},
+		}},
+	}
+}
+
 func runConverge(c *cli.Context, iso, config, keyring string) error {
+	return runConvergeWith(c, bootstrap.Options{ISO: iso, Config: config, Keyring: keyring})
+}
+
+func runConvergeWith(c *cli.Context, o bootstrap.Options) error {
 	log, err := cliutil.Logger(c)
 	if err != nil {
 		return err
 	}
-	o := bootstrap.Options{ISO: iso, Config: config, Keyring: keyring, Node: c.String("node"), DryRun: c.Bool("dry-run"),
-		IgnorePreflightErrors: c.StringSlice("ignore-preflight-errors"), Log: log}
+	o.Node, o.DryRun, o.IgnorePreflightErrors, o.Log = c.String("node"), c.Bool("dry-run"), c.StringSlice("ignore-preflight-errors"), log
 	if !c.Bool("json") {
 		o.Out = c.App.Writer
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io/fs"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -59,14 +60,19 @@ type Desired struct {
 	// Join is the kubeadm join of a node that joins an existing cluster;
 	// nil on the first control-plane node.
 	Join *KubeadmJoin
+	// EtcdMember is the etcd member a control-plane node that joins adds
+	// before kubeadm join (by name, R29); nil otherwise.
+	EtcdMember *EtcdMember
 	// Owned are paths (some written by kubeadm) whose owner and mode are
 	// kept once they exist.
 	Owned []Owned
 	// Labels and Taints the Node object must carry (R10, R47); applied
 	// after kubeadm through the API.
 	Labels map[string]string
-	// RemoveTaints are taints to remove (R4: the single server runs workloads).
-	RemoveTaints []string
+	// Taints are taints the Node must have ("key[=value]:Effect"; a
+	// control plane that joins: kubeadm's own marking is skipped), and
+	// RemoveTaints taints to remove (R4: the single server runs workloads).
+	Taints, RemoveTaints []string
 	// Manifests are Kubernetes objects (the CNI, CoreDNS) applied with
 	// server-side apply after kubeadm, by name → YAML.
 	Manifests map[string][]byte
@@ -108,6 +114,34 @@ type KubeadmJoin struct {
 	DiscoveryContent []byte
 	// IgnorePreflightErrors are passed on (documented per environment).
 	IgnorePreflightErrors []string
+	// ControlPlane joins a control-plane node: with Ferry's certificates
+	// (kubeadm's certificate phases skipped), the kubeconfigs pointed at
+	// names (Servers) and owned by the control plane's users (Owned)
+	// before the static Pods start, and etcd's static Pod rendered from
+	// InitConfig (the member Ferry added) instead of kubeadm's etcd join.
+	ControlPlane bool
+	InitConfig   string
+	Servers      map[string]string
+	Owned        []Owned
+	// InputDigest is recorded as kubeadm's inputs (see KubeadmInit).
+	InputDigest string
+}
+
+// EtcdMember adds a member to the cluster's etcd with etcdctl, through
+// the other members' client URLs, as a learner (it does not count for
+// the quorum, so the cluster stays writable while the node joins), and
+// records the membership it starts into (name=peerURL,…) in StateFile.
+// Once the node has joined and its member runs, the learner is promoted
+// (PromotedFile records it). Both steps are idempotent: a member with the
+// same peer URL is not added twice, a voting member not promoted.
+type EtcdMember struct {
+	Name, PeerURL string
+	// Endpoints are the other members' client URLs.
+	Endpoints []string
+	// CACert, Cert and Key authenticate to etcd (the etcd realm's CA and
+	// the API server's etcd client certificate).
+	CACert, Cert, Key       string
+	StateFile, PromotedFile string
 }
 
 // Owned is a path whose owner and mode the node must have once it exists
@@ -129,6 +163,9 @@ type Observed struct {
 	KubeadmDone bool
 	// Joined: /etc/kubernetes/kubelet.conf exists (kubeadm join finished).
 	Joined bool
+	// EtcdMemberAdded: the membership of Desired.EtcdMember is recorded;
+	// EtcdPromoted: so is its promotion from learner.
+	EtcdMemberAdded, EtcdPromoted bool
 	// APIUnknown: the node's objects could not be read (the API server
 	// does not answer yet, or restarts after a change of this apply). The
 	// operations that need the API wait for a later round.
@@ -168,6 +205,7 @@ type Op struct {
 	Command  []string
 	Kubeadm  *KubeadmInit
 	Join     *KubeadmJoin
+	Etcd     *EtcdMember
 	Labels   map[string]string
 	Taint    string
 	Manifest string
@@ -188,21 +226,24 @@ const KubeadmRecord = "kubeadm:inputs"
 
 // Op kinds, in the order a plan runs them.
 const (
-	KindDir       = "create directory"
-	KindFile      = "write file"
-	KindInstall   = "install packages"
-	KindRun       = "run"
-	KindReload    = "reload systemd"
-	KindRestart   = "restart unit"
-	KindEnable    = "enable unit"
-	KindStart     = "start unit"
-	KindKubeadm   = "kubeadm init"
-	KindKubeadmRe = "kubeadm reconfigure"
-	KindJoin      = "kubeadm join"
-	KindManifest  = "apply manifest"
-	KindLabel     = "label node"
-	KindUntaint   = "remove taint"
-	KindPermFixup = "set owner and mode"
+	KindDir         = "create directory"
+	KindFile        = "write file"
+	KindInstall     = "install packages"
+	KindRun         = "run"
+	KindReload      = "reload systemd"
+	KindRestart     = "restart unit"
+	KindEnable      = "enable unit"
+	KindStart       = "start unit"
+	KindKubeadm     = "kubeadm init"
+	KindKubeadmRe   = "kubeadm reconfigure"
+	KindEtcdAdd     = "add etcd member"
+	KindJoin        = "kubeadm join"
+	KindEtcdPromote = "promote etcd member"
+	KindManifest    = "apply manifest"
+	KindLabel       = "label node"
+	KindTaint       = "taint node"
+	KindUntaint     = "remove taint"
+	KindPermFixup   = "set owner and mode"
 )
 
 // Plan is a pure function of the desired and observed node: the operations
@@ -317,11 +358,19 @@ func Plan(d Desired, o Observed) []Op {
 			ops = append(ops, Op{Kind: KindRestart, Target: u.Name, Reason: "its configuration changed", Unit: u.Name})
 		}
 	}
-	if d.Kubeadm != nil && !o.KubeadmDone {
+	if d.Kubeadm != nil && !o.KubeadmDone && d.Join == nil {
 		ops = append(ops, Op{Kind: KindKubeadm, Target: d.Kubeadm.Config, Reason: "the control plane is not initialized", Kubeadm: d.Kubeadm})
 	}
-	if d.Join != nil && !o.Joined {
-		ops = append(ops, Op{Kind: KindJoin, Target: d.Join.Config, Reason: "the node has not joined the cluster", Join: d.Join})
+	if d.EtcdMember != nil && !o.EtcdMemberAdded {
+		ops = append(ops, Op{Kind: KindEtcdAdd, Target: d.EtcdMember.Name + " " + d.EtcdMember.PeerURL, Reason: "not a member of the cluster's etcd yet", Etcd: d.EtcdMember})
+	}
+	// A control-plane node joins once its etcd member is added: its etcd
+	// configuration (rendered from the recorded membership) is then final.
+	if d.Join != nil && !o.Joined && (d.EtcdMember == nil || o.EtcdMemberAdded) {
+		ops = append(ops, Op{Kind: KindJoin, Target: d.Join.Config, Reason: "the node has not joined the cluster", Join: d.Join, Etcd: d.EtcdMember})
+	}
+	if d.EtcdMember != nil && o.EtcdMemberAdded && o.Joined && !o.EtcdPromoted {
+		ops = append(ops, Op{Kind: KindEtcdPromote, Target: d.EtcdMember.Name, Reason: "a learner until its member has caught up", Etcd: d.EtcdMember})
 	}
 	if d.Kubeadm != nil && o.KubeadmDone && d.Kubeadm.InputDigest != "" && o.Applied[KubeadmRecord] != d.Kubeadm.InputDigest {
 		ops = append(ops, Op{Kind: KindKubeadmRe, Target: d.Kubeadm.Config, Reason: "its configuration or patches changed since kubeadm last ran", Kubeadm: d.Kubeadm})
@@ -355,6 +404,12 @@ func Plan(d Desired, o Observed) []Op {
 	if len(missing) > 0 {
 		keys := sortedKeys(missing)
 		ops = append(ops, Op{Kind: KindLabel, Target: strings.Join(keys, ","), Reason: "missing or different", Labels: missing})
+	}
+	for _, t := range d.Taints {
+		key, effect := taintKeyEffect(t)
+		if !slices.Contains(o.NodeTaints, key+":"+effect) {
+			ops = append(ops, Op{Kind: KindTaint, Target: t, Reason: "missing", Taint: t})
+		}
 	}
 	for _, t := range d.RemoveTaints {
 		for _, have := range o.NodeTaints {
@@ -436,5 +491,13 @@ func Format(ops []Op) string {
 // NeedsAPI says whether the desired node has objects in the API to check
 // (manifests, labels, taints): a plan is final only when the API answered.
 func (d Desired) NeedsAPI() bool {
-	return d.Kubeadm != nil && len(d.Manifests)+len(d.Labels)+len(d.RemoveTaints) > 0
+	return d.Kubeadm != nil && len(d.Manifests)+len(d.Labels)+len(d.Taints)+len(d.RemoveTaints) > 0
+}
+
+// taintKeyEffect is a taint's key and effect ("key[=value]:Effect"), as
+// Observed.NodeTaints lists them.
+func taintKeyEffect(t string) (key, effect string) {
+	kv, effect, _ := strings.Cut(t, ":")
+	key, _, _ = strings.Cut(kv, "=")
+	return key, effect
 }

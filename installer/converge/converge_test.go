@@ -210,3 +210,28 @@ func TestPlanReconfiguresKubeadmWhenItsInputsChange(t *testing.T) {
 		}
 	}
 }
+
+// A control plane that joins: its etcd member first (a learner), then
+// kubeadm join once the membership is recorded, then the promotion; a
+// taint it lacks is added. Each step only once.
+func TestPlanControlPlaneJoin(t *testing.T) {
+	m := &EtcdMember{Name: "cp2", PeerURL: "https://cp2.example.com:2380", StateFile: "/s", PromotedFile: "/p"}
+	d := Desired{Join: &KubeadmJoin{Config: "/j", ControlPlane: true}, EtcdMember: m,
+		Kubeadm: &KubeadmInit{Config: "/k"}, Taints: []string{"node-role.kubernetes.io/control-plane:NoSchedule", "gpu=a100:NoExecute"}}
+	for _, tc := range []struct {
+		name string
+		o    Observed
+		want string
+	}{
+		{"new", Observed{APIUnknown: true}, "add etcd member cp2 https://cp2.example.com:2380"},
+		{"member added", Observed{APIUnknown: true, EtcdMemberAdded: true}, "kubeadm join /j"},
+		{"joined, not promoted", Observed{APIUnknown: true, EtcdMemberAdded: true, Joined: true, KubeadmDone: true}, "promote etcd member cp2"},
+		{"promoted, taints missing", Observed{EtcdMemberAdded: true, Joined: true, KubeadmDone: true, EtcdPromoted: true, NodeTaints: []string{"node-role.kubernetes.io/control-plane:NoSchedule"}},
+			"taint node gpu=a100:NoExecute"},
+		{"done", Observed{EtcdMemberAdded: true, Joined: true, KubeadmDone: true, EtcdPromoted: true, NodeTaints: []string{"gpu:NoExecute", "node-role.kubernetes.io/control-plane:NoSchedule"}}, ""},
+	} {
+		if got := strings.Join(kinds(Plan(d, tc.o)), "\n"); got != tc.want {
+			t.Errorf("%s: plan %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -138,7 +139,18 @@ func (h *Host) Observe(ctx context.Context, d Desired) (Observed, error) {
 		o.KubeadmDone = e1 == nil && e2 == nil
 	}
 	if d.Join != nil {
-		o.Joined = fileExists(h.path("/etc/kubernetes/kubelet.conf"))
+		// A control plane has joined once kubeadm wrote its static Pods
+		// (its kubelet bootstraps afterwards, against its own API server);
+		// a worker once its kubelet has its kubeconfig.
+		joined := "/etc/kubernetes/kubelet.conf"
+		if d.Join.ControlPlane {
+			joined = "/etc/kubernetes/manifests/kube-apiserver.yaml"
+		}
+		o.Joined = fileExists(h.path(joined))
+	}
+	if d.EtcdMember != nil {
+		o.EtcdMemberAdded = fileExists(h.path(d.EtcdMember.StateFile))
+		o.EtcdPromoted = fileExists(h.path(d.EtcdMember.PromotedFile))
 	}
 	if data, err := os.ReadFile(h.path(filepath.Join(h.StateDir, "applied.json"))); err == nil {
 		if err := json.Unmarshal(data, &o.Applied); err != nil {
@@ -351,26 +363,8 @@ func (h *Host) apply(ctx context.Context, d Desired, op Op) error {
 				return err
 			}
 		}
-		for _, kc := range sortedKeys(op.Kubeadm.Servers) {
-			if err := rewriteServer(h.path(kc), op.Kubeadm.Servers[kc]); err != nil {
-				return err
-			}
-		}
-		for _, o := range op.Kubeadm.Owned {
-			p := h.path(o.Path)
-			if o.Dir {
-				if err := os.MkdirAll(p, o.Mode.Perm()); err != nil {
-					return err
-				}
-			} else if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
-				continue
-			}
-			if err := os.Chmod(p, o.Mode); err != nil {
-				return err
-			}
-			if err := chown(p, o.Owner, o.Group); err != nil {
-				return fmt.Errorf("%s: %w", o.Path, err)
-			}
+		if err := h.serversAndOwners(op.Kubeadm.Servers, op.Kubeadm.Owned, chown); err != nil {
+			return err
 		}
 		args := []string{"init", "--config", op.Kubeadm.Config, "--skip-phases", strings.Join(append([]string{"certs", "kubeconfig"}, op.Kubeadm.SkipPhases...), ",")}
 		if len(op.Kubeadm.IgnorePreflightErrors) > 0 {
@@ -406,11 +400,47 @@ func (h *Host) apply(ctx context.Context, d Desired, op Op) error {
 		// The bootstrap token is not left on the node.
 		defer os.Remove(disc)
 		args := []string{"join", "--config", op.Join.Config}
-		if len(op.Join.IgnorePreflightErrors) > 0 {
-			args = append(args, "--ignore-preflight-errors", strings.Join(op.Join.IgnorePreflightErrors, ","))
+		ignore := op.Join.IgnorePreflightErrors
+		if op.Join.ControlPlane {
+			// Ferry's kubeconfigs first (kubeadm's, pointed at names and
+			// readable by the control plane's users), and etcd's static
+			// Pod for the member Ferry added.
+			if _, err := h.run(ctx, "kubeadm", "join", "phase", "control-plane-prepare", "kubeconfig", "--config", op.Join.Config); err != nil {
+				return err
+			}
+			if err := h.serversAndOwners(op.Join.Servers, op.Join.Owned, chown); err != nil {
+				return err
+			}
+			if _, err := h.run(ctx, "kubeadm", "init", "phase", "etcd", "local", "--config", op.Join.InitConfig); err != nil {
+				return err
+			}
+			// kubeadm's etcd-join is Ferry's (the member by name, as a
+			// learner); what waits for the local API server is skipped:
+			// it answers once that member is promoted (below), and the
+			// node's kubelet bootstraps against it then. Roles and taints
+			// are applied through the API afterwards, like labels.
+			args = append(args, "--skip-phases", "control-plane-prepare/download-certs,control-plane-prepare/certs,control-plane-prepare/kubeconfig,etcd-join,kubelet-wait-bootstrap,control-plane-join,wait-control-plane")
+			ignore = append(slices.Clone(ignore), "FileAvailable--etc-kubernetes-manifests-etcd.yaml")
 		}
-		_, err := h.run(ctx, "kubeadm", args...)
-		return err
+		if len(ignore) > 0 {
+			args = append(args, "--ignore-preflight-errors", strings.Join(ignore, ","))
+		}
+		if _, err := h.run(ctx, "kubeadm", args...); err != nil {
+			return err
+		}
+		if op.Etcd != nil {
+			if err := h.promoteEtcdMember(ctx, op.Etcd); err != nil {
+				return err
+			}
+		}
+		if op.Join.InputDigest != "" {
+			return h.recordApplied(KubeadmRecord, op.Join.InputDigest)
+		}
+		return nil
+	case KindEtcdAdd:
+		return h.addEtcdMember(ctx, op.Etcd)
+	case KindEtcdPromote:
+		return h.promoteEtcdMember(ctx, op.Etcd)
 	case KindManifest:
 		tmp, err := os.CreateTemp("", "ferry-manifest-*.yaml")
 		if err != nil {
@@ -432,6 +462,9 @@ func (h *Host) apply(ctx context.Context, d Desired, op Op) error {
 			args = append(args, k+"="+op.Labels[k])
 		}
 		_, err := h.run(ctx, "kubectl", args...)
+		return err
+	case KindTaint:
+		_, err := h.run(ctx, "kubectl", "--kubeconfig", h.Kubeconfig, "taint", "node", h.NodeName, "--overwrite", op.Taint)
 		return err
 	case KindUntaint:
 		_, err := h.run(ctx, "kubectl", "--kubeconfig", h.Kubeconfig, "taint", "node", h.NodeName, op.Taint+"-")
@@ -478,14 +511,19 @@ func rewriteServer(p, url string) error {
 	return atomicfile.WriteFile(p, []byte(strings.Join(lines, "\n")), fi.Mode().Perm())
 }
 
-// WaitAPI waits until the API server answers /readyz through the node's
-// kubeconfig (after kubeadm restarted it), at most timeout.
+// WaitAPI waits until the API server answers through the node's
+// kubeconfig (after kubeadm restarted it) with the node's Node object (a
+// node that has just joined registers when its kubelet has bootstrapped),
+// at most timeout.
 func (h *Host) WaitAPI(ctx context.Context, timeout time.Duration) error {
+	if !fileExists(h.path(h.Kubeconfig)) {
+		return fmt.Errorf("no %s yet", h.Kubeconfig)
+	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var err error
 	for {
-		if _, err = h.run(ctx, "kubectl", "--kubeconfig", h.Kubeconfig, "--request-timeout=5s", "get", "--raw", "/readyz"); err == nil {
+		if _, err = h.run(ctx, "kubectl", "--kubeconfig", h.Kubeconfig, "--request-timeout=5s", "get", "node", h.NodeName, "-o", "name"); err == nil {
 			return nil
 		}
 		select {
@@ -494,4 +532,145 @@ func (h *Host) WaitAPI(ctx context.Context, timeout time.Duration) error {
 		case <-time.After(2 * time.Second):
 		}
 	}
+}
+
+// serversAndOwners points kubeconfigs at names and gives the control
+// plane's files to their users.
+func (h *Host) serversAndOwners(servers map[string]string, owned []Owned, chown func(p, own, grp string) error) error {
+	for _, kc := range sortedKeys(servers) {
+		if err := rewriteServer(h.path(kc), servers[kc]); err != nil {
+			return err
+		}
+	}
+	for _, o := range owned {
+		p := h.path(o.Path)
+		if o.Dir {
+			if err := os.MkdirAll(p, o.Mode.Perm()); err != nil {
+				return err
+			}
+		} else if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err := os.Chmod(p, o.Mode); err != nil {
+			return err
+		}
+		if err := chown(p, o.Owner, o.Group); err != nil {
+			return fmt.Errorf("%s: %w", o.Path, err)
+		}
+	}
+	return nil
+}
+
+// etcdMembers is `etcdctl member list -w json`.
+type etcdMembers struct {
+	Members []struct {
+		ID        uint64   `json:"ID"`
+		Name      string   `json:"name"`
+		PeerURLs  []string `json:"peerURLs"`
+		IsLearner bool     `json:"isLearner"`
+	} `json:"members"`
+}
+
+// etcdctl runs etcdctl against m's endpoints, tried again while etcd
+// fails (a busy member: its disk or CPU shared with the node's other
+// work; a learner not yet in sync) up to attempts times.
+func (h *Host) etcdctl(ctx context.Context, m *EtcdMember, attempts int, args ...string) ([]byte, error) {
+	base := []string{"--endpoints=" + strings.Join(m.Endpoints, ","), "--cacert=" + h.path(m.CACert), "--cert=" + h.path(m.Cert), "--key=" + h.path(m.Key),
+		"--dial-timeout=10s", "--command-timeout=30s"}
+	for attempt := 1; ; attempt++ {
+		out, err := h.run(ctx, "etcdctl", append(base, args...)...)
+		if err == nil || attempt >= attempts {
+			return out, err
+		}
+		h.log().Warn("etcdctl failed, trying again", slog.Int("attempt", attempt), slog.Any("err", err))
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Duration(min(attempt, 4)) * 5 * time.Second):
+		}
+	}
+}
+
+func (h *Host) etcdMembers(ctx context.Context, m *EtcdMember) (etcdMembers, error) {
+	var ms etcdMembers
+	out, err := h.etcdctl(ctx, m, 5, "member", "list", "-w", "json")
+	if err != nil {
+		return ms, err
+	}
+	if err := json.Unmarshal(out, &ms); err != nil {
+		return ms, fmt.Errorf("etcdctl member list: %w", err)
+	}
+	return ms, nil
+}
+
+// addEtcdMember adds m as a learner unless a member has its peer URL
+// already, then records the membership the new member starts into.
+func (h *Host) addEtcdMember(ctx context.Context, m *EtcdMember) error {
+	ms, err := h.etcdMembers(ctx, m)
+	if err != nil {
+		return err
+	}
+	has := func(ms etcdMembers) bool {
+		for _, x := range ms.Members {
+			if slices.Contains(x.PeerURLs, m.PeerURL) {
+				return true
+			}
+		}
+		return false
+	}
+	if !has(ms) {
+		if _, err := h.etcdctl(ctx, m, 1, "member", "add", m.Name, "--learner", "--peer-urls="+m.PeerURL); err != nil {
+			// A timed-out add may have been applied: the next list says.
+			if ms2, lerr := h.etcdMembers(ctx, m); lerr != nil || !has(ms2) {
+				return err
+			}
+		}
+		if ms, err = h.etcdMembers(ctx, m); err != nil {
+			return err
+		}
+	}
+	var cluster []string
+	for _, x := range ms.Members {
+		name := x.Name
+		if slices.Contains(x.PeerURLs, m.PeerURL) {
+			name = m.Name
+		}
+		if name == "" {
+			return fmt.Errorf("etcd has another member that has not started yet (%s): join one control-plane node at a time", strings.Join(x.PeerURLs, ","))
+		}
+		for _, u := range x.PeerURLs {
+			cluster = append(cluster, name+"="+u)
+		}
+	}
+	slices.Sort(cluster)
+	return h.writeState(m.StateFile, strings.Join(cluster, ","))
+}
+
+// promoteEtcdMember promotes m from learner to voting member once it has
+// caught up with the leader (etcd refuses before: tried again for about
+// three minutes), and records it.
+func (h *Host) promoteEtcdMember(ctx context.Context, m *EtcdMember) error {
+	ms, err := h.etcdMembers(ctx, m)
+	if err != nil {
+		return err
+	}
+	for _, x := range ms.Members {
+		if !slices.Contains(x.PeerURLs, m.PeerURL) {
+			continue
+		}
+		if x.IsLearner {
+			if _, err := h.etcdctl(ctx, m, 12, "member", "promote", strconv.FormatUint(x.ID, 16)); err != nil {
+				return err
+			}
+		}
+		return h.writeState(m.PromotedFile, strconv.FormatUint(x.ID, 16))
+	}
+	return fmt.Errorf("etcd has no member with peer URL %s: it was removed; remove %s and join the node again", m.PeerURL, m.StateFile)
+}
+
+func (h *Host) writeState(p, content string) error {
+	if err := os.MkdirAll(filepath.Dir(h.path(p)), 0o700); err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(h.path(p), []byte(content+"\n"), 0o600)
 }

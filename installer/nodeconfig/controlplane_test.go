@@ -294,3 +294,29 @@ func writeControlPlanePKI(t *testing.T, dir string) controlPlaneTLS {
 	}
 	return controlPlaneTLS{kubernetesCA: k8s.CACertPEM(), admin: &cert}
 }
+
+// A control-plane node that joins starts its etcd member into the
+// membership Ferry recorded (state existing); the first node's starts a
+// cluster of one. A membership without this member is refused.
+func TestEtcdInitialCluster(t *testing.T) {
+	c := load(t, exampleConfig)
+	etcdPatch := func(f Facts) string {
+		return string(render(t, c, "cp2", f)[PatchesDir+"/etcd+strategic.yaml"].Content)
+	}
+	f := exampleFacts(t, "cp2")
+	first := etcdPatch(f)
+	if !strings.Contains(first, "--initial-cluster=cp2=https://cp2.prod.example.com:2380") || strings.Contains(first, "initial-cluster-state") {
+		t.Errorf("first member's etcd patch:\n%s", first)
+	}
+	f.EtcdInitialCluster = "cp1=https://cp1.prod.example.com:2380,cp2=https://cp2.prod.example.com:2380"
+	joined := etcdPatch(f)
+	if !strings.Contains(joined, "--initial-cluster="+f.EtcdInitialCluster) || !strings.Contains(joined, "--initial-cluster-state=existing") {
+		t.Errorf("joining member's etcd patch:\n%s", joined)
+	}
+	for _, bad := range []string{"cp1=https://cp1.prod.example.com:2380", "cp2=http://cp2.prod.example.com:2380", "cp2 = https://x"} {
+		f.EtcdInitialCluster = bad
+		if _, err := Render(c, "cp2", f); err == nil || !strings.Contains(err.Error(), "facts.EtcdInitialCluster") {
+			t.Errorf("initial cluster %q: %v", bad, err)
+		}
+	}
+}

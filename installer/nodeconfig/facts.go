@@ -112,6 +112,22 @@ func (r *renderer) checkFacts(add func(field, format string, args ...any)) {
 			}
 		}
 	}
+	if ic := f.EtcdInitialCluster; ic != "" {
+		self := false
+		for _, m := range strings.Split(ic, ",") {
+			name, u, ok := strings.Cut(m, "=")
+			if !ok || name == "" || !strings.HasPrefix(u, "https://") || strings.ContainsAny(m, " \t\n") {
+				add("facts.EtcdInitialCluster", "%q is not name=https://host:port", m)
+				continue
+			}
+			if name == r.n.Name && u == EtcdPeerURL(r.n) {
+				self = true
+			}
+		}
+		if !self {
+			add("facts.EtcdInitialCluster", "%q lacks this member (%s=%s)", ic, r.n.Name, EtcdPeerURL(r.n))
+		}
+	}
 	if f.PauseImage == "" {
 		add("facts.PauseImage", "required: the bundle's pause image, such as registry.ferry.dev/k8s/pause:3.10.2")
 	} else if err := bundle.ValidImageName(f.PauseImage); err != nil || registryHost(f.PauseImage) == "" {

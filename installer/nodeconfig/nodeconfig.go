@@ -116,6 +116,11 @@ type Facts struct {
 	// PlaneWorkload, PlaneEtcd), as observed. Every node needs its
 	// control-plane address, control-plane nodes their etcd address.
 	NodeIPs map[string]string
+	// EtcdInitialCluster is the etcd membership a joining control-plane
+	// node's member starts into ("n1=https://n1.example.com:2380,n2=…",
+	// recorded when Ferry added the member); empty on the first node,
+	// whose member starts a cluster of its own.
+	EtcdInitialCluster string
 	// CgroupVersion is the node's cgroup version, 1 or 2 (observed).
 	CgroupVersion int
 	// HasSystemd: the node runs systemd (observed).

@@ -5,6 +5,8 @@ import (
 	"maps"
 	"net"
 	"strconv"
+
+	"github.com/ferry-k8s/ferry/installer/cluster"
 )
 
 // kubeadm v1.36.3 patches these targets (cmd/kubeadm/app/util/patches:
@@ -50,17 +52,33 @@ const (
 // address (clients also on the loopback, where the API server reaches
 // it: https://localhost:2379) and advertise the node's hostname (R29:
 // certificates carry DNS names, so peers and kubeadm dial names). The
-// initial cluster is this member alone: it only counts when etcd starts
-// with an empty data directory, which is `kubeadm init`'s case.
+// initial cluster is this member alone on the first node (`kubeadm
+// init`); on a control-plane node that joins, the membership Ferry
+// recorded when it added the member, with --initial-cluster-state
+// existing. Either only counts when etcd starts with an empty data
+// directory.
 func etcdArgs(r *renderer) []string {
 	etcdURL := func(host string, port int) string { return "https://" + net.JoinHostPort(host, strconv.Itoa(port)) }
-	return []string{
+	args := []string{
 		"--listen-client-urls=" + etcdURL("127.0.0.1", etcdClientPort) + "," + etcdURL(r.etcdIP.String(), etcdClientPort),
 		"--advertise-client-urls=" + etcdURL(r.n.Hostname, etcdClientPort),
 		"--listen-peer-urls=" + etcdURL(r.etcdIP.String(), etcdPeerPort),
 		"--initial-advertise-peer-urls=" + etcdURL(r.n.Hostname, etcdPeerPort),
-		"--initial-cluster=" + r.n.Name + "=" + etcdURL(r.n.Hostname, etcdPeerPort),
 	}
+	if r.f.EtcdInitialCluster != "" {
+		return append(args, "--initial-cluster="+r.f.EtcdInitialCluster, "--initial-cluster-state=existing")
+	}
+	return append(args, "--initial-cluster="+r.n.Name+"="+etcdURL(r.n.Hostname, etcdPeerPort))
+}
+
+// EtcdPeerURL is a control-plane node's etcd peer URL (its hostname, R29).
+func EtcdPeerURL(n *cluster.Node) string {
+	return "https://" + net.JoinHostPort(n.Hostname, strconv.Itoa(etcdPeerPort))
+}
+
+// EtcdClientURL is a control-plane node's etcd client URL.
+func EtcdClientURL(n *cluster.Node) string {
+	return "https://" + net.JoinHostPort(n.Hostname, strconv.Itoa(etcdClientPort))
 }
 
 // etcdAnnotations: kubeadm finds the etcd members it talks to (join,

@@ -162,6 +162,9 @@ spec:
   security:
     # Debian machines have no SELinux.
     allowNonEnforcingControlPlane: true
+  authentication:
+    staticUsers:
+      - {name: e2e-viewer, groups: [e2e-viewers]}
   nodes:
     - name: node1
       hostname: %s
@@ -382,6 +385,27 @@ spec:
 			t.Errorf("the Secret in etcd is not encrypted (%v): %q", err, firstN(raw, 120))
 		}
 	})
+
+	// R17: a static user's kubeconfig; RBAC decides what it may do.
+	out = bootstrap("user", "kubeconfig", "--name", "e2e-viewer", "--out", "/root/viewer.conf")
+	if !strings.Contains(out, "kubeconfig for e2e-viewer written to /root/viewer.conf") {
+		t.Errorf("user kubeconfig: %s", out)
+	}
+	if out, err := kubectl("create", "clusterrolebinding", "e2e-viewers", "--clusterrole=view", "--group=e2e-viewers"); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	if out, err := node.Exec("kubectl", "--kubeconfig", "/root/viewer.conf", "get", "deployment", "web", "-o", "name"); err != nil || strings.TrimSpace(out) != "deployment.apps/web" {
+		t.Errorf("the static user cannot read: %v %s", err, out)
+	}
+	if out, err := node.Exec("kubectl", "--kubeconfig", "/root/viewer.conf", "delete", "deployment", "web", "--dry-run=server"); err == nil || !strings.Contains(out, "forbidden") {
+		t.Errorf("the static user (view role) may delete: %v %s", err, out)
+	}
+	if out, err := node.Exec("kubectl", "--kubeconfig", "/root/viewer.conf", "auth", "whoami", "-o", "jsonpath={.status.userInfo.username} {.status.userInfo.groups}"); err != nil || !strings.HasPrefix(out, "e2e-viewer ") || !strings.Contains(out, "e2e-viewers") {
+		t.Errorf("whoami: %v %s", err, out)
+	}
+	if _, err := node.Exec(nodeInstaller, "user", "kubeconfig", "--name", "mallory", "--out", "/root/mallory.conf"); err == nil {
+		t.Error("a kubeconfig for a user not in cluster.yaml")
+	}
 
 	// R3: a second run changes nothing, and says so; so does the plan alone.
 	if out := bootstrap("apply", "--dry-run"); !strings.Contains(out, "\n0 changes") {

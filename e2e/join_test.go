@@ -33,25 +33,28 @@ func e2eNodeYAML(name, roles string) string {
 `, name, e2eDomain, roles)
 }
 
-// TestJoinWorker grows a bootstrapped server by a worker: `installer token
-// create` on the server writes a join file; on the new node, `installer
-// join` fetches the bundle from the server's content service (the node has
-// no ISO), verifies it, installs, and joins. The worker goes Ready with its
-// labels; its pods pull through the server's registry; pods on the two
-// nodes reach each other through the pod routes and Services work from
-// both; the worker's firewall admits the control plane only on the
-// kubelet's port; `installer apply` on the worker then changes nothing.
-func TestJoinWorker(t *testing.T) {
+// TestJoin grows a bootstrapped server by a worker and a second control
+// plane: `installer token create` on the server writes a join file per
+// node; on each new node, `installer join` fetches the bundle from the
+// server's content service (the nodes have no ISO), verifies it, installs,
+// and joins. The worker goes Ready with its labels; its pods pull through
+// the server's registry; pods on different nodes reach each other through
+// the pod routes and Services work from every node; the worker's firewall
+// admits the control planes only on the kubelet's port. The control plane
+// joins with the sealed CAs (certificate key): its etcd member is added by
+// name, its API server and content service serve. `installer apply` then
+// changes nothing anywhere.
+func TestJoin(t *testing.T) {
 	st := newSteps(t)
 	phase := st.phase
 	Prerequisites(t)
 	b := buildDistroBundle(t, t.TempDir())
 	phase("bundle built")
 
-	c := NewCluster(t, NodeSpec{Name: "node1"}, NodeSpec{Name: "node2"})
-	n1, n2 := c.Nodes[0], c.Nodes[1]
-	phase(fmt.Sprintf("nodes booted at %s and %s", n1.IP, n2.IP))
-	hosts := fmt.Sprintf("%s node1.%s %s\n%s node2.%s\n", n1.IP, e2eDomain, apiEndpoint, n2.IP, e2eDomain)
+	c := NewCluster(t, NodeSpec{Name: "node1"}, NodeSpec{Name: "node2"}, NodeSpec{Name: "node3"})
+	n1, n2, n3 := c.Nodes[0], c.Nodes[1], c.Nodes[2]
+	phase(fmt.Sprintf("nodes booted at %s, %s and %s", n1.IP, n2.IP, n3.IP))
+	hosts := fmt.Sprintf("%s node1.%s %s\n%s node2.%s\n%s node3.%s\n", n1.IP, e2eDomain, apiEndpoint, n2.IP, e2eDomain, n3.IP, e2eDomain)
 	for _, n := range c.Nodes {
 		n.MustExec(t, "/bin/sh", "-ec", fmt.Sprintf("printf '%s' >> /etc/hosts; echo 'nameserver %s' > /etc/resolv.conf; for h in /sys/fs/cgroup/*/; do mkdir -p \"$h/%s\"; done",
 			hosts, c.Bridge().HostIP, n.Name))
@@ -67,7 +70,7 @@ spec:
   security:
     allowNonEnforcingControlPlane: true
   nodes:
-`, apiEndpoint) + e2eNodeYAML("node1", "control-plane, worker") + e2eNodeYAML("node2", "worker")
+`, apiEndpoint) + e2eNodeYAML("node1", "control-plane, worker") + e2eNodeYAML("node2", "worker") + e2eNodeYAML("node3", "control-plane")
 	for src, dst := range map[string]string{b.iso: "/root/ferry.iso", b.pub: "/root/release.pub.asc"} {
 		if err := n1.CopyIn(src, dst, 0o644); err != nil {
 			t.Fatal(err)
@@ -201,6 +204,73 @@ spec:
 		t.Error("node2's kubelet is reachable from the bridge (not a control-plane node)")
 	}
 
+	// The second control plane: its join file's CAs are sealed; the key
+	// comes apart from it.
+	out = installer(n1, "token", "create", "--node", "node3", "--out", "/root/node3.join")
+	var certKey string
+	for _, l := range strings.Split(out, "\n") {
+		if k, ok := strings.CutPrefix(l, "certificate key (carry it apart from the file): "); ok {
+			certKey = strings.TrimSpace(k)
+		}
+	}
+	if len(certKey) != 64 {
+		t.Fatalf("token create for a control plane printed no certificate key:\n%s", out)
+	}
+	joinFile, err = os.ReadFile(filepath.Join(n1.Root, "root/node3.join"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(joinFile), "PRIVATE KEY") || strings.Contains(string(joinFile), certKey) {
+		t.Fatal("the control-plane join file carries a key in the clear")
+	}
+	n3.WriteFile("/root/node3.join", joinFile, 0o600)
+	if out, err := n3.Exec(nodeInstaller, "join", "--join-file", "/root/node3.join", "--certificate-key", strings.Repeat("0", 64), ignore); err == nil || !strings.Contains(out, "do not open with this certificate key") {
+		t.Errorf("join with a wrong certificate key: %v\n%s", err, out)
+	}
+	// A control plane's join waits for its etcd member to catch up: more
+	// than Exec's default timeout on a busy machine.
+	out, err = n3.execTimeout(8*time.Minute, nil, nodeInstaller, "join", "--join-file", "/root/node3.join", "--certificate-key", certKey, ignore)
+	if err != nil {
+		etcdLog, _ := n1.Shell(`crictl logs --tail 40 $(crictl ps -q --name etcd) 2>&1`)
+		members, _ := n1.Exec("etcdctl", "--endpoints=https://localhost:2379", "--cacert=/etc/kubernetes/pki/etcd/ca.crt",
+			"--cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt", "--key=/etc/kubernetes/pki/etcd/healthcheck-client.key", "member", "list")
+		journal, _ := n3.Exec("tail", "-n", "12", "/var/lib/ferry/journal.jsonl")
+		kubelet, _ := n3.Exec("journalctl", "-u", "kubelet", "--no-pager", "-n", "30")
+		t.Fatalf("node3: installer join: %v\n%s\nnode3 journal:\n%s\nnode3 kubelet:\n%s\nnode1 etcd members:\n%s\nnode1 etcd:\n%s", err, out, journal, kubelet, members, etcdLog)
+	}
+	t.Logf("control-plane join:\n%s", out)
+	phase("installer join done on node3 (control plane)")
+	waitFor("node3 Ready as a control plane", 5*time.Minute, func() (bool, string) {
+		out, err := kubectl("get", "node", "node3", "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status} {.metadata.labels.node-role\.kubernetes\.io/control-plane}`)
+		return err == nil && out == "True ", out
+	})
+	waitFor("node3's API server, controller-manager, scheduler and etcd running", 3*time.Minute, func() (bool, string) {
+		out, err := kubectl("get", "pods", "-n", "kube-system", "--field-selector", "spec.nodeName=node3,status.phase=Running", "-o", "jsonpath={.items[*].metadata.name}")
+		ok := err == nil
+		for _, p := range []string{"etcd-node3", "kube-apiserver-node3", "kube-controller-manager-node3", "kube-scheduler-node3"} {
+			ok = ok && strings.Contains(out, p)
+		}
+		return ok, out
+	})
+	members := n3.MustExec(t, "etcdctl", "--endpoints=https://localhost:2379", "--cacert=/etc/kubernetes/pki/etcd/ca.crt",
+		"--cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt", "--key=/etc/kubernetes/pki/etcd/healthcheck-client.key", "member", "list")
+	for _, want := range []string{"node1, https://node1." + e2eDomain + ":2380", "node3, https://node3." + e2eDomain + ":2380"} {
+		if !strings.Contains(members, want) {
+			t.Errorf("etcd members lack %q:\n%s", want, members)
+		}
+	}
+	// node3's API server answers by its own name (its certificate is its own).
+	if out, err := n1.Exec("kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "--server", "https://node3."+e2eDomain+":6443", "get", "nodes", "-o", "name"); err != nil || !strings.Contains(out, "node/node3") {
+		t.Errorf("node3's API server: %v %s", err, out)
+	}
+	// node3's content service serves the bundle's repositories.
+	if out, err := n3.Exec("curl", "-sS", "--max-time", "10", "--cacert", "/etc/ferry/pki/content/ca.crt", "-o", "/dev/null", "-w", "%{http_code}", "https://node3."+e2eDomain+":5443/readyz"); err != nil || out != "200" {
+		t.Errorf("node3's content service: %v %s", err, out)
+	}
+
+	if out := installer(n3, "apply"); !strings.Contains(out, "0 changes") {
+		t.Errorf("installer apply on node3 after join:\n%s", out)
+	}
 	if out := installer(n2, "apply"); !strings.Contains(out, "0 changes") {
 		t.Errorf("installer apply on node2 after join:\n%s", out)
 	}

@@ -1,6 +1,7 @@
 package bootstrap
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -38,6 +39,13 @@ const (
 	ServeConfig   = "/etc/ferry/serve.yaml"
 	EncryptionKey = "/etc/ferry/secrets/encryption-at-rest.key"
 	RepoFile      = "/etc/yum.repos.d/ferry.repo"
+	// ModeFile records how the node came into the cluster: "bootstrap"
+	// (kubeadm init) or "join"; apply continues the same way, and neither
+	// command runs on a node the other made.
+	ModeFile = StateDir + "/mode"
+	// EtcdStateFile is the etcd membership a joining control-plane node's
+	// member started into (recorded when Ferry added the member).
+	EtcdStateFile = StateDir + "/etcd-initial-cluster"
 	// ContentPort is where the content service listens on every
 	// control-plane node.
 	ContentPort = 5443
@@ -68,6 +76,9 @@ type Options struct {
 	// configuration and keyring; without ISO the bundle is fetched from
 	// the cluster's content services and verified here.
 	JoinFile string
+	// CertificateKey opens a control-plane join file's secrets (hex; what
+	// installer token create printed).
+	CertificateKey string
 	// Node is this node's name in cluster.yaml; empty: the node whose
 	// hostname is this host's.
 	Node string
@@ -86,6 +97,7 @@ type Options struct {
 	Out io.Writer
 
 	join *JoinFile // read from JoinFile
+	mode string    // "bootstrap" or "join" (ModeFile)
 }
 
 // Result says what a run did.
@@ -100,7 +112,7 @@ type Result struct {
 
 // Run bootstraps (Options.ISO set) or re-applies the node: verify the
 // bundle, import it, then observe → plan → apply until the plan is empty
-// (at most four rounds: the first converges, later ones finish what
+// (at most five rounds: the first converges, later ones finish what
 // depended on the first, like objects of a freshly started API server).
 func Run(ctx context.Context, o Options) (*Result, error) {
 	start := time.Now()
@@ -196,12 +208,38 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			log.Info("bundle imported", slog.String("path", imported))
 		}
 	}
+	mode, err := nodeMode(o.Root, bootstrap, o.join != nil)
+	if err != nil {
+		return nil, fmt.Errorf("node %s: %w", node.Name, err)
+	}
+	o.mode = mode
+	if bootstrap && !o.DryRun {
+		if err := recordMode(o.Root, mode); err != nil {
+			return nil, err
+		}
+	}
+	if o.join != nil && node.HasRole(cluster.RoleControlPlane) {
+		if o.CertificateKey == "" {
+			return nil, fmt.Errorf("node %s is a control-plane node: give --certificate-key (printed by installer token create) to open the join file's secrets", node.Name)
+		}
+		secrets, err := o.join.OpenSecrets(o.CertificateKey)
+		if err != nil {
+			return nil, err
+		}
+		if !o.DryRun {
+			n, err := installSecrets(o.Root, secrets)
+			if err != nil {
+				return nil, fmt.Errorf("node %s: %w", node.Name, err)
+			}
+			res.Changes += n
+		}
+	}
 	nf, err := observeNode(ctx, o.Root, c, node)
 	if err != nil {
 		return nil, err
 	}
 	host := &converge.Host{Root: o.Root, NodeName: node.Name, Kubeconfig: "/etc/kubernetes/admin.conf", StateDir: StateDir, Log: log}
-	for round := 1; round <= 4; round++ {
+	for round := 1; round <= 5; round++ {
 		d, err := desired(c, node, facts, nf, o, imported)
 		if err != nil {
 			return nil, err
@@ -226,7 +264,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			fmt.Fprintf(o.Out, "node %s, bundle %s %s, round %d:\n%s", node.Name, facts.Name, facts.Version, round, converge.Format(ops))
 		}
 		if obs.APIUnknown && d.NeedsAPI() && (len(ops) == 0 || o.DryRun) {
-			msg := fmt.Sprintf("node %s: the API server does not answer: its manifests, labels and taints are not checked", node.Name)
+			msg := fmt.Sprintf("node %s: the API server does not answer, or has no Node %s: its manifests, labels and taints are not checked", node.Name, node.Name)
 			if !o.DryRun {
 				return res, errors.New(msg + " (run the same command again when it does)")
 			}
@@ -348,6 +386,8 @@ type nodeFacts struct {
 	// the nodes' addresses resolved from their hostnames; nil when the
 	// firewall is off and nothing of it is on the node.
 	firewall *nodeconfig.FirewallInput
+	// selinux is the host's SELinux (nil: none).
+	selinux *selinuxState
 	// peers are every node's addresses (by node name), resolved.
 	peers         map[string][]netip.Addr
 	cgroupVersion int
@@ -382,6 +422,7 @@ func observeNode(ctx context.Context, root string, c *cluster.Cluster, n *cluste
 		}
 		f.ips[plane] = ip
 	}
+	f.selinux = observeSELinux(root)
 	if f.peers, err = resolvePeers(ctx, c, n, f.ips); err != nil {
 		return nil, err
 	}
@@ -605,4 +646,78 @@ func versionString() string {
 func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
+}
+
+// nodeMode is how the node came (or comes) into the cluster: bootstrap
+// or join, from the command and what the node recorded.
+func nodeMode(root string, bootstrap, join bool) (string, error) {
+	data, err := os.ReadFile(filepath.Join(root, ModeFile))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	recorded := strings.TrimSpace(string(data))
+	if recorded == "" {
+		// Nodes installed before the mode was recorded.
+		switch {
+		case fileExists(filepath.Join(root, "/etc/kubernetes/super-admin.conf")):
+			recorded = "bootstrap"
+		case fileExists(filepath.Join(root, "/etc/kubernetes/kubelet.conf")):
+			recorded = "join"
+		}
+	}
+	want := ""
+	switch {
+	case join:
+		want = "join"
+	case bootstrap:
+		want = "bootstrap"
+	}
+	switch {
+	case want == "" && recorded == "":
+		return "", errors.New("the node was neither bootstrapped nor joined: run installer bootstrap (the first node) or installer join")
+	case want == "":
+		return recorded, nil
+	case recorded != "" && recorded != want:
+		return "", fmt.Errorf("the node was made by installer %s: it cannot be made again by installer %s", recorded, want)
+	}
+	return want, nil
+}
+
+func recordMode(root, mode string) error {
+	p := filepath.Join(root, ModeFile)
+	if data, err := os.ReadFile(p); err == nil && strings.TrimSpace(string(data)) == mode {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(p, []byte(mode+"\n"), 0o644)
+}
+
+// installSecrets writes a control-plane join file's secrets (the shared
+// CAs and keys) where they are missing. One already there with other
+// content means the node belongs to another cluster: refused.
+func installSecrets(root string, entries []JoinFileEntry) (int, error) {
+	n := 0
+	for _, e := range entries {
+		p := filepath.Join(root, e.Path)
+		have, err := os.ReadFile(p)
+		if err == nil {
+			if !bytes.Equal(have, e.Content) {
+				return n, fmt.Errorf("%s differs from the cluster's: this node has another cluster's PKI (remove it first, or use the right join file)", e.Path)
+			}
+			continue
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return n, err
+		}
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return n, err
+		}
+		if err := atomicfile.WriteFile(p, e.Content, e.Mode.Perm()); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
 }

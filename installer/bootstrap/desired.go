@@ -2,7 +2,6 @@ package bootstrap
 
 import (
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"net"
@@ -43,23 +42,24 @@ func desired(c *cluster.Cluster, n *cluster.Node, f *BundleFacts, nf *nodeFacts,
 	contentHost := fmt.Sprintf("%s:%d", n.Hostname, ContentPort)
 	realmCA := func(r string) string { return filepath.Join(PKIDir, r, pki.CACertFile) }
 	files, err := nodeconfig.Render(c, n.Name, nodeconfig.Facts{
-		KubernetesVersion: f.KubernetesVersion,
-		ImageRepository:   f.ImageRepository,
-		EtcdImageTag:      tag(etcdImage),
-		CoreDNSImageTag:   tag(corednsImage),
-		PauseImage:        pauseImage,
-		ContentService:    contentHost,
-		ContentCAFile:     realmCA(pki.RealmContent),
-		NodeIPs:           nf.ips,
-		CgroupVersion:     nf.cgroupVersion,
-		HasSystemd:        nf.systemd,
-		EncryptionKey:     encKey,
-		Version:           versionString(),
+		KubernetesVersion:  f.KubernetesVersion,
+		ImageRepository:    f.ImageRepository,
+		EtcdImageTag:       tag(etcdImage),
+		CoreDNSImageTag:    tag(corednsImage),
+		PauseImage:         pauseImage,
+		ContentService:     contentHost,
+		ContentCAFile:      realmCA(pki.RealmContent),
+		NodeIPs:            nf.ips,
+		CgroupVersion:      nf.cgroupVersion,
+		HasSystemd:         nf.systemd,
+		EncryptionKey:      encKey,
+		EtcdInitialCluster: etcdInitialCluster(o),
+		Version:            versionString(),
 	})
 	if err != nil {
 		return converge.Desired{}, err
 	}
-	d, err := nodeBase(f, nf, o, files)
+	d, err := nodeBase(n, f, nf, o, files)
 	if err != nil {
 		return converge.Desired{}, err
 	}
@@ -148,9 +148,30 @@ func desired(c *cluster.Cluster, n *cluster.Node, f *BundleFacts, nf *nodeFacts,
 	if len(o.IgnorePreflightErrors) > 0 {
 		d.Kubeadm.IgnorePreflightErrors = o.IgnorePreflightErrors
 	}
+	if o.mode == "join" {
+		// A control-plane node that joins: its etcd member first (added
+		// by Ferry, by name), then kubeadm join with Ferry's certificates.
+		// d.Kubeadm stays for what follows a join (reconfiguration, R30).
+		var endpoints []string
+		for i := range c.Spec.Nodes {
+			if cp := &c.Spec.Nodes[i]; cp.HasRole(cluster.RoleControlPlane) && cp.Name != n.Name {
+				endpoints = append(endpoints, nodeconfig.EtcdClientURL(cp))
+			}
+		}
+		d.EtcdMember = &converge.EtcdMember{Name: n.Name, PeerURL: nodeconfig.EtcdPeerURL(n), Endpoints: endpoints,
+			CACert: filepath.Join(KubernetesPKI, "etcd/ca.crt"), Cert: filepath.Join(KubernetesPKI, "apiserver-etcd-client.crt"),
+			Key: filepath.Join(KubernetesPKI, "apiserver-etcd-client.key"), StateFile: EtcdStateFile, PromotedFile: StateDir + "/etcd-promoted"}
+		d.Join = &converge.KubeadmJoin{Config: nodeconfig.JoinConfigFile, Discovery: nodeconfig.DiscoveryFile, ControlPlane: true,
+			InitConfig: nodeconfig.InitConfigFile, Owned: d.Owned, InputDigest: d.Kubeadm.InputDigest, IgnorePreflightErrors: o.IgnorePreflightErrors,
+			Servers: map[string]string{"/etc/kubernetes/controller-manager.conf": local, "/etc/kubernetes/scheduler.conf": local, "/etc/kubernetes/admin.conf": endpoint}}
+		if o.join != nil {
+			d.Join.DiscoveryContent = []byte(o.join.Discovery)
+		}
+	}
 	for k, v := range n.Labels {
 		d.Labels[k] = v
 	}
+	d.Taints = n.Taints
 	if n.HasRole(cluster.RoleWorker) {
 		d.RemoveTaints = []string{"node-role.kubernetes.io/control-plane:NoSchedule"}
 	}
@@ -158,10 +179,10 @@ func desired(c *cluster.Cluster, n *cluster.Node, f *BundleFacts, nf *nodeFacts,
 }
 
 // nodeBase is what every node has: the distribution's packages (and the
-// host-provides package where rpm does not manage the host) and the files
+// host-provides package where rpm does not manage the host), the files
 // nodeconfig rendered, with the units they restart and the commands they
-// trigger.
-func nodeBase(f *BundleFacts, nf *nodeFacts, o Options, files []nodeconfig.File) (converge.Desired, error) {
+// trigger, and the host's SELinux mode (R13).
+func nodeBase(n *cluster.Node, f *BundleFacts, nf *nodeFacts, o Options, files []nodeconfig.File) (converge.Desired, error) {
 	d := converge.Desired{Packages: map[string]string{}, Labels: map[string]string{}}
 	for _, p := range NodePackages {
 		v, ok := f.Packages[p]
@@ -192,7 +213,9 @@ func nodeBase(f *BundleFacts, nf *nodeFacts, o Options, files []nodeconfig.File)
 		}
 		d.Files = append(d.Files, cf)
 	}
-
+	if sf := selinuxFile(n, nf.selinux, o.Log); sf != nil {
+		d.Files = append(d.Files, *sf)
+	}
 	return d, nil
 }
 
@@ -321,24 +344,7 @@ func kubeProxyFiles(c *cluster.Cluster, n *cluster.Node, pkiOut []converge.File)
 	if err != nil {
 		return nil, err
 	}
-	b64 := base64.StdEncoding.EncodeToString
-	kubeconfig := fmt.Sprintf(`apiVersion: v1
-kind: Config
-clusters:
-- name: %[1]s
-  cluster:
-    server: https://%[2]s
-    certificate-authority-data: %[3]s
-users:
-- name: system:kube-proxy
-  user:
-    client-certificate-data: %[4]s
-    client-key-data: %[5]s
-contexts:
-- name: kube-proxy
-  context: {cluster: %[1]s, user: system:kube-proxy}
-current-context: kube-proxy
-`, c.Metadata.Name, net.JoinHostPort(host, port), b64(ca), b64(cert), b64(key))
+	kc := kubeconfig(c.Metadata.Name, net.JoinHostPort(host, port), ca, "system:kube-proxy", "kube-proxy", kubeconfigCreds{CertPEM: cert, KeyPEM: key})
 	cfg := fmt.Sprintf(`apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clientConnection:
@@ -368,8 +374,21 @@ WantedBy=multi-user.target
 `
 	v := versionString()
 	return []converge.File{
-		{Path: KubeProxyKubeconfig, Mode: 0o600, Content: nodeconfig.WithHeader(v, []byte(kubeconfig)), Secret: true, Restarts: []string{"kube-proxy.service"}},
+		{Path: KubeProxyKubeconfig, Mode: 0o600, Content: nodeconfig.WithHeader(v, []byte(kc)), Secret: true, Restarts: []string{"kube-proxy.service"}},
 		{Path: KubeProxyConfig, Mode: 0o644, Content: nodeconfig.WithHeader(v, []byte(cfg)), Restarts: []string{"kube-proxy.service"}},
 		{Path: KubeProxyUnit, Mode: 0o644, Content: nodeconfig.WithHeader(v, []byte(unit)), Restarts: []string{"kube-proxy.service"}},
 	}, nil
+}
+
+// etcdInitialCluster is the membership recorded when Ferry added this
+// node's etcd member ("" on the first node and before the member exists).
+func etcdInitialCluster(o Options) string {
+	if o.mode != "join" {
+		return ""
+	}
+	data, err := os.ReadFile(filepath.Join(o.Root, EtcdStateFile))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(data))
 }

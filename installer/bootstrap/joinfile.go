@@ -3,9 +3,11 @@ package bootstrap
 import (
 	"bytes"
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -71,7 +73,106 @@ type JoinFile struct {
 	Discovery string `json:"discovery"`
 	// Files are the node's own certificates and keys, issued for its
 	// hostname by the control plane (R23: per host, DNS names only).
-	Files []JoinFileEntry `json:"files"`
+	Files []JoinFileEntry `json:"files,omitempty"`
+	// Secrets, for a control-plane node, are the realms' online CAs
+	// (intermediate certificates and keys, never a root key: R25), the
+	// service-account key pair and the encryption-at-rest key, sealed
+	// with AES-256-GCM under the certificate key token create prints (it
+	// travels apart from the file, as kubeadm's --certificate-key does).
+	Secrets []byte `json:"secrets,omitempty"`
+
+	// CertificateKey is the key Secrets are sealed with, hex; set by
+	// CreateJoinFile, never written into the file.
+	CertificateKey string `json:"-"`
+}
+
+// CertificateKeySize is the size of the key that seals a join file's
+// secrets (hex-encoded on the command line).
+const CertificateKeySize = 32
+
+// controlPlaneSecrets are the files a control-plane node shares with the
+// others: each realm's online CA, the service-account keys, the
+// encryption-at-rest key.
+func controlPlaneSecrets() []string {
+	var ps []string
+	for _, r := range []string{pki.RealmKubernetes, pki.RealmEtcd, pki.RealmFrontProxy, pki.RealmContent} {
+		for _, f := range []string{pki.RootCertFile, pki.CACertFile, pki.CAKeyFile} {
+			ps = append(ps, filepath.Join(PKIDir, r, f))
+		}
+	}
+	return append(ps, filepath.Join(KubernetesPKI, "sa.key"), filepath.Join(KubernetesPKI, "sa.pub"), EncryptionKey)
+}
+
+// sealAAD binds sealed secrets to the file's cluster and node.
+func (j *JoinFile) sealAAD() []byte {
+	return []byte("ferry join secrets\x00" + j.Cluster + "\x00" + j.Node)
+}
+
+func secretsCipher(key []byte) (cipher.AEAD, error) {
+	if len(key) != CertificateKeySize {
+		return nil, fmt.Errorf("the certificate key has %d bytes, want %d (64 hex digits)", len(key), CertificateKeySize)
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
+}
+
+// seal encrypts entries into j.Secrets with key.
+func (j *JoinFile) seal(key []byte, entries []JoinFileEntry) error {
+	aead, err := secretsCipher(key)
+	if err != nil {
+		return err
+	}
+	plain, err := json.Marshal(entries)
+	if err != nil {
+		return err
+	}
+	nonce := make([]byte, aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return err
+	}
+	j.Secrets = aead.Seal(nonce, nonce, plain, j.sealAAD())
+	return nil
+}
+
+// OpenSecrets decrypts a control-plane join file's secrets with the
+// certificate key (hex) and checks that each is a file a control-plane
+// node shares.
+func (j *JoinFile) OpenSecrets(hexKey string) ([]JoinFileEntry, error) {
+	key, err := hex.DecodeString(strings.TrimSpace(hexKey))
+	if err != nil {
+		return nil, fmt.Errorf("the certificate key is not hex: %w", err)
+	}
+	aead, err := secretsCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	if len(j.Secrets) < aead.NonceSize() {
+		return nil, errors.New("join file: secrets: too short")
+	}
+	plain, err := aead.Open(nil, j.Secrets[:aead.NonceSize()], j.Secrets[aead.NonceSize():], j.sealAAD())
+	if err != nil {
+		return nil, errors.New("join file: secrets do not open with this certificate key (wrong key, or the file was altered)")
+	}
+	var entries []JoinFileEntry
+	if err := json.Unmarshal(plain, &entries); err != nil {
+		return nil, fmt.Errorf("join file: secrets: %w", err)
+	}
+	allowed := map[string]bool{}
+	for _, p := range controlPlaneSecrets() {
+		allowed[p] = true
+	}
+	for i, e := range entries {
+		if !allowed[e.Path] {
+			return nil, fmt.Errorf("join file: secrets[%d]: %q is not a file a control-plane join shares", i, e.Path)
+		}
+		if e.Mode&^0o644 != 0 {
+			return nil, fmt.Errorf("join file: secrets[%d]: mode %04o: want 0644 or stricter", i, e.Mode)
+		}
+	}
+	return entries, nil
 }
 
 // JoinFileEntry is one file of a join file.
@@ -120,9 +221,6 @@ func CreateJoinFile(ctx context.Context, o TokenOptions) (*JoinFile, error) {
 	if n == nil {
 		return nil, fmt.Errorf("node %q is not in %s: add it there (and apply) first", o.Node, ClusterConfig)
 	}
-	if n.HasRole(cluster.RoleControlPlane) {
-		return nil, fmt.Errorf("node %s is a control-plane node: joining control-plane nodes is not supported yet (workers only)", n.Name)
-	}
 	keyring, err := os.ReadFile(in(KeyringFile))
 	if err != nil {
 		return nil, err
@@ -155,7 +253,34 @@ func CreateJoinFile(ctx context.Context, o TokenOptions) (*JoinFile, error) {
 			jf.ContentServices = append(jf.ContentServices, net.JoinHostPort(cp.Hostname, fmt.Sprint(ContentPort)))
 		}
 	}
-	for _, l := range workerLeaves(n) {
+	if n.HasRole(cluster.RoleControlPlane) {
+		// The node issues its own leaves from the shared online CAs.
+		var secrets []JoinFileEntry
+		for _, p := range controlPlaneSecrets() {
+			data, err := os.ReadFile(in(p))
+			if err != nil {
+				return nil, fmt.Errorf("control-plane secrets: %w", err)
+			}
+			mode := fs.FileMode(0o644)
+			if strings.HasSuffix(p, ".key") {
+				mode = 0o600
+			}
+			secrets = append(secrets, JoinFileEntry{Path: p, Mode: mode, Content: data})
+		}
+		key := make([]byte, CertificateKeySize)
+		if _, err := rand.Read(key); err != nil {
+			return nil, err
+		}
+		if err := jf.seal(key, secrets); err != nil {
+			return nil, err
+		}
+		jf.CertificateKey = hex.EncodeToString(key)
+	}
+	var leaves []leafSpec
+	if !n.HasRole(cluster.RoleControlPlane) {
+		leaves = workerLeaves(n)
+	}
+	for _, l := range leaves {
 		leaf, err := realm.Issue(l.req)
 		if err != nil {
 			return nil, fmt.Errorf("node %s: %s: %w", n.Name, l.cert, err)
@@ -200,23 +325,7 @@ const (
 )
 
 func discoveryKubeconfig(c *cluster.Cluster, ca []byte, token string) string {
-	b64 := base64.StdEncoding.EncodeToString
-	return fmt.Sprintf(`apiVersion: v1
-kind: Config
-clusters:
-- name: %[1]s
-  cluster:
-    server: https://%[2]s
-    certificate-authority-data: %[3]s
-users:
-- name: tls-bootstrap-token-user
-  user:
-    token: %[4]s
-contexts:
-- name: join
-  context: {cluster: %[1]s, user: tls-bootstrap-token-user}
-current-context: join
-`, c.Metadata.Name, c.Spec.ControlPlaneEndpoint, b64(ca), token)
+	return kubeconfig(c.Metadata.Name, c.Spec.ControlPlaneEndpoint, ca, "tls-bootstrap-token-user", "join", kubeconfigCreds{Token: token})
 }
 
 // Marshal is the join file's bytes.

@@ -83,3 +83,71 @@ func FuzzParseJoinFile(f *testing.F) {
 		}
 	})
 }
+
+// A control-plane join file's secrets open only with its certificate key,
+// only for its node, and only into the files a control plane shares.
+func TestJoinFileSecrets(t *testing.T) {
+	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	j := validJoinFile(now)
+	key := bytes.Repeat([]byte{7}, CertificateKeySize)
+	entries := []JoinFileEntry{{Path: EncryptionKey, Mode: 0o600, Content: []byte("k")}}
+	if err := j.seal(key, entries); err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(j.Secrets, []byte(EncryptionKey)) {
+		t.Fatal("sealed secrets show their paths")
+	}
+	got, err := j.OpenSecrets(strings.Repeat("07", CertificateKeySize))
+	if err != nil || len(got) != 1 || got[0].Path != EncryptionKey || string(got[0].Content) != "k" {
+		t.Fatalf("open: %v %+v", err, got)
+	}
+	if _, err := j.OpenSecrets(strings.Repeat("08", CertificateKeySize)); err == nil || !strings.Contains(err.Error(), "do not open with this certificate key") {
+		t.Errorf("wrong key: %v", err)
+	}
+	if _, err := j.OpenSecrets("07"); err == nil || !strings.Contains(err.Error(), "want 32") {
+		t.Errorf("short key: %v", err)
+	}
+	other := *j
+	other.Node = "w2"
+	if _, err := other.OpenSecrets(strings.Repeat("07", CertificateKeySize)); err == nil {
+		t.Error("secrets sealed for w1 open for w2")
+	}
+	j.seal(key, []JoinFileEntry{{Path: "/etc/shadow", Mode: 0o600, Content: []byte("x")}})
+	if _, err := j.OpenSecrets(strings.Repeat("07", CertificateKeySize)); err == nil || !strings.Contains(err.Error(), `"/etc/shadow" is not a file a control-plane join shares`) {
+		t.Errorf("a path outside the shared files: %v", err)
+	}
+}
+
+func TestNodeMode(t *testing.T) {
+	root := t.TempDir()
+	if _, err := nodeMode(root, false, false); err == nil || !strings.Contains(err.Error(), "neither bootstrapped nor joined") {
+		t.Errorf("apply on a new node: %v", err)
+	}
+	if m, err := nodeMode(root, true, true); err != nil || m != "join" {
+		t.Errorf("join: %q %v", m, err)
+	}
+	if err := recordMode(root, "join"); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := nodeMode(root, false, false); err != nil || m != "join" {
+		t.Errorf("apply on a joined node: %q %v", m, err)
+	}
+	if _, err := nodeMode(root, true, false); err == nil || !strings.Contains(err.Error(), "made by installer join: it cannot be made again by installer bootstrap") {
+		t.Errorf("bootstrap on a joined node: %v", err)
+	}
+}
+
+func TestInstallSecrets(t *testing.T) {
+	root := t.TempDir()
+	e := []JoinFileEntry{{Path: EncryptionKey, Mode: 0o600, Content: []byte("k1")}}
+	if n, err := installSecrets(root, e); err != nil || n != 1 {
+		t.Fatalf("first: %d %v", n, err)
+	}
+	if n, err := installSecrets(root, e); err != nil || n != 0 {
+		t.Errorf("again: %d %v", n, err)
+	}
+	e[0].Content = []byte("k2")
+	if _, err := installSecrets(root, e); err == nil || !strings.Contains(err.Error(), "another cluster's PKI") {
+		t.Errorf("a different key on the node: %v", err)
+	}
+}

@@ -60,7 +60,7 @@ func desiredWorker(c *cluster.Cluster, n *cluster.Node, f *BundleFacts, nf *node
 	if err != nil {
 		return converge.Desired{}, err
 	}
-	d, err := nodeBase(f, nf, o, files)
+	d, err := nodeBase(n, f, nf, o, files)
 	if err != nil {
 		return converge.Desired{}, err
 	}

@@ -64,8 +64,10 @@ func joinCommand() *cli.Command {
 		UsageText: "installer join --join-file node2.join [--iso ferry.iso]",
 		Description: `The join file comes from 'installer token create --node NAME' on a
 control-plane node. It carries the cluster's configuration, keyring and
-content CA, a short-lived bootstrap token and the node's own certificates:
-carry it to the node once, over a trusted channel, and delete it after.
+content CA, a short-lived bootstrap token and the node's own certificates
+(a worker's) or the cluster's online CAs sealed with a certificate key (a
+control plane's, which issues its own): carry it to the node once, over a
+trusted channel, and delete it after.
 
 Without --iso, the bundle is fetched from the control planes' content
 services (TLS verified with the content CA only, resumable, checked against
@@ -76,9 +78,10 @@ routes and the host firewall, and kubeadm join.`,
 		Flags: append(convergeFlags(),
 			&cli.PathFlag{Name: "join-file", Usage: "the join file (installer token create)", Required: true},
 			&cli.PathFlag{Name: "iso", Usage: "the bundle ISO, when it is at hand (default: fetched from the content services)"},
+			&cli.StringFlag{Name: "certificate-key", Usage: "a control-plane node's key to the join file's secrets (printed by token create; carry it apart from the file)", EnvVars: []string{"FERRY_CERTIFICATE_KEY"}},
 		),
 		Action: func(c *cli.Context) error {
-			return runConvergeWith(c, bootstrap.Options{ISO: c.Path("iso"), JoinFile: c.Path("join-file")})
+			return runConvergeWith(c, bootstrap.Options{ISO: c.Path("iso"), JoinFile: c.Path("join-file"), CertificateKey: c.String("certificate-key")})
 		},
 	}
 }
@@ -112,8 +115,49 @@ func tokenCommand() *cli.Command {
 				if err := os.WriteFile(out, append(data, '\n'), 0o600); err != nil {
 					return err
 				}
-				fmt.Fprintf(c.App.Writer, "join file for node %s written to %s (expires %s); on the node: installer join --join-file %s\n",
-					jf.Node, out, jf.Expires.Format("2006-01-02 15:04:05Z"), filepath.Base(out))
+				fmt.Fprintf(c.App.Writer, "join file for node %s written to %s (expires %s)\n", jf.Node, out, jf.Expires.Format("2006-01-02 15:04:05Z"))
+				if jf.CertificateKey != "" {
+					// The key to the control plane's CAs: printed once,
+					// never written next to the file.
+					fmt.Fprintf(c.App.Writer, "certificate key (carry it apart from the file): %s\non the node: installer join --join-file %s --certificate-key KEY\n", jf.CertificateKey, filepath.Base(out))
+					return nil
+				}
+				fmt.Fprintf(c.App.Writer, "on the node: installer join --join-file %s\n", filepath.Base(out))
+				return nil
+			},
+		}},
+	}
+}
+
+func userCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "user",
+		Usage: "credentials for the static users of cluster.yaml (on a control-plane node)",
+		Subcommands: []*cli.Command{{
+			Name:      "kubeconfig",
+			Usage:     "issue a static user's client certificate (CN the user, O its groups) and write a kubeconfig with it",
+			UsageText: "installer user kubeconfig --name alice [--out alice.kubeconfig]",
+			Description: `Only users listed in spec.authentication.staticUsers get a certificate.
+It is short-lived like every leaf of the kubernetes realm: issue a new one
+when it expires. Authorization is RBAC's: bind the user or its groups to
+roles (groups like system:masters are refused by cluster.yaml validation).`,
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "name", Usage: "the user's name in spec.authentication.staticUsers", Required: true},
+				&cli.PathFlag{Name: "out", Usage: "where to write the kubeconfig (mode 0600; default: NAME.kubeconfig)"},
+			},
+			Action: func(c *cli.Context) error {
+				kc, expires, err := bootstrap.UserKubeconfig(bootstrap.UserOptions{Name: c.String("name")})
+				if err != nil {
+					return err
+				}
+				out := c.Path("out")
+				if out == "" {
+					out = c.String("name") + ".kubeconfig"
+				}
+				if err := os.WriteFile(out, kc, 0o600); err != nil {
+					return err
+				}
+				fmt.Fprintf(c.App.Writer, "kubeconfig for %s written to %s (certificate expires %s)\n", c.String("name"), out, expires.UTC().Format("2006-01-02 15:04:05Z"))
 				return nil
 			},
 		}},

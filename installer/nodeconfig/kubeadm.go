@@ -119,17 +119,19 @@ type joinConfiguration struct {
 type upgradeConfiguration struct {
 	typeMeta `json:",inline"`
 	Apply    struct {
-		KubernetesVersion  string  `json:"kubernetesVersion"`
-		CertificateRenewal bool    `json:"certificateRenewal"`
-		EtcdUpgrade        bool    `json:"etcdUpgrade"`
-		ImagePullPolicy    string  `json:"imagePullPolicy"`
-		Patches            patches `json:"patches"`
+		KubernetesVersion  string   `json:"kubernetesVersion"`
+		CertificateRenewal bool     `json:"certificateRenewal"`
+		EtcdUpgrade        bool     `json:"etcdUpgrade"`
+		ImagePullPolicy    string   `json:"imagePullPolicy"`
+		Patches            patches  `json:"patches"`
+		SkipPhases         []string `json:"skipPhases,omitempty"`
 	} `json:"apply"`
 	Node struct {
-		CertificateRenewal bool    `json:"certificateRenewal"`
-		EtcdUpgrade        bool    `json:"etcdUpgrade"`
-		ImagePullPolicy    string  `json:"imagePullPolicy"`
-		Patches            patches `json:"patches"`
+		CertificateRenewal bool     `json:"certificateRenewal"`
+		EtcdUpgrade        bool     `json:"etcdUpgrade"`
+		ImagePullPolicy    string   `json:"imagePullPolicy"`
+		Patches            patches  `json:"patches"`
+		SkipPhases         []string `json:"skipPhases,omitempty"`
 	} `json:"node"`
 	Plan struct {
 		KubernetesVersion string `json:"kubernetesVersion"`
@@ -370,6 +372,10 @@ func (r *renderer) upgradeConfig() (File, error) {
 	uc.Node.EtcdUpgrade = true
 	uc.Node.ImagePullPolicy = "IfNotPresent"
 	uc.Node.Patches = patches{PatchesDir}
+	// kube-proxy is a host service from the kube-proxy RPM (upgraded with
+	// the packages), not kubeadm's DaemonSet.
+	uc.Apply.SkipPhases = []string{"addon/kube-proxy"}
+	uc.Node.SkipPhases = []string{"addon/kube-proxy"}
 	uc.Plan.KubernetesVersion = r.f.KubernetesVersion
 	body, err := yamlDocs(uc)
 	if err != nil {

@@ -51,21 +51,39 @@ type Desired struct {
 	// (the host-provides package of a host not managed by rpm), installed
 	// in the same transaction when the name is not installed.
 	LocalPackages map[string]string
-	Dirs          []Dir
-	Files         []File
-	Units         []Unit
+	// PackageRestarts names the unit to restart when a package is
+	// upgraded (its running binary is the old one): containerd,
+	// kube-proxy, the content service. The kubelet restarts after
+	// kubeadm's upgrade (KubeadmUpgrade).
+	PackageRestarts map[string]string
+	Dirs            []Dir
+	Files           []File
+	Units           []Unit
 	// Kubeadm is the kubeadm init of the first control-plane node; nil on
 	// nodes that join.
 	Kubeadm *KubeadmInit
 	// Join is the kubeadm join of a node that joins an existing cluster;
 	// nil on the first control-plane node.
 	Join *KubeadmJoin
+	// KubernetesVersion is the bundle's ("v1.36.3"); Upgrade brings a
+	// node that runs another (recorded at init, join and each upgrade)
+	// to it.
+	KubernetesVersion string
+	Upgrade           *KubeadmUpgrade
 	// EtcdMember is the etcd member a control-plane node that joins adds
 	// before kubeadm join (by name, R29); nil otherwise.
 	EtcdMember *EtcdMember
 	// Owned are paths (some written by kubeadm) whose owner and mode are
 	// kept once they exist.
 	Owned []Owned
+	// ClusterNodes are the names of the cluster's nodes (cluster.yaml), on
+	// a control-plane node: a Node Ferry manages that is not among them
+	// is drained, deleted and its etcd member removed (R50). nil: not
+	// checked (workers).
+	ClusterNodes []string
+	// LocalEtcd reaches the local etcd member (its client endpoint and
+	// certificates), for removing members.
+	LocalEtcd *EtcdMember
 	// Labels and Taints the Node object must carry (R10, R47); applied
 	// after kubeadm through the API.
 	Labels map[string]string
@@ -127,6 +145,28 @@ type KubeadmJoin struct {
 	InputDigest string
 }
 
+// KubeadmUpgrade is `kubeadm upgrade apply` (on the first control-plane
+// node to upgrade: the cluster's configuration is older) or `kubeadm
+// upgrade node` (every other node), after the packages were upgraded, and
+// a restart of the kubelet.
+type KubeadmUpgrade struct {
+	Config       string // upgrade.yaml
+	ControlPlane bool
+	// InitConfig is the node's kubeadm.yaml (its ClusterConfiguration is
+	// uploaded before kubeadm upgrade apply).
+	InitConfig string
+	// IgnorePreflightErrors are passed on (documented per environment).
+	IgnorePreflightErrors []string
+}
+
+// UpgradedAnnotation marks kube-system/kubeadm-config with the Kubernetes
+// version `kubeadm upgrade apply` brought the cluster to.
+const UpgradedAnnotation = "ferry.dev/upgraded-to"
+
+// VersionRecord is the name under which the Kubernetes version kubeadm
+// last set the node up for is recorded with the applied manifests.
+const VersionRecord = "kubeadm:version"
+
 // EtcdMember adds a member to the cluster's etcd with etcdctl, through
 // the other members' client URLs, as a learner (it does not count for
 // the quorum, so the cluster stays writable while the node joins), and
@@ -170,6 +210,8 @@ type Observed struct {
 	// does not answer yet, or restarts after a change of this apply). The
 	// operations that need the API wait for a later round.
 	APIUnknown bool
+	// ClusterNodes are the Nodes Ferry manages (annotated with a version).
+	ClusterNodes []string
 	// NodeLabels and NodeTaints are the Node object's, when the API answers.
 	NodeLabels map[string]string
 	NodeTaints []string
@@ -206,6 +248,7 @@ type Op struct {
 	Kubeadm  *KubeadmInit
 	Join     *KubeadmJoin
 	Etcd     *EtcdMember
+	Upgrade  *KubeadmUpgrade
 	Labels   map[string]string
 	Taint    string
 	Manifest string
@@ -239,8 +282,10 @@ const (
 	KindEtcdAdd     = "add etcd member"
 	KindJoin        = "kubeadm join"
 	KindEtcdPromote = "promote etcd member"
+	KindUpgrade     = "kubeadm upgrade"
 	KindManifest    = "apply manifest"
 	KindLabel       = "label node"
+	KindRemoveNode  = "remove node"
 	KindTaint       = "taint node"
 	KindUntaint     = "remove taint"
 	KindPermFixup   = "set owner and mode"
@@ -330,6 +375,11 @@ func Plan(d Desired, o Observed) []Op {
 			install = append(install, d.LocalPackages[name])
 		}
 	}
+	for name, unit := range d.PackageRestarts {
+		if have, ok := o.Packages[name]; ok && d.Packages[name] != "" && have != d.Packages[name] {
+			restart[unit] = true
+		}
+	}
 	if len(install) > 0 {
 		ops = append(ops, Op{Kind: KindInstall, Target: strings.Join(install, " "), Reason: packagesReason(d.Packages, o.Packages), Packages: install})
 	}
@@ -372,7 +422,16 @@ func Plan(d Desired, o Observed) []Op {
 	if d.EtcdMember != nil && o.EtcdMemberAdded && o.Joined && !o.EtcdPromoted {
 		ops = append(ops, Op{Kind: KindEtcdPromote, Target: d.EtcdMember.Name, Reason: "a learner until its member has caught up", Etcd: d.EtcdMember})
 	}
-	if d.Kubeadm != nil && o.KubeadmDone && d.Kubeadm.InputDigest != "" && o.Applied[KubeadmRecord] != d.Kubeadm.InputDigest {
+	upgrading := d.Upgrade != nil && (o.KubeadmDone || o.Joined) && o.Applied[VersionRecord] != d.KubernetesVersion
+	if upgrading {
+		from := o.Applied[VersionRecord]
+		if from == "" {
+			from = "an unrecorded version"
+		}
+		ops = append(ops, Op{Kind: KindUpgrade, Target: d.KubernetesVersion, Reason: "the node runs " + from, Upgrade: d.Upgrade})
+	}
+	// An upgrade renders the static Pods from the current inputs itself.
+	if !upgrading && d.Kubeadm != nil && o.KubeadmDone && d.Kubeadm.InputDigest != "" && o.Applied[KubeadmRecord] != d.Kubeadm.InputDigest {
 		ops = append(ops, Op{Kind: KindKubeadmRe, Target: d.Kubeadm.Config, Reason: "its configuration or patches changed since kubeadm last ran", Kubeadm: d.Kubeadm})
 	}
 	if d.Kubeadm == nil || o.KubeadmDone {
@@ -393,6 +452,13 @@ func Plan(d Desired, o Observed) []Op {
 	for _, name := range sortedKeys(d.Manifests) {
 		if o.Applied[name] != Digest(d.Manifests[name]) {
 			ops = append(ops, Op{Kind: KindManifest, Target: name, Reason: "not applied or changed", Manifest: name})
+		}
+	}
+	if d.ClusterNodes != nil {
+		for _, n := range o.ClusterNodes {
+			if !slices.Contains(d.ClusterNodes, n) {
+				ops = append(ops, Op{Kind: KindRemoveNode, Target: n, Reason: "not in the cluster configuration"})
+			}
 		}
 	}
 	missing := map[string]string{}

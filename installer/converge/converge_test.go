@@ -235,3 +235,22 @@ func TestPlanControlPlaneJoin(t *testing.T) {
 		}
 	}
 }
+
+// R50: a Node Ferry manages that cluster.yaml no longer lists is removed;
+// unmanaged Nodes and the configuration's own are left alone.
+func TestPlanRemovesNodesNotInTheConfiguration(t *testing.T) {
+	d := Desired{Kubeadm: &KubeadmInit{Config: "/k"}, Labels: map[string]string{"a": "b"}, ClusterNodes: []string{"cp1", "w1"}}
+	o := Observed{KubeadmDone: true, NodeLabels: map[string]string{"a": "b"}, ClusterNodes: []string{"cp1", "w1", "w2"}}
+	if got := strings.Join(kinds(Plan(d, o)), "\n"); got != "remove node w2" {
+		t.Errorf("plan %q", got)
+	}
+	o.APIUnknown = true
+	if got := Plan(d, o); len(got) != 0 {
+		t.Errorf("API unknown: plan %v", kinds(got))
+	}
+	d.ClusterNodes = nil
+	o.APIUnknown = false
+	if got := Plan(d, o); len(got) != 0 {
+		t.Errorf("not checked: plan %v", kinds(got))
+	}
+}

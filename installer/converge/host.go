@@ -178,6 +178,16 @@ func (h *Host) Observe(ctx context.Context, d Desired) (Observed, error) {
 			}
 		}
 	}
+	if d.ClusterNodes != nil && !o.APIUnknown {
+		// The Nodes Ferry manages (its daemons report their version).
+		out, err := h.run(ctx, "kubectl", "--kubeconfig", h.Kubeconfig, "--request-timeout=10s", "get", "nodes", "-o",
+			`jsonpath={range .items[?(@.metadata.annotations.ferry\.dev/version)]}{.metadata.name}{"\n"}{end}`)
+		if err != nil {
+			o.APIUnknown = true
+		} else {
+			o.ClusterNodes = strings.Fields(string(out))
+		}
+	}
 	return o, nil
 }
 
@@ -373,7 +383,12 @@ func (h *Host) apply(ctx context.Context, d Desired, op Op) error {
 		if _, err := h.run(ctx, "kubeadm", args...); err != nil {
 			return err
 		}
+		if err := h.recordApplied(VersionRecord, d.KubernetesVersion); err != nil {
+			return err
+		}
 		return h.recordApplied(KubeadmRecord, op.Kubeadm.InputDigest)
+	case KindUpgrade:
+		return h.upgrade(ctx, d, op.Upgrade)
 	case KindKubeadmRe:
 		// The phases that render from the configuration and change nothing
 		// else: etcd's and the control plane's static Pods (the kubelet
@@ -433,6 +448,9 @@ func (h *Host) apply(ctx context.Context, d Desired, op Op) error {
 				return err
 			}
 		}
+		if err := h.recordApplied(VersionRecord, d.KubernetesVersion); err != nil {
+			return err
+		}
 		if op.Join.InputDigest != "" {
 			return h.recordApplied(KubeadmRecord, op.Join.InputDigest)
 		}
@@ -463,6 +481,8 @@ func (h *Host) apply(ctx context.Context, d Desired, op Op) error {
 		}
 		_, err := h.run(ctx, "kubectl", args...)
 		return err
+	case KindRemoveNode:
+		return h.removeNode(ctx, d, op.Target)
 	case KindTaint:
 		_, err := h.run(ctx, "kubectl", "--kubeconfig", h.Kubeconfig, "taint", "node", h.NodeName, "--overwrite", op.Taint)
 		return err
@@ -673,4 +693,82 @@ func (h *Host) writeState(p, content string) error {
 		return err
 	}
 	return atomicfile.WriteFile(h.path(p), []byte(content+"\n"), 0o600)
+}
+
+// upgrade runs kubeadm's upgrade for the node: on the first control-plane
+// node of a roll-out (the cluster's kubeadm-config does not say it was
+// upgraded to this version), the node's ClusterConfiguration is uploaded
+// (the bundle's image tags and settings) and `kubeadm upgrade apply` runs,
+// then kubeadm-config is marked; every other node runs `kubeadm upgrade
+// node`. Then the kubelet, whose package was upgraded before, restarts.
+func (h *Host) upgrade(ctx context.Context, d Desired, u *KubeadmUpgrade) error {
+	args := []string{"upgrade", "node", "--config", u.Config}
+	first := false
+	if u.ControlPlane {
+		out, err := h.run(ctx, "kubectl", "--kubeconfig", h.Kubeconfig, "--request-timeout=20s", "-n", "kube-system", "get", "configmap", "kubeadm-config",
+			"-o", `jsonpath={.metadata.annotations.ferry\.dev/upgraded-to}`)
+		if err != nil {
+			return fmt.Errorf("reading the cluster's kubeadm configuration: %w", err)
+		}
+		if strings.TrimSpace(string(out)) != d.KubernetesVersion {
+			first = true
+			if _, err := h.run(ctx, "kubeadm", "init", "phase", "upload-config", "kubeadm", "--config", u.InitConfig); err != nil {
+				return err
+			}
+			args = []string{"upgrade", "apply", "--config", u.Config, "--yes"}
+		}
+	}
+	if len(u.IgnorePreflightErrors) > 0 {
+		args = append(args, "--ignore-preflight-errors", strings.Join(u.IgnorePreflightErrors, ","))
+	}
+	if _, err := h.run(ctx, "kubeadm", args...); err != nil {
+		return err
+	}
+	if first {
+		if _, err := h.run(ctx, "kubectl", "--kubeconfig", h.Kubeconfig, "--request-timeout=20s", "-n", "kube-system", "annotate", "--overwrite",
+			"configmap", "kubeadm-config", UpgradedAnnotation+"="+d.KubernetesVersion); err != nil {
+			return err
+		}
+	}
+	if _, err := h.run(ctx, "systemctl", "restart", "kubelet.service"); err != nil {
+		return err
+	}
+	if d.Kubeadm != nil && d.Kubeadm.InputDigest != "" {
+		if err := h.recordApplied(KubeadmRecord, d.Kubeadm.InputDigest); err != nil {
+			return err
+		}
+	}
+	return h.recordApplied(VersionRecord, d.KubernetesVersion)
+}
+
+// removeNode drains a node that is no longer in the cluster's
+// configuration (evictions: its PodDisruptionBudgets hold), deletes its
+// Node, and removes its etcd member when it has one (R50).
+func (h *Host) removeNode(ctx context.Context, d Desired, name string) error {
+	if out, _ := h.run(ctx, "kubectl", "--kubeconfig", h.Kubeconfig, "get", "node", name, "-o", "name", "--ignore-not-found"); len(bytes.TrimSpace(out)) > 0 {
+		// A node already down: its Pods' deletions that are not confirmed
+		// within a minute are not waited for.
+		if _, err := h.run(ctx, "kubectl", "--kubeconfig", h.Kubeconfig, "drain", name, "--ignore-daemonsets", "--delete-emptydir-data",
+			"--timeout=5m", "--skip-wait-for-delete-timeout=60"); err != nil {
+			return fmt.Errorf("draining %s: %w", name, err)
+		}
+		if _, err := h.run(ctx, "kubectl", "--kubeconfig", h.Kubeconfig, "delete", "node", name, "--ignore-not-found"); err != nil {
+			return err
+		}
+	}
+	if d.LocalEtcd == nil {
+		return nil
+	}
+	ms, err := h.etcdMembers(ctx, d.LocalEtcd)
+	if err != nil {
+		return err
+	}
+	for _, m := range ms.Members {
+		if m.Name == name {
+			if _, err := h.etcdctl(ctx, d.LocalEtcd, 3, "member", "remove", strconv.FormatUint(m.ID, 16)); err != nil {
+				return fmt.Errorf("removing %s's etcd member: %w", name, err)
+			}
+		}
+	}
+	return nil
 }

@@ -61,7 +61,15 @@ type distroBundle struct {
 
 func buildDistroBundle(t *testing.T, dir string) *distroBundle {
 	t.Helper()
-	b := &distroBundle{installer: filepath.Join(dir, "installer"), iso: filepath.Join(dir, "ferry-e2e.iso"), pub: filepath.Join(dir, "release.pub.asc")}
+	return buildDistroBundleOf(t, dir, "", "1.0.0")
+}
+
+// buildDistroBundleOf builds the e2e bundle of a Kubernetes version (""
+// the newest supported) as bundle version version, signed with the same
+// key as every e2e bundle.
+func buildDistroBundleOf(t *testing.T, dir, kubernetesVersion, version string) *distroBundle {
+	t.Helper()
+	b := &distroBundle{installer: filepath.Join(dir, "installer"), iso: filepath.Join(dir, "ferry-e2e-"+version+".iso"), pub: filepath.Join(dir, "release.pub.asc")}
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		goBin = "/usr/local/go/bin/go"
@@ -95,7 +103,7 @@ func buildDistroBundle(t *testing.T, dir string) *distroBundle {
 		t.Fatal(err)
 	}
 
-	spec, err := distro.DefaultSpecYAML("", "1.0.0")
+	spec, err := distro.DefaultSpecYAML(kubernetesVersion, version)
 	if err != nil {
 		t.Fatal(err)
 	}

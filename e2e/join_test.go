@@ -54,30 +54,7 @@ func TestJoin(t *testing.T) {
 	c := NewCluster(t, NodeSpec{Name: "node1"}, NodeSpec{Name: "node2"}, NodeSpec{Name: "node3"})
 	n1, n2, n3 := c.Nodes[0], c.Nodes[1], c.Nodes[2]
 	phase(fmt.Sprintf("nodes booted at %s, %s and %s", n1.IP, n2.IP, n3.IP))
-	hosts := fmt.Sprintf("%s node1.%s %s\n%s node2.%s\n%s node3.%s\n", n1.IP, e2eDomain, apiEndpoint, n2.IP, e2eDomain, n3.IP, e2eDomain)
-	for _, n := range c.Nodes {
-		n.MustExec(t, "/bin/sh", "-ec", fmt.Sprintf("printf '%s' >> /etc/hosts; echo 'nameserver %s' > /etc/resolv.conf; for h in /sys/fs/cgroup/*/; do mkdir -p \"$h/%s\"; done",
-			hosts, c.Bridge().HostIP, n.Name))
-		if err := n.CopyIn(b.installer, nodeInstaller, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	clusterYAML := fmt.Sprintf(`apiVersion: ferry.dev/v1alpha1
-kind: Cluster
-metadata: {name: e2e}
-spec:
-  controlPlaneEndpoint: %s:6443
-  security:
-    allowNonEnforcingControlPlane: true
-  nodes:
-`, apiEndpoint) + e2eNodeYAML("node1", "control-plane, worker") + e2eNodeYAML("node2", "worker") + e2eNodeYAML("node3", "control-plane")
-	for src, dst := range map[string]string{b.iso: "/root/ferry.iso", b.pub: "/root/release.pub.asc"} {
-		if err := n1.CopyIn(src, dst, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	n1.WriteFile("/root/cluster.yaml", []byte(clusterYAML), 0o644)
-	n1.WriteFile("/root/passphrase", []byte("e2e root key passphrase\n"), 0o600)
+	prepareThreeNodes(t, c, b)
 
 	installer := func(n *Node, args ...string) string { t.Helper(); return installer(t, n, args...) }
 	ignore := ignorePreflight
@@ -281,5 +258,73 @@ spec:
 	if out := installer(n2, "join", "--join-file", "/root/node2.join", ignore); !strings.Contains(out, "0 changes") {
 		t.Errorf("installer join again:\n%s", out)
 	}
+
+	// R50: node2 and node3 leave cluster.yaml; an apply on node1 drains and
+	// deletes them and removes node3's etcd member.
+	st.waitFor("every node's daemon reports its version", 2*time.Minute, func() (bool, string) {
+		out, err := kubectl("get", "nodes", "-o", `jsonpath={range .items[*]}{.metadata.name}={.metadata.annotations.ferry\.dev/version}{" "}{end}`)
+		return err == nil && strings.Count(out, "=1.0.0") == 3, out
+	})
+	cfg := n1.MustExec(t, "cat", "/etc/ferry/cluster.yaml")
+	i := strings.Index(cfg, "    - name: node2\n")
+	if i < 0 {
+		t.Fatalf("cluster.yaml:\n%s", cfg)
+	}
+	n1.WriteFile("/root/cluster-node1.yaml", []byte(cfg[:i]), 0o644)
+	out = installer(n1, "apply", "--config", "/root/cluster-node1.yaml")
+	for _, want := range []string{"remove node node2 (not in the cluster configuration)", "remove node node3 (not in the cluster configuration)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("apply without node2 and node3 lacks %q:\n%s", want, out)
+		}
+	}
+	if out, err := kubectl("get", "nodes", "-o", "name"); err != nil || strings.TrimSpace(out) != "node/node1" {
+		t.Errorf("nodes after the removal: %v %s", err, out)
+	}
+	members = n1.MustExec(t, "etcdctl", "--endpoints=https://localhost:2379", "--cacert=/etc/kubernetes/pki/etcd/ca.crt",
+		"--cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt", "--key=/etc/kubernetes/pki/etcd/healthcheck-client.key", "member", "list")
+	if strings.Contains(members, "node3") || !strings.Contains(members, "node1") {
+		t.Errorf("etcd members after node3's removal:\n%s", members)
+	}
+	st.waitFor("web available again on node1", 3*time.Minute, func() (bool, string) {
+		out, err := kubectl("get", "pods", "-l", "app=web", "-o", `jsonpath={range .items[*]}{.spec.nodeName}={.status.phase}{" "}{end}`)
+		return err == nil && strings.Contains(out, "node1=Running"), out
+	})
+	if out := installer(n1, "apply"); !strings.Contains(out, "0 changes") {
+		t.Errorf("installer apply after the removal:\n%s", out)
+	}
 	c.AssertNoForwarding(t)
+}
+
+// prepareThreeNodes readies node1 (control plane and worker, the bundle,
+// cluster.yaml and a root key passphrase in /root), node2 (worker) and
+// node3 (control plane): names in /etc/hosts, a resolver, the kubelet's
+// cgroup, the installer under test.
+func prepareThreeNodes(t *testing.T, c *Cluster, b *distroBundle) {
+	t.Helper()
+	n1, n2, n3 := c.Nodes[0], c.Nodes[1], c.Nodes[2]
+	hosts := fmt.Sprintf("%s node1.%s %s\n%s node2.%s\n%s node3.%s\n", n1.IP, e2eDomain, apiEndpoint, n2.IP, e2eDomain, n3.IP, e2eDomain)
+	for _, n := range c.Nodes {
+		n.MustExec(t, "/bin/sh", "-ec", fmt.Sprintf("printf '%s' >> /etc/hosts; echo 'nameserver %s' > /etc/resolv.conf; for h in /sys/fs/cgroup/*/; do mkdir -p \"$h/%s\"; done",
+			hosts, c.Bridge().HostIP, n.Name))
+		if err := n.CopyIn(b.installer, nodeInstaller, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clusterYAML := fmt.Sprintf(`apiVersion: ferry.dev/v1alpha1
+kind: Cluster
+metadata: {name: e2e}
+spec:
+  controlPlaneEndpoint: %s:6443
+  security:
+    allowNonEnforcingControlPlane: true
+  nodes:
+`, apiEndpoint) + e2eNodeYAML("node1", "control-plane, worker") + e2eNodeYAML("node2", "worker") + e2eNodeYAML("node3", "control-plane")
+	for src, dst := range map[string]string{b.iso: "/root/ferry.iso", b.pub: "/root/release.pub.asc"} {
+		if err := n1.CopyIn(src, dst, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n1.WriteFile("/root/cluster.yaml", []byte(clusterYAML), 0o644)
+	n1.WriteFile("/root/passphrase", []byte("e2e root key passphrase\n"), 0o600)
+
 }

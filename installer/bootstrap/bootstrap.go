@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/ferry-k8s/ferry/bundle/verify"
@@ -43,6 +44,14 @@ const (
 	// (kubeadm init) or "join"; apply continues the same way, and neither
 	// command runs on a node the other made.
 	ModeFile = StateDir + "/mode"
+	// TargetFile names the bundle (its file in BundlesDir) the node runs
+	// or is being brought to: set by bootstrap and join, and by the node
+	// daemon when a roll-out asks for another version.
+	TargetFile = StateDir + "/target"
+	// IgnorePreflightFile keeps the kubeadm preflight checks the node's
+	// bootstrap or join was told to ignore, for its later applies and
+	// upgrades (the same machine, the same environment).
+	IgnorePreflightFile = StateDir + "/kubeadm-ignore-preflight-errors"
 	// EtcdStateFile is the etcd membership a joining control-plane node's
 	// member started into (recorded when Ferry added the member).
 	EtcdStateFile = StateDir + "/etcd-initial-cluster"
@@ -58,6 +67,9 @@ const (
 	KubeProxyUnit       = "/etc/systemd/system/kube-proxy.service"
 	hostProvidesName    = "ferry-host-provides"
 )
+
+// packageRestarts are the units restarted when their package is upgraded.
+var packageRestarts = map[string]string{"containerd": "containerd.service", "kube-proxy": "kube-proxy.service", "ferry-installer": "ferry-content.service"}
 
 // NodePackages are the distribution's packages every node installs.
 var NodePackages = []string{"kubelet", "kubeadm", "kubectl", "containerd", "runc", "cri-tools", "kubernetes-cni", "kube-proxy", "etcd", "ferry-installer"}
@@ -196,6 +208,16 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Verified: the node may change from here.
+	if !o.DryRun {
+		// One convergence at a time on a node: the daemon's (a roll-out)
+		// and the command line's take turns.
+		unlock, err := lockNode(ctx, in(filepath.Join(StateDir, "apply.lock")), log)
+		if err != nil {
+			return nil, err
+		}
+		defer unlock()
+	}
 	res := &Result{Node: node.Name, Bundle: facts.Name + " " + facts.Version}
 	imported := filepath.Join(BundlesDir, facts.Name+"-"+facts.Version+".iso")
 	if bootstrap && !o.DryRun {
@@ -207,6 +229,16 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			res.Changes++
 			log.Info("bundle imported", slog.String("path", imported))
 		}
+		if err := writeState(o.Root, TargetFile, filepath.Base(imported)); err != nil {
+			return nil, err
+		}
+	}
+	if len(o.IgnorePreflightErrors) > 0 && !o.DryRun {
+		if err := writeState(o.Root, IgnorePreflightFile, strings.Join(o.IgnorePreflightErrors, ",")); err != nil {
+			return nil, err
+		}
+	} else if data, err := os.ReadFile(in(IgnorePreflightFile)); err == nil && len(bytes.TrimSpace(data)) > 0 {
+		o.IgnorePreflightErrors = strings.Split(strings.TrimSpace(string(data)), ",")
 	}
 	mode, err := nodeMode(o.Root, bootstrap, o.join != nil)
 	if err != nil {
@@ -323,6 +355,13 @@ func pickNode(c *cluster.Cluster, name string) (*cluster.Node, error) {
 
 // importedISO is the bundle bootstrap imported (the newest there).
 func importedISO(root string) (string, error) {
+	if data, err := os.ReadFile(filepath.Join(root, TargetFile)); err == nil {
+		name := strings.TrimSpace(string(data))
+		if name == "" || name != filepath.Base(name) {
+			return "", fmt.Errorf("%s: %q is not a bundle file name", TargetFile, name)
+		}
+		return filepath.Join(root, BundlesDir, name), nil
+	}
 	entries, err := filepath.Glob(filepath.Join(root, BundlesDir, "*.iso"))
 	if err != nil || len(entries) == 0 {
 		return "", fmt.Errorf("no imported bundle in %s: run installer bootstrap first", BundlesDir)
@@ -683,16 +722,7 @@ func nodeMode(root string, bootstrap, join bool) (string, error) {
 	return want, nil
 }
 
-func recordMode(root, mode string) error {
-	p := filepath.Join(root, ModeFile)
-	if data, err := os.ReadFile(p); err == nil && strings.TrimSpace(string(data)) == mode {
-		return nil
-	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return err
-	}
-	return atomicfile.WriteFile(p, []byte(mode+"\n"), 0o644)
-}
+func recordMode(root, mode string) error { return writeState(root, ModeFile, mode) }
 
 // installSecrets writes a control-plane join file's secrets (the shared
 // CAs and keys) where they are missing. One already there with other
@@ -720,4 +750,64 @@ func installSecrets(root string, entries []JoinFileEntry) (int, error) {
 		n++
 	}
 	return n, nil
+}
+
+// writeState writes one of the node's state files (atomically; unchanged
+// content is not rewritten).
+func writeState(root, name, content string) error {
+	p := filepath.Join(root, name)
+	if data, err := os.ReadFile(p); err == nil && strings.TrimSpace(string(data)) == content {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(p, []byte(content+"\n"), 0o644)
+}
+
+// servedISOs are the bundles the node's content service serves: every
+// imported one (during a roll-out the old and the new), sorted.
+func servedISOs(root, imported string) []string {
+	entries, _ := filepath.Glob(filepath.Join(root, BundlesDir, "*.iso"))
+	out := []string{imported}
+	for _, e := range entries {
+		rel := filepath.Join(BundlesDir, filepath.Base(e))
+		if !slices.Contains(out, rel) {
+			out = append(out, rel)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// lockNode takes the node's apply lock, waiting while another process
+// holds it (until ctx is done).
+func lockNode(ctx context.Context, path string, log *slog.Logger) (func(), error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	for waited := false; ; {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("locking %s: %w", path, err)
+		}
+		if !waited {
+			log.Info("another apply runs on this node: waiting for it", slog.String("lock", path))
+			waited = true
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
 }

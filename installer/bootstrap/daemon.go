@@ -29,6 +29,10 @@ type DaemonOptions struct {
 	Log   *slog.Logger
 	// Notify sends systemd notifications; nil: sd_notify.
 	Notify func(state string)
+	// Watch follows roll-outs: the daemon reads its Node's desired
+	// bundle version every WatchInterval and converges to it.
+	Watch         bool
+	WatchInterval time.Duration
 }
 
 // Daemon is the node daemon: it runs `apply` on demand, one at a time, and
@@ -95,12 +99,7 @@ func (d *Daemon) Handler() http.Handler {
 		o := d.opts.Apply
 		o.DryRun = r.URL.Query().Get("dryRun") == "true"
 		res, err := Run(r.Context(), o)
-		d.last.Lock()
-		d.last.res, d.last.at, d.last.err = res, time.Now().UTC(), ""
-		if err != nil {
-			d.last.err = err.Error()
-		}
-		d.last.Unlock()
+		d.recordResult(res, err)
 		if err != nil {
 			d.log.Error("apply failed", slog.Any("error", err))
 			writeJSON(w, http.StatusInternalServerError, map[string]any{"error": err.Error(), "result": res})
@@ -110,6 +109,15 @@ func (d *Daemon) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, res)
 	})
 	return mux
+}
+
+func (d *Daemon) recordResult(res *Result, err error) {
+	d.last.Lock()
+	defer d.last.Unlock()
+	d.last.res, d.last.at, d.last.err = res, time.Now().UTC(), ""
+	if err != nil {
+		d.last.err = err.Error()
+	}
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -140,6 +148,9 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	d.opts.Notify("READY=1")
+	if d.opts.Watch {
+		go d.watch(ctx)
+	}
 	d.log.Info("node daemon listening", slog.String("socket", d.opts.Socket))
 	var tick <-chan time.Time
 	if interval, err := daemon.SdWatchdogEnabled(false); err == nil && interval > 0 {

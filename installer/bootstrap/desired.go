@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/ferry-k8s/ferry/installer/cluster"
@@ -109,10 +110,10 @@ func desired(c *cluster.Cluster, n *cluster.Node, f *BundleFacts, nf *nodeFacts,
 		converge.File{Path: EncryptionKey, Mode: 0o600, Content: encKey, Secret: true},
 		converge.File{Path: ServeConfig, Mode: 0o640, Group: "ferry", Restarts: []string{"ferry-content.service"}, Content: nodeconfig.WithHeader(versionString(), []byte(fmt.Sprintf(
 			"apiVersion: ferry.dev/v1alpha1\nkind: ContentService\nlisten: \":%d\"\nisos:\n  - %s\nkeyring: %s\ntlsCert: /etc/ferry/tls/content.crt\ntlsKey: /etc/ferry/tls/content.key\nexternalURL: https://%s\npidFile: /run/ferry/content.pid\n",
-			ContentPort, imported, KeyringFile, contentHost)))},
+			ContentPort, strings.Join(servedISOs(o.Root, imported), "\n  - "), KeyringFile, contentHost)))},
 		converge.File{Path: RepoFile, Mode: 0o644, Content: nodeconfig.WithHeader(versionString(), []byte(fmt.Sprintf(
-			"[%s]\nname=Ferry %s %s (%s)\nbaseurl=https://%s/repos/%s/%s/\nenabled=1\ngpgcheck=1\nrepo_gpgcheck=1\ngpgkey=file://%s\nsslverify=1\nsslcacert=%s\n",
-			repoID(f), f.Name, f.Version, f.Repo, contentHost, f.Version, f.Repo, KeyringFile, realmCA(pki.RealmContent))))},
+			"[%s]\nname=Ferry %s %s (%s)\nbaseurl=%s\nenabled=1\ngpgcheck=1\nrepo_gpgcheck=1\ngpgkey=file://%s\nsslverify=1\nsslcacert=%s\n",
+			repoID(f), f.Name, f.Version, f.Repo, strings.Join(repoURLs(c, n, f), "\n        "), KeyringFile, realmCA(pki.RealmContent))))},
 	)
 	if err := networkFiles(&d, c, n, nf, pkiOut); err != nil {
 		return converge.Desired{}, err
@@ -172,6 +173,14 @@ func desired(c *cluster.Cluster, n *cluster.Node, f *BundleFacts, nf *nodeFacts,
 		d.Labels[k] = v
 	}
 	d.Taints = n.Taints
+	d.ClusterNodes = []string{}
+	for _, cn := range c.Spec.Nodes {
+		d.ClusterNodes = append(d.ClusterNodes, cn.Name)
+	}
+	d.LocalEtcd = &converge.EtcdMember{Endpoints: []string{"https://127.0.0.1:2379"}, CACert: filepath.Join(KubernetesPKI, "etcd/ca.crt"),
+		Cert: filepath.Join(KubernetesPKI, "apiserver-etcd-client.crt"), Key: filepath.Join(KubernetesPKI, "apiserver-etcd-client.key")}
+	d.KubernetesVersion = f.KubernetesVersion
+	d.Upgrade = &converge.KubeadmUpgrade{Config: nodeconfig.UpgradeConfigFile, ControlPlane: true, InitConfig: nodeconfig.InitConfigFile, IgnorePreflightErrors: o.IgnorePreflightErrors}
 	if n.HasRole(cluster.RoleWorker) {
 		d.RemoveTaints = []string{"node-role.kubernetes.io/control-plane:NoSchedule"}
 	}
@@ -183,7 +192,7 @@ func desired(c *cluster.Cluster, n *cluster.Node, f *BundleFacts, nf *nodeFacts,
 // nodeconfig rendered, with the units they restart and the commands they
 // trigger, and the host's SELinux mode (R13).
 func nodeBase(n *cluster.Node, f *BundleFacts, nf *nodeFacts, o Options, files []nodeconfig.File) (converge.Desired, error) {
-	d := converge.Desired{Packages: map[string]string{}, Labels: map[string]string{}}
+	d := converge.Desired{Packages: map[string]string{}, Labels: map[string]string{}, PackageRestarts: packageRestarts}
 	for _, p := range NodePackages {
 		v, ok := f.Packages[p]
 		if !ok {
@@ -391,4 +400,21 @@ func etcdInitialCluster(o Options) string {
 		return ""
 	}
 	return strings.TrimSpace(string(data))
+}
+
+// repoURLs are the distribution repository at every control plane's
+// content service, this node's own first (dnf tries them in turn: during
+// a roll-out, a control plane that has not imported the new bundle yet
+// installs from one that has).
+func repoURLs(c *cluster.Cluster, n *cluster.Node, f *BundleFacts) []string {
+	services := contentServices(c)
+	own := fmt.Sprintf("%s:%d", n.Hostname, ContentPort)
+	if i := slices.Index(services, own); i > 0 {
+		services = append([]string{own}, slices.Delete(services, i, i+1)...)
+	}
+	var out []string
+	for _, s := range services {
+		out = append(out, fmt.Sprintf("https://%s/repos/%s/%s/", s, f.Version, f.Repo))
+	}
+	return out
 }

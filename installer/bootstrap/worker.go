@@ -138,6 +138,8 @@ func desiredWorker(c *cluster.Cluster, n *cluster.Node, f *BundleFacts, nf *node
 		{Name: "ferry-node.service", Start: true},
 	}...)
 	d.Join = &converge.KubeadmJoin{Config: nodeconfig.JoinConfigFile, Discovery: nodeconfig.DiscoveryFile, IgnorePreflightErrors: o.IgnorePreflightErrors}
+	d.KubernetesVersion = f.KubernetesVersion
+	d.Upgrade = &converge.KubeadmUpgrade{Config: nodeconfig.UpgradeConfigFile, IgnorePreflightErrors: o.IgnorePreflightErrors}
 	if o.join != nil {
 		d.Join.DiscoveryContent = []byte(o.join.Discovery)
 	}

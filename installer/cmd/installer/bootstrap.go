@@ -11,6 +11,7 @@ import (
 
 	"github.com/ferry-k8s/ferry/installer/bootstrap"
 	"github.com/ferry-k8s/ferry/installer/pki"
+	"github.com/ferry-k8s/ferry/installer/rollout"
 	"github.com/ferry-k8s/ferry/internal/cliutil"
 )
 
@@ -129,6 +130,55 @@ func tokenCommand() *cli.Command {
 	}
 }
 
+func upgradeCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "upgrade",
+		Usage:     "roll a new bundle over the cluster, node by node (on a control-plane node; run it again to resume)",
+		UsageText: "installer upgrade --iso ferry-kubernetes-1.1.0.iso [--force] [--allow-downgrade]",
+		Description: `Verifies the new ISO (signature, expiry, every file) and that it may follow
+the installed bundle (newer, Kubernetes at most one minor ahead), imports it
+into this node's content service, and runs the roll-out: a dry-run of every
+eviction first (PodDisruptionBudgets that would block are reported and
+nothing changes, unless --force), an etcd snapshot restore-tested and kept in
+/var/lib/ferry/snapshots, then control-plane nodes one at a time and workers
+within spec.upgrade.maxUnavailable: cordon, drain (evictions only), the
+node's daemon converges it to the new bundle (kubeadm upgrade apply on the
+first control plane, kubeadm upgrade node elsewhere), Ready at the new
+version, uncordon. Progress lives in the cluster (ConfigMap
+kube-system/ferry-rollout and node annotations): killed at any point, the
+same command resumes; after a finished roll-out it reports nothing to do.`,
+		Flags: []cli.Flag{
+			&cli.PathFlag{Name: "iso", Usage: "the new bundle ISO", Required: true},
+			&cli.BoolFlag{Name: "force", Usage: "start although a PodDisruptionBudget blocks an eviction now (the drain still never breaks a budget)"},
+			&cli.BoolFlag{Name: "allow-downgrade", Usage: "roll out a bundle older than the installed one"},
+			&cli.DurationFlag{Name: "drain-timeout", Usage: "bound of each node's drain (default 5m; a Pod's ferry.dev/drain-timeout may extend it)"},
+			&cli.DurationFlag{Name: "node-timeout", Usage: "bound of each node's convergence to Ready at the new version (default 30m)"},
+			cliutil.JSONFlag,
+		},
+		Action: func(c *cli.Context) error {
+			log, err := cliutil.Logger(c)
+			if err != nil {
+				return err
+			}
+			rep, err := bootstrap.Upgrade(c.Context, bootstrap.UpgradeOptions{ISO: c.Path("iso"), Force: c.Bool("force"), AllowDowngrade: c.Bool("allow-downgrade"),
+				DrainTimeout: c.Duration("drain-timeout"), NodeTimeout: c.Duration("node-timeout"), Log: log})
+			if rep != nil {
+				if c.Bool("json") {
+					if jerr := cliutil.PrintJSON(c, rep); jerr != nil {
+						return jerr
+					}
+				} else {
+					if rep.NothingToDo {
+						fmt.Fprintf(c.App.Writer, "every node runs %s: nothing to do\n", rep.Target.Version)
+					}
+					_ = rollout.WriteTable(c.App.Writer, rep.Rows)
+				}
+			}
+			return err
+		},
+	}
+}
+
 func userCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "user",
@@ -244,6 +294,7 @@ Run by ferry-node.service; 'installer apply' does the same in the foreground.`,
 		Flags: []cli.Flag{
 			&cli.PathFlag{Name: "socket", Value: bootstrap.DefaultSocket, Usage: "the Unix socket to serve on"},
 			&cli.StringFlag{Name: "node", Usage: "this node's name in cluster.yaml (default: by hostname)"},
+			&cli.BoolFlag{Name: "watch", Value: true, Usage: "follow roll-outs: converge to the bundle version the Node's ferry.dev/desired-version names"},
 		},
 		Action: func(c *cli.Context) error {
 			log, err := cliutil.Logger(c)
@@ -252,7 +303,7 @@ Run by ferry-node.service; 'installer apply' does the same in the foreground.`,
 			}
 			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
-			d := bootstrap.NewDaemon(bootstrap.DaemonOptions{Socket: c.Path("socket"), Apply: bootstrap.Options{Node: c.String("node"), Log: log}, Log: log})
+			d := bootstrap.NewDaemon(bootstrap.DaemonOptions{Socket: c.Path("socket"), Apply: bootstrap.Options{Node: c.String("node"), Log: log}, Log: log, Watch: c.Bool("watch")})
 			return d.Serve(ctx)
 		},
 	}

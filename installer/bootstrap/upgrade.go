@@ -1,0 +1,284 @@
+package bootstrap
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/mod/semver"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/ferry-k8s/ferry/installer/cluster"
+	"github.com/ferry-k8s/ferry/installer/pki"
+	"github.com/ferry-k8s/ferry/installer/rollout"
+	"github.com/ferry-k8s/ferry/internal/atomicfile"
+	"github.com/ferry-k8s/ferry/signing"
+)
+
+// SnapshotsDir keeps the etcd snapshots taken before roll-outs (R46).
+const SnapshotsDir = StateDir + "/snapshots"
+
+// MaxBundleSize bounds a bundle fetched from a content service.
+const MaxBundleSize = 16 << 30
+
+// UpgradeOptions configure `installer upgrade --iso NEW.iso`.
+type UpgradeOptions struct {
+	// ISO is the new bundle.
+	ISO string
+	// AllowDowngrade rolls out a bundle older than the installed one.
+	AllowDowngrade bool
+	// Force starts although a PodDisruptionBudget blocks an eviction now
+	// (see rollout.Options.Force).
+	Force bool
+	// DrainTimeout and NodeTimeout bound each node's drain and its
+	// convergence (rollout defaults when zero).
+	DrainTimeout, NodeTimeout time.Duration
+	// Root prefixes every path (tests).
+	Root string
+	Log  *slog.Logger
+	Now  func() time.Time
+}
+
+// Upgrade rolls a new bundle over the cluster from a control-plane node:
+// verify it (signature, expiry, every file) and check it may follow the
+// installed one, import it into this node's content service (the other
+// nodes fetch it from there), then run the roll-out (rollout.Run): etcd
+// snapshot, control planes one at a time, workers within maxUnavailable,
+// each drained, converged by its own daemon, and uncordoned. Running it
+// again resumes a roll-out that stopped, and reports nothing to do after
+// one that finished.
+func Upgrade(ctx context.Context, o UpgradeOptions) (*rollout.Report, error) {
+	if o.Root == "" {
+		o.Root = "/"
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	log := o.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	in := func(p string) string { return filepath.Join(o.Root, p) }
+	c, err := cluster.Load(in(ClusterConfig))
+	if err != nil {
+		return nil, fmt.Errorf("this is not a control-plane node of a Ferry cluster: %w", err)
+	}
+	c = c.Defaulted()
+	node, err := pickNode(c, "")
+	if err != nil {
+		return nil, err
+	}
+	if !node.HasRole(cluster.RoleControlPlane) {
+		return nil, fmt.Errorf("node %s is not a control-plane node: run installer upgrade on one", node.Name)
+	}
+	ring, err := signing.LoadKeyringFile(in(KeyringFile))
+	if err != nil {
+		return nil, fmt.Errorf("keyring: %w", err)
+	}
+	log.Info("verifying the new bundle", slog.String("iso", o.ISO))
+	next, err := ReadFacts(ctx, o.ISO, ring, o.Now())
+	if err != nil {
+		return nil, err
+	}
+	curISO, err := importedISO(o.Root)
+	if err != nil {
+		return nil, err
+	}
+	cur, err := ReadFacts(ctx, curISO, ring, o.Now())
+	if err != nil {
+		return nil, fmt.Errorf("the installed bundle %s: %w", curISO, err)
+	}
+	if err := mayFollow(cur, next, o.AllowDowngrade); err != nil {
+		return nil, err
+	}
+	imported := filepath.Join(BundlesDir, next.Name+"-"+next.Version+".iso")
+	if _, err := importISO(o.ISO, in(imported)); err != nil {
+		return nil, fmt.Errorf("importing %s: %w", o.ISO, err)
+	}
+	// This node's content service serves the new bundle too (the other
+	// nodes fetch it from there); nothing else changes yet.
+	if _, err := Run(ctx, Options{Root: o.Root, Log: log, Now: o.Now}); err != nil {
+		return nil, fmt.Errorf("serving the new bundle on node %s: %w", node.Name, err)
+	}
+	client, err := kubeClient(in("/etc/kubernetes/admin.conf"))
+	if err != nil {
+		return nil, err
+	}
+	tlsConf, err := etcdClientTLS(o.Root)
+	if err != nil {
+		return nil, err
+	}
+	return rollout.Run(ctx, rollout.Options{
+		Client:         client,
+		Target:         rollout.Target{Version: next.Version, KubernetesVersion: next.KubernetesVersion},
+		MaxUnavailable: c.Spec.Upgrade.MaxUnavailable,
+		Snapshotter:    &rollout.EtcdSnapshotter{Endpoint: "https://127.0.0.1:2379", TLS: tlsConf, Dir: in(SnapshotsDir)},
+		Force:          o.Force,
+		DrainTimeout:   o.DrainTimeout,
+		NodeTimeout:    o.NodeTimeout,
+		Log:            log,
+	})
+}
+
+// mayFollow checks that next may be rolled over a cluster that runs cur:
+// the same distribution, a newer bundle (or allowed older), and
+// Kubernetes at most one minor ahead (kubeadm upgrades minor by minor)
+// and never behind.
+func mayFollow(cur, next *BundleFacts, allowDowngrade bool) error {
+	if cur.Name != next.Name {
+		return fmt.Errorf("bundle %s %s is not a %s bundle (the cluster runs %s %s)", next.Name, next.Version, cur.Name, cur.Name, cur.Version)
+	}
+	cv, nv := "v"+strings.TrimPrefix(cur.Version, "v"), "v"+strings.TrimPrefix(next.Version, "v")
+	if !semver.IsValid(cv) || !semver.IsValid(nv) {
+		return fmt.Errorf("bundle versions %q and %q: want semantic versions", cur.Version, next.Version)
+	}
+	if semver.Compare(nv, cv) < 0 && !allowDowngrade {
+		return fmt.Errorf("bundle %s is older than the installed %s: give --allow-downgrade to roll it out anyway", next.Version, cur.Version)
+	}
+	ck, nk := cur.KubernetesVersion, next.KubernetesVersion
+	if !semver.IsValid(ck) || !semver.IsValid(nk) {
+		return fmt.Errorf("kubernetes versions %q and %q: want vX.Y.Z", ck, nk)
+	}
+	if semver.Compare(nk, ck) < 0 {
+		return fmt.Errorf("bundle %s carries Kubernetes %s, older than the cluster's %s: Kubernetes is never downgraded", next.Version, nk, ck)
+	}
+	var cmaj, cmin, nmaj, nmin int
+	fmt.Sscanf(semver.MajorMinor(ck), "v%d.%d", &cmaj, &cmin)
+	fmt.Sscanf(semver.MajorMinor(nk), "v%d.%d", &nmaj, &nmin)
+	if nmaj != cmaj || nmin > cmin+1 {
+		return fmt.Errorf("bundle %s carries Kubernetes %s: from %s, upgrade one minor version at a time (%d.%d first)", next.Version, nk, ck, cmaj, cmin+1)
+	}
+	return nil
+}
+
+func kubeClient(kubeconfig string) (kubernetes.Interface, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig %s: %w", kubeconfig, err)
+	}
+	cfg.Timeout = 30 * time.Second
+	return kubernetes.NewForConfig(cfg)
+}
+
+// etcdClientTLS authenticates to the local etcd member with the health
+// check client certificate.
+func etcdClientTLS(root string) (*tls.Config, error) {
+	p := func(n string) string { return filepath.Join(root, KubernetesPKI, "etcd", n) }
+	cert, err := tls.LoadX509KeyPair(p("healthcheck-client.crt"), p("healthcheck-client.key"))
+	if err != nil {
+		return nil, fmt.Errorf("etcd client certificate: %w", err)
+	}
+	ca, err := os.ReadFile(p("ca.crt"))
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(ca) {
+		return nil, fmt.Errorf("%s holds no certificate", p("ca.crt"))
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
+}
+
+// fetchBundleByName downloads a bundle file from the first content
+// service that serves it, over TLS verified with the content realm's CA,
+// into dir, bounded by MaxBundleSize. The caller verifies it in full
+// before any use.
+func fetchBundleByName(ctx context.Context, services []string, name string, caPEM []byte, dir string, log *slog.Logger) (string, error) {
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return "", errors.New("the content CA holds no certificate")
+	}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, ResponseHeaderTimeout: 30 * time.Second}}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	var errs []error
+	for _, s := range services {
+		u := "https://" + s + "/bundles/" + name
+		log.Info("fetching the bundle", slog.String("url", u))
+		p, err := fetchOne(ctx, client, u, dir)
+		if err == nil {
+			return p, nil
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", u, err))
+	}
+	return "", fmt.Errorf("fetching bundle %s: %w", name, errors.Join(errs...))
+}
+
+func fetchOne(ctx context.Context, client *http.Client, url, dir string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("server answered %s", resp.Status)
+	}
+	if resp.ContentLength > MaxBundleSize {
+		return "", fmt.Errorf("%d bytes: more than %d", resp.ContentLength, int64(MaxBundleSize))
+	}
+	p := filepath.Join(dir, filepath.Base(url)+".download")
+	err = atomicfile.Write(p, 0o644, func(f *os.File) error {
+		n, err := io.Copy(f, io.LimitReader(resp.Body, MaxBundleSize+1))
+		if err == nil && n > MaxBundleSize {
+			err = fmt.Errorf("more than %d bytes", int64(MaxBundleSize))
+		}
+		return err
+	})
+	return p, err
+}
+
+// contentServices are the control-plane nodes' content services.
+func contentServices(c *cluster.Cluster) []string {
+	var out []string
+	for _, n := range c.Spec.Nodes {
+		if n.HasRole(cluster.RoleControlPlane) {
+			out = append(out, fmt.Sprintf("%s:%d", n.Hostname, ContentPort))
+		}
+	}
+	return out
+}
+
+// ensureBundle makes the bundle of version the node's target: imported
+// already, or fetched from the content services and verified in full
+// (signature, expiry, every file, and that it is that version).
+func ensureBundle(ctx context.Context, root string, c *cluster.Cluster, ring *signing.Keyring, name, version string, now time.Time, log *slog.Logger) error {
+	file := name + "-" + version + ".iso"
+	dst := filepath.Join(root, BundlesDir, file)
+	if _, err := os.Stat(dst); err != nil {
+		ca, err := os.ReadFile(filepath.Join(root, PKIDir, pki.RealmContent, pki.CACertFile))
+		if err != nil {
+			return err
+		}
+		p, err := fetchBundleByName(ctx, contentServices(c), file, ca, filepath.Join(root, StateDir, "downloads"), log)
+		if err != nil {
+			return err
+		}
+		defer os.Remove(p)
+		f, err := ReadFacts(ctx, p, ring, now)
+		if err != nil {
+			return err
+		}
+		if f.Name != name || f.Version != version {
+			return fmt.Errorf("the content services served %s %s as %s", f.Name, f.Version, file)
+		}
+		if err := os.Rename(p, dst); err != nil {
+			return err
+		}
+	}
+	return writeState(root, TargetFile, file)
+}

@@ -1,0 +1,122 @@
+package bootstrap
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/ferry-k8s/ferry/installer/cluster"
+	"github.com/ferry-k8s/ferry/installer/content"
+	"github.com/ferry-k8s/ferry/installer/rollout"
+	"github.com/ferry-k8s/ferry/signing"
+)
+
+// DefaultWatchInterval is how often the node daemon reads its Node's
+// desired bundle version.
+const DefaultWatchInterval = 10 * time.Second
+
+// targetBundle is the name and version of the bundle the node targets.
+func targetBundle(root string) (name, version string, err error) {
+	iso, err := importedISO(root)
+	if err != nil {
+		return "", "", err
+	}
+	m, err := content.ReadManifestUnverified(iso)
+	if err != nil {
+		return "", "", fmt.Errorf("%s: %w", iso, err)
+	}
+	return m.Name, m.Version, nil
+}
+
+// watch is the node side of roll-outs: the daemon reads its own Node
+// (with the kubelet's credentials) and, when the roll-out sets another
+// desired version (rollout.AnnotationDesiredVersion), makes that bundle
+// its target (fetched from the content services and verified when it is
+// not here), converges the node to it (the same apply as install), and
+// reports the version it runs (rollout.AnnotationVersion) once converged.
+func (d *Daemon) watch(ctx context.Context) {
+	interval := d.opts.WatchInterval
+	if interval <= 0 {
+		interval = DefaultWatchInterval
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if err := d.watchOnce(ctx); err != nil {
+			d.log.Warn("roll-out watch", slog.Any("err", err))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (d *Daemon) watchOnce(ctx context.Context) error {
+	root := d.opts.Apply.Root
+	if root == "" {
+		root = "/"
+	}
+	in := func(p string) string { return filepath.Join(root, p) }
+	kubeconfig := in("/etc/kubernetes/kubelet.conf")
+	if !fileExists(kubeconfig) {
+		return nil // not joined yet
+	}
+	c, err := cluster.Load(in(ClusterConfig))
+	if err != nil {
+		return err
+	}
+	c = c.Defaulted()
+	node, err := pickNode(c, d.opts.Apply.Node)
+	if err != nil {
+		return err
+	}
+	client, err := kubeClient(kubeconfig)
+	if err != nil {
+		return err
+	}
+	n, err := client.CoreV1().Nodes().Get(ctx, node.Name, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("reading node %s: %w", node.Name, err)
+	}
+	desired, reported := n.Annotations[rollout.AnnotationDesiredVersion], n.Annotations[rollout.AnnotationVersion]
+	name, current, err := targetBundle(root)
+	if err != nil {
+		return err
+	}
+	if desired != "" && desired != current {
+		ring, err := signing.LoadKeyringFile(in(KeyringFile))
+		if err != nil {
+			return err
+		}
+		d.log.Info("roll-out: new target", slog.String("from", current), slog.String("to", desired))
+		if err := ensureBundle(ctx, root, c, ring, name, desired, time.Now(), d.log); err != nil {
+			return fmt.Errorf("bundle %s %s: %w", name, desired, err)
+		}
+		current = desired
+	} else if reported == current {
+		return nil
+	}
+	if !d.mu.TryLock() {
+		return nil // an apply runs; the next round reports
+	}
+	res, err := Run(ctx, d.opts.Apply)
+	d.mu.Unlock()
+	d.recordResult(res, err)
+	if err != nil {
+		return fmt.Errorf("converging to %s: %w", current, err)
+	}
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{rollout.AnnotationVersion: current}}})
+	if _, err := client.CoreV1().Nodes().Patch(ctx, node.Name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "ferry-node"}); err != nil {
+		return fmt.Errorf("reporting version %s: %w", current, err)
+	}
+	d.log.Info("roll-out: node converged", slog.String("version", current), slog.Int("changes", res.Changes))
+	return nil
+}

@@ -37,7 +37,27 @@ func (r *run) helper(ctx context.Context, node string) *drain.Helper {
 // drain evicts the node's Pods, retrying evictions a budget refuses until
 // the node's drain timeout: DrainTimeout, or the longest
 // AnnotationDrainTimeout of its Pods.
+//
+// An attempt that fails early (the API server restarting while a control
+// plane upgrades, its authorizer not yet synced) is tried again within
+// the same timeout: the drain only ever evicts, so a retry is safe.
 func (r *run) drain(ctx context.Context, node string) error {
+	deadline := time.Now().Add(r.DrainTimeout)
+	for {
+		err := r.drainOnce(ctx, node)
+		if err == nil || ctx.Err() != nil || time.Now().Add(5*time.Second).After(deadline) {
+			return err
+		}
+		r.log.Warn("drain failed, trying again", "node", node, "err", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(5 * time.Second):
+		}
+	}
+}
+
+func (r *run) drainOnce(ctx context.Context, node string) error {
 	h := r.helper(ctx, node)
 	list, errs := h.GetPodsForDeletion(node)
 	if len(errs) > 0 {

@@ -3,10 +3,14 @@ package rollout
 import (
 	"bytes"
 	"errors"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/ferry-k8s/ferry/installer/cluster"
 )
@@ -295,4 +299,26 @@ func FuzzParseState(f *testing.F) {
 		}
 		_ = WriteTable(&bytes.Buffer{}, s.Rows(time.Now()))
 	})
+}
+
+func TestTransientErrors(t *testing.T) {
+	gr := schema.GroupResource{Resource: "nodes"}
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{apierrors.NewNotFound(gr, "n1"), false},
+		{apierrors.NewBadRequest("no"), false},
+		// A restarting API server refuses until its RBAC cache syncs.
+		{apierrors.NewForbidden(gr, "n1", errors.New("no")), true},
+		{apierrors.NewUnauthorized("no"), true},
+		{apierrors.NewServiceUnavailable("restarting"), true},
+		{apierrors.NewTimeoutError("slow", 1), true},
+		{apierrors.NewTooManyRequests("busy", 1), true},
+		{&url.Error{Op: "Get", URL: "https://api:6443", Err: errors.New("connect: connection refused")}, true},
+	} {
+		if got := transient(tc.err); got != tc.want {
+			t.Errorf("transient(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
 }

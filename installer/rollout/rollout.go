@@ -610,13 +610,18 @@ func (r *run) wait(ctx context.Context, n *corev1.Node) (*corev1.Node, error) {
 		case apierrors.IsGone(err) || apierrors.IsResourceExpired(err) || err == errWatchClosed:
 			fresh, gerr := nodes.Get(wctx, n.Name, metav1.GetOptions{})
 			if gerr != nil {
-				if wctx.Err() != nil {
+				if wctx.Err() != nil || transient(gerr) && pause(wctx) {
 					continue
 				}
 				return n, fmt.Errorf("reading node %s: %w", n.Name, gerr)
 			}
 			n = fresh
 		case err != nil:
+			// The API server restarts while its own node upgrades: wait
+			// for it within the node's timeout.
+			if transient(err) && pause(wctx) {
+				continue
+			}
 			return n, fmt.Errorf("watching node %s: %w", n.Name, err)
 		}
 	}
@@ -624,6 +629,24 @@ func (r *run) wait(ctx context.Context, n *corev1.Node) (*corev1.Node, error) {
 }
 
 var errWatchClosed = errors.New("watch closed")
+
+// transient says whether an API error may pass by itself: the server
+// unreachable, restarting or overloaded. A freshly restarted API server
+// also refuses (403, 401) until its authorizer and authenticators have
+// synced, so only a malformed request or a node that is gone are final.
+func transient(err error) bool {
+	return !(apierrors.IsNotFound(err) || apierrors.IsBadRequest(err) || apierrors.IsInvalid(err) || apierrors.IsMethodNotSupported(err))
+}
+
+// pause waits a little before the next try; false when ctx ends first.
+func pause(ctx context.Context) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(2 * time.Second):
+		return true
+	}
+}
 
 func (r *run) watchNode(w watch.Interface, n *corev1.Node) (*corev1.Node, error) {
 	for ev := range w.ResultChan() {

@@ -37,6 +37,9 @@ type SnapshotRecord struct {
 	Verified bool `json:"verified"`
 }
 
+// snapshotTimeout bounds taking and verifying one snapshot.
+const snapshotTimeout = 10 * time.Minute
+
 // EtcdSnapshotter saves snapshots with etcd's maintenance API and
 // verifies each by restoring it with etcdutl into a scratch directory.
 type EtcdSnapshotter struct {
@@ -63,6 +66,10 @@ func (e *EtcdSnapshotter) Snapshot(ctx context.Context, bundleVersion string) (*
 	if err := os.MkdirAll(e.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("etcd snapshot: %w", err)
 	}
+	// A member that does not answer (or a TLS name that does not match)
+	// fails the snapshot instead of waiting for ever.
+	ctx, cancel := context.WithTimeout(ctx, snapshotTimeout)
+	defer cancel()
 	now := time.Now().UTC()
 	path := filepath.Join(e.Dir, "etcd-"+bundleVersion+"-"+now.Format("20060102T150405Z")+".db")
 	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{e.Endpoint}, TLS: e.TLS, DialTimeout: 10 * time.Second, Logger: zap.NewNop(), Context: ctx})

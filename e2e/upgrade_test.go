@@ -1,0 +1,185 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// upgradeFrom is the Kubernetes the cluster starts at: the minor before
+// the default bundle's (built from source like it).
+const upgradeFrom = "v1.35.4"
+
+// TestUpgrade rolls bundle 1.1.0 (the default Kubernetes) over a three-node
+// cluster installed from bundle 1.0.0 (the minor before): node1 bootstraps
+// from 1.0.0, node2 joins as a worker and node3 as a control plane; a
+// Deployment with a PodDisruptionBudget serves a client that requests it
+// all along from node3's host. `installer upgrade --iso` on node1
+// verifies and imports the new bundle, snapshots etcd, and rolls it node
+// by node. Every node ends at 1.1.0 with the new kubelet, the API server
+// runs the new Kubernetes, no client request failed, the snapshot is
+// there, and a second `installer upgrade` has nothing to do.
+func TestUpgrade(t *testing.T) {
+	st := newSteps(t)
+	phase := st.phase
+	Prerequisites(t)
+	dir := t.TempDir()
+	v1 := buildDistroBundleOf(t, filepath.Join(dir, "v1"), upgradeFrom, "1.0.0")
+	phase("bundle 1.0.0 (" + upgradeFrom + ") built")
+	v2 := buildDistroBundleOf(t, filepath.Join(dir, "v2"), "", "1.1.0")
+	phase("bundle 1.1.0 built")
+
+	c := NewCluster(t, NodeSpec{Name: "node1"}, NodeSpec{Name: "node2"}, NodeSpec{Name: "node3"})
+	n1, n2, n3 := c.Nodes[0], c.Nodes[1], c.Nodes[2]
+	prepareThreeNodes(t, c, v1)
+	installer := func(n *Node, args ...string) string { t.Helper(); return installer(t, n, args...) }
+	installer(n1, "bootstrap", "--iso", "/root/ferry.iso", "--config", "/root/cluster.yaml", "--keyring", "/root/release.pub.asc",
+		"--root-passphrase-file", "/root/passphrase", ignorePreflight)
+	phase("node1 bootstrapped from 1.0.0")
+	installer(n1, "token", "create", "--node", "node2", "--out", "/root/node2.join")
+	out := installer(n1, "token", "create", "--node", "node3", "--out", "/root/node3.join")
+	certKey := ""
+	for _, l := range strings.Split(out, "\n") {
+		if k, ok := strings.CutPrefix(l, "certificate key (carry it apart from the file): "); ok {
+			certKey = strings.TrimSpace(k)
+		}
+	}
+	for _, n := range []*Node{n2, n3} {
+		data, err := os.ReadFile(filepath.Join(n1.Root, "root", n.Name+".join"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.WriteFile("/root/"+n.Name+".join", data, 0o600)
+	}
+	installer(n2, "join", "--join-file", "/root/node2.join", ignorePreflight)
+	if out, err := n3.execTimeout(8*time.Minute, nil, nodeInstaller, "join", "--join-file", "/root/node3.join", "--certificate-key", certKey, ignorePreflight); err != nil {
+		t.Fatalf("node3 join: %v\n%s", err, out)
+	}
+	phase("node2 and node3 joined")
+	kubectl := func(args ...string) (string, error) { return kubectl(n1, args...) }
+	st.waitFor("three nodes Ready at "+upgradeFrom, 5*time.Minute, func() (bool, string) {
+		out, err := kubectl("get", "nodes", "-o", `jsonpath={range .items[*]}{.status.conditions[?(@.type=="Ready")].status} {.status.nodeInfo.kubeletVersion}{"\n"}{end}`)
+		return err == nil && strings.Count(out, "True "+upgradeFrom) == 3, out
+	})
+
+	// The workload: three replicas spread when they can, a budget of one
+	// unavailable, and a preStop pause so that a Pod leaves the Service's
+	// endpoints before it stops answering.
+	workload := fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: default}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      terminationGracePeriodSeconds: 15
+      affinity:
+        podAntiAffinity:
+          preferredDuringSchedulingIgnoredDuringExecution:
+            - weight: 100
+              podAffinityTerm: {labelSelector: {matchLabels: {app: web}}, topologyKey: kubernetes.io/hostname}
+      securityContext: {runAsNonRoot: true, seccompProfile: {type: RuntimeDefault}}
+      containers:
+        - name: web
+          image: %s
+          ports: [{containerPort: 8080}]
+          readinessProbe: {httpGet: {path: /, port: 8080}, periodSeconds: 1}
+          lifecycle: {preStop: {sleep: {seconds: 5}}}
+          securityContext: {readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: web, namespace: default}
+spec:
+  maxUnavailable: 1
+  selector: {matchLabels: {app: web}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: default}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+`, webImage)
+	if out, err := n1.ExecInput(strings.NewReader(workload), "kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "apply", "-f", "-"); err != nil {
+		t.Fatalf("kubectl apply: %v\n%s", err, out)
+	}
+	st.waitFor("web available", 3*time.Minute, func() (bool, string) {
+		out, err := kubectl("get", "deployment", "web", "-o", "jsonpath={.status.availableReplicas}")
+		return err == nil && out == "3", out
+	})
+	svcIP, err := kubectl("get", "service", "web", "-o", "jsonpath={.spec.clusterIP}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The client: a request every 200 ms from node3's host (not a Pod: it
+	// is not evicted), each line the status or 000 for a failure.
+	n3.MustExec(t, "/bin/sh", "-c", fmt.Sprintf(`nohup setsid /bin/sh -c 'while [ ! -e /root/client.stop ]; do curl -s -o /dev/null --max-time 2 -w "%%{http_code} %%{time_total}\n" http://%s/ >> /root/client.log; sleep 0.2; done' >/dev/null 2>&1 &`, svcIP))
+	st.waitFor("the client gets answers", time.Minute, func() (bool, string) {
+		out, _ := n3.Exec("sh", "-c", "grep -c '^200 ' /root/client.log || true")
+		return strings.TrimSpace(out) != "0" && strings.TrimSpace(out) != "", out
+	})
+
+	if err := n1.CopyIn(v2.iso, "/root/ferry-1.1.0.iso", 0o644); err != nil {
+		t.Fatal(err)
+	}
+	phase("roll-out of 1.1.0 starts")
+	start := time.Now()
+	out, err = n1.execTimeout(25*time.Minute, nil, nodeInstaller, "upgrade", "--iso", "/root/ferry-1.1.0.iso", "--node-timeout", "10m")
+	t.Logf("installer upgrade:\n%s", out)
+	if err != nil {
+		for _, n := range c.Nodes {
+			journal, _ := n.Exec("journalctl", "-u", "ferry-node", "--no-pager", "-n", "40")
+			t.Logf("%s ferry-node:\n%s", n.Name, journal)
+		}
+		t.Fatalf("installer upgrade: %v", err)
+	}
+	took := time.Since(start)
+	phase(fmt.Sprintf("roll-out done in %s", took.Round(time.Second)))
+	n3.MustExec(t, "touch", "/root/client.stop")
+
+	nodes, err := kubectl("get", "nodes", "-o", `jsonpath={range .items[*]}{.metadata.name} {.metadata.annotations.ferry\.dev/version} {.status.nodeInfo.kubeletVersion} {.spec.unschedulable}{"\n"}{end}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range c.Nodes {
+		if !strings.Contains(nodes, n.Name+" 1.1.0 v1.36.3 \n") {
+			t.Errorf("node %s is not at 1.1.0 / v1.36.3, uncordoned:\n%s", n.Name, nodes)
+		}
+	}
+	if v, err := kubectl("get", "--raw", "/version"); err != nil || !strings.Contains(v, `"gitVersion": "v1.36.3"`) {
+		t.Errorf("API server version: %v %s", err, v)
+	}
+	if snaps := n1.MustExec(t, "sh", "-c", "ls /var/lib/ferry/snapshots/"); !strings.Contains(snaps, "etcd-1.1.0-") {
+		t.Errorf("no etcd snapshot for 1.1.0: %q", snaps)
+	}
+	log := n3.MustExec(t, "cat", "/root/client.log")
+	total, failed := 0, 0
+	for _, l := range strings.Split(strings.TrimSpace(log), "\n") {
+		total++
+		if !strings.HasPrefix(l, "200 ") {
+			failed++
+		}
+	}
+	t.Logf("client: %d requests during the roll-out, %d failed", total, failed)
+	if failed > 0 || total < 10 {
+		t.Errorf("client: %d of %d requests failed", failed, total)
+	}
+	out = installer(n1, "upgrade", "--iso", "/root/ferry-1.1.0.iso")
+	if !strings.Contains(out, "nothing to do") {
+		t.Errorf("a second installer upgrade:\n%s", out)
+	}
+	for _, n := range c.Nodes {
+		if out := installer(n, "apply"); !strings.Contains(out, "0 changes") {
+			t.Errorf("installer apply on %s after the roll-out:\n%s", n.Name, out)
+		}
+	}
+	c.AssertNoForwarding(t)
+}

@@ -122,11 +122,12 @@ func Upgrade(ctx context.Context, o UpgradeOptions) (*rollout.Report, error) {
 		Client:         client,
 		Target:         rollout.Target{Version: next.Version, KubernetesVersion: next.KubernetesVersion},
 		MaxUnavailable: c.Spec.Upgrade.MaxUnavailable,
-		Snapshotter:    &rollout.EtcdSnapshotter{Endpoint: "https://127.0.0.1:2379", TLS: tlsConf, Dir: in(SnapshotsDir)},
-		Force:          o.Force,
-		DrainTimeout:   o.DrainTimeout,
-		NodeTimeout:    o.NodeTimeout,
-		Log:            log,
+		// localhost: the member's certificate names it (DNS only, R29).
+		Snapshotter:  &rollout.EtcdSnapshotter{Endpoint: "https://localhost:2379", TLS: tlsConf, Dir: in(SnapshotsDir)},
+		Force:        o.Force,
+		DrainTimeout: o.DrainTimeout,
+		NodeTimeout:  o.NodeTimeout,
+		Log:          log,
 	})
 }
 

@@ -294,6 +294,7 @@ const (
 // Plan is a pure function of the desired and observed node: the operations
 // that make the node as desired, in order; none when it already is (R3).
 //
+//	nodes removed from the configuration (R50) →
 //	root-owned directories and files → packages (one dnf transaction) →
 //	paths owned by system users (created by the packages) → commands the
 //	changed files trigger → daemon-reload → units (restarted when their
@@ -307,6 +308,16 @@ const (
 // scriptlets run; %config(noreplace) keeps ours.
 func Plan(d Desired, o Observed) []Op {
 	var ops []Op
+	// Nodes that left the configuration go first, while the firewall and
+	// the routes (rendered without them) still admit them: an etcd member
+	// must be removed before its peers stop hearing it.
+	if d.ClusterNodes != nil && !o.APIUnknown {
+		for _, n := range o.ClusterNodes {
+			if !slices.Contains(d.ClusterNodes, n) {
+				ops = append(ops, Op{Kind: KindRemoveNode, Target: n, Reason: "not in the cluster configuration"})
+			}
+		}
+	}
 	restart := map[string]bool{}
 	var after [][]string
 	seenAfter := map[string]bool{}
@@ -452,13 +463,6 @@ func Plan(d Desired, o Observed) []Op {
 	for _, name := range sortedKeys(d.Manifests) {
 		if o.Applied[name] != Digest(d.Manifests[name]) {
 			ops = append(ops, Op{Kind: KindManifest, Target: name, Reason: "not applied or changed", Manifest: name})
-		}
-	}
-	if d.ClusterNodes != nil {
-		for _, n := range o.ClusterNodes {
-			if !slices.Contains(d.ClusterNodes, n) {
-				ops = append(ops, Op{Kind: KindRemoveNode, Target: n, Reason: "not in the cluster configuration"})
-			}
 		}
 	}
 	missing := map[string]string{}

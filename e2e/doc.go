@@ -19,6 +19,13 @@
 // "ferry-e2e air gap", cgroups), from the record each run keeps under
 // $FERRY_E2E_CACHE/runs while it holds that record's lock.
 //
+// The suites: the air gap itself (airgap_test.go); TestBootstrapSingleServer
+// (one node from the from-source bundle: hardening, firewall, static users,
+// an address change, idempotence); TestJoin (a worker and a second control
+// plane join from join files, pods across nodes, then both are removed
+// from cluster.yaml); TestUpgrade (three nodes rolled from a bundle of the
+// previous Kubernetes minor to the default one, a client all along).
+//
 // Host packages: debootstrap, systemd-container (systemd-nspawn),
 // util-linux (nsenter, mount), iproute2, xorriso, and the Debian mirror
 // reachable from the host when the rootfs is first built (about a minute).

@@ -177,7 +177,7 @@ func desired(c *cluster.Cluster, n *cluster.Node, f *BundleFacts, nf *nodeFacts,
 	for _, cn := range c.Spec.Nodes {
 		d.ClusterNodes = append(d.ClusterNodes, cn.Name)
 	}
-	d.LocalEtcd = &converge.EtcdMember{Endpoints: []string{"https://127.0.0.1:2379"}, CACert: filepath.Join(KubernetesPKI, "etcd/ca.crt"),
+	d.LocalEtcd = &converge.EtcdMember{Endpoints: []string{"https://localhost:2379"}, CACert: filepath.Join(KubernetesPKI, "etcd/ca.crt"),
 		Cert: filepath.Join(KubernetesPKI, "apiserver-etcd-client.crt"), Key: filepath.Join(KubernetesPKI, "apiserver-etcd-client.key")}
 	d.KubernetesVersion = f.KubernetesVersion
 	d.Upgrade = &converge.KubeadmUpgrade{Config: nodeconfig.UpgradeConfigFile, ControlPlane: true, InitConfig: nodeconfig.InitConfigFile, IgnorePreflightErrors: o.IgnorePreflightErrors}

@@ -9,13 +9,10 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
-
-	"sigs.k8s.io/yaml"
 
 	"github.com/ferry-k8s/ferry/bundle"
 )
@@ -141,15 +138,8 @@ func ParseConfig(data []byte) (*Config, error) {
 		return nil, fmt.Errorf("larger than %d bytes", MaxConfigSize)
 	}
 	var c Config
-	if err := yaml.UnmarshalStrict(data, &c); err != nil {
-		if unknown := bundle.UnknownFields(data, reflect.TypeFor[Config]()); len(unknown) > 0 {
-			var errs []error
-			for _, f := range unknown {
-				errs = append(errs, fieldErr(f, "unknown field (check its spelling and indentation)"))
-			}
-			return nil, errors.Join(errs...)
-		}
-		return nil, fmt.Errorf("parsing: %w", cleanYAMLError(err))
+	if err := bundle.StrictYAML(data, &c); err != nil {
+		return nil, err
 	}
 	var errs []error
 	if c.APIVersion != bundle.APIVersion {
@@ -376,37 +366,6 @@ func checkHealthPath(p string) error {
 
 func fieldErr(field, format string, args ...any) error {
 	return &bundle.FieldError{Field: field, Err: fmt.Errorf(format, args...)}
-}
-
-// typeErrRE matches encoding/json's type errors, which name the field's
-// path ("healthCheck.interval").
-var typeErrRE = regexp.MustCompile(`^json: cannot unmarshal (\S+) into Go struct field \S+?\.(\S+) of type (\S+)$`)
-
-// cleanYAMLError drops sigs.k8s.io/yaml's decoder prefixes and says type
-// errors in the file's terms.
-func cleanYAMLError(err error) error {
-	msg := err.Error()
-	msg = strings.TrimPrefix(msg, "error converting YAML to JSON: ")
-	msg = strings.TrimPrefix(msg, "error unmarshaling JSON: while decoding JSON: ")
-	if m := typeErrRE.FindStringSubmatch(msg); m != nil {
-		return fieldErr(m[2], "must be %s, got %s", describeType(m[3]), m[1])
-	}
-	return errors.New(msg)
-}
-
-func describeType(goType string) string {
-	t := strings.TrimPrefix(goType, "*")
-	switch {
-	case strings.HasPrefix(t, "[]"):
-		return "a list"
-	case t == "string":
-		return "a string"
-	case strings.HasPrefix(t, "int"):
-		return "a whole number"
-	case strings.HasPrefix(t, "apiproxy."):
-		return "a mapping"
-	}
-	return goType
 }
 
 // readLimited reads at most limit bytes of file, and fails when it is larger.

@@ -6,11 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"reflect"
-	"regexp"
-	"strings"
-
-	"sigs.k8s.io/yaml"
 
 	"github.com/ferry-k8s/ferry/bundle"
 )
@@ -53,15 +48,8 @@ func Parse(data []byte) (*Cluster, error) {
 		return nil, fmt.Errorf("larger than %d bytes", MaxFileSize)
 	}
 	var c Cluster
-	if err := yaml.UnmarshalStrict(data, &c); err != nil {
-		if unknown := bundle.UnknownFields(data, reflect.TypeFor[Cluster]()); len(unknown) > 0 {
-			var errs []error
-			for _, f := range unknown {
-				errs = append(errs, fieldErr(f, "unknown field (check its spelling and indentation)"))
-			}
-			return nil, errors.Join(errs...)
-		}
-		return nil, fmt.Errorf("parsing: %w", cleanYAMLError(err))
+	if err := bundle.StrictYAML(data, &c, "cluster.Role", "cluster.SELinuxMode"); err != nil {
+		return nil, err
 	}
 	var errs []error
 	if c.APIVersion != bundle.APIVersion {
@@ -78,40 +66,4 @@ func Parse(data []byte) (*Cluster, error) {
 
 func fieldErr(field, format string, args ...any) error {
 	return &bundle.FieldError{Field: field, Err: fmt.Errorf(format, args...)}
-}
-
-// typeErrRE matches encoding/json's type errors, which name the field's
-// path without list indices ("spec.nodes.roles").
-var typeErrRE = regexp.MustCompile(`^json: cannot unmarshal (\S+) into Go struct field \S+?\.(\S+) of type (\S+)$`)
-
-// cleanYAMLError drops the JSON-decoder prefix of sigs.k8s.io/yaml's
-// errors and says type errors in the file's terms.
-func cleanYAMLError(err error) error {
-	msg := err.Error()
-	msg = strings.TrimPrefix(msg, "error converting YAML to JSON: ")
-	msg = strings.TrimPrefix(msg, "error unmarshaling JSON: while decoding JSON: ")
-	if m := typeErrRE.FindStringSubmatch(msg); m != nil {
-		return fieldErr(m[2], "must be %s, got %s", describeType(m[3]), m[1])
-	}
-	return errors.New(msg)
-}
-
-// describeType says a Go type of this package in YAML terms.
-func describeType(goType string) string {
-	t := strings.TrimPrefix(goType, "*")
-	switch {
-	case strings.HasPrefix(t, "[]"):
-		return "a list"
-	case strings.HasPrefix(t, "map["):
-		return "a mapping"
-	case t == "string", t == "cluster.Role", t == "cluster.SELinuxMode":
-		return "a string"
-	case t == "bool":
-		return "true or false"
-	case strings.HasPrefix(t, "int"), strings.HasPrefix(t, "uint"), strings.HasPrefix(t, "float"):
-		return "a number"
-	case strings.HasPrefix(t, "cluster."):
-		return "a mapping"
-	}
-	return goType
 }

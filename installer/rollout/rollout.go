@@ -385,7 +385,11 @@ func (r *run) loop(ctx context.Context, nodes map[string]*corev1.Node) ([]*NodeE
 // or in flight with nothing more to start.
 func (r *run) admit(ctx context.Context, nodes map[string]*corev1.Node, inFlight map[string]bool, start func(*corev1.Node)) (bool, error) {
 	for {
-		cordoned, err := r.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("spec.unschedulable", "true").String()})
+		var cordoned *corev1.NodeList
+		err := retryAPI(ctx, func() (err error) {
+			cordoned, err = r.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("spec.unschedulable", "true").String()})
+			return err
+		})
 		if err != nil {
 			return false, fmt.Errorf("listing cordoned nodes: %w", err)
 		}
@@ -474,7 +478,30 @@ func (r *run) patch(ctx context.Context, n *corev1.Node, annotations map[string]
 	if err != nil {
 		return nil, err
 	}
-	return r.Client.CoreV1().Nodes().Patch(ctx, n.Name, types.MergePatchType, data, metav1.PatchOptions{})
+	var out *corev1.Node
+	err = retryAPI(ctx, func() (err error) {
+		out, err = r.Client.CoreV1().Nodes().Patch(ctx, n.Name, types.MergePatchType, data, metav1.PatchOptions{})
+		return err
+	})
+	return out, err
+}
+
+// apiRetryWindow is how long a request the API server fails transiently
+// (it restarts while its own control plane upgrades) is tried again.
+const apiRetryWindow = 3 * time.Minute
+
+// retryAPI runs f again while it fails transiently, for apiRetryWindow.
+// A conflict is returned at once: the caller observes again. A patch is
+// conditional on the resourceVersion it saw, so a retry of one that was
+// applied but whose answer was lost ends in a conflict, never twice.
+func retryAPI(ctx context.Context, f func() error) error {
+	deadline := time.Now().Add(apiRetryWindow)
+	for {
+		err := f()
+		if err == nil || apierrors.IsConflict(err) || !transient(err) || time.Now().After(deadline) || !pause(ctx) {
+			return err
+		}
+	}
 }
 
 // work takes one node through its steps (NextStep, after the cordon) until

@@ -221,39 +221,7 @@ spec:
 	})
 
 	// A Deployment with a PodDisruptionBudget, reached through its Service.
-	workload := fmt.Sprintf(`apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web, namespace: default}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      securityContext: {runAsNonRoot: true, seccompProfile: {type: RuntimeDefault}}
-      containers:
-        - name: web
-          image: %s
-          ports: [{containerPort: 8080}]
-          securityContext: {readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
----
-apiVersion: policy/v1
-kind: PodDisruptionBudget
-metadata: {name: web, namespace: default}
-spec:
-  minAvailable: 1
-  selector: {matchLabels: {app: web}}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: default}
-spec:
-  selector: {app: web}
-  ports: [{port: 80, targetPort: 8080}]
-`, webImage)
-	if out, err := node.ExecInput(strings.NewReader(workload), "kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "apply", "-f", "-"); err != nil {
-		t.Fatalf("kubectl apply: %v\n%s", err, out)
-	}
+	web{Replicas: 2, PDB: "minAvailable: 1"}.apply(t, node)
 	waitFor("web Deployment available", 3*time.Minute, func() (bool, string) {
 		out, err := kubectl("get", "deployment", "web", "-o", "jsonpath={.status.availableReplicas}")
 		return err == nil && out == "2", out

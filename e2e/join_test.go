@@ -96,36 +96,11 @@ func TestJoin(t *testing.T) {
 
 	// One web pod per node (anti-affinity): node2 pulls its image through
 	// node1's registry.
-	workload := fmt.Sprintf(`apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web, namespace: default}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      affinity:
+	web{Replicas: 2, PodSpec: `      affinity:
         podAntiAffinity:
           requiredDuringSchedulingIgnoredDuringExecution:
             - {labelSelector: {matchLabels: {app: web}}, topologyKey: kubernetes.io/hostname}
-      securityContext: {runAsNonRoot: true, seccompProfile: {type: RuntimeDefault}}
-      containers:
-        - name: web
-          image: %s
-          ports: [{containerPort: 8080}]
-          securityContext: {readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: default}
-spec:
-  selector: {app: web}
-  ports: [{port: 80, targetPort: 8080}]
-`, webImage)
-	if out, err := n1.ExecInput(strings.NewReader(workload), "kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "apply", "-f", "-"); err != nil {
-		t.Fatalf("kubectl apply: %v\n%s", err, out)
-	}
+`}.apply(t, n1)
 	waitFor("web on both nodes", 4*time.Minute, func() (bool, string) {
 		out, err := kubectl("get", "deployment", "web", "-o", "jsonpath={.status.availableReplicas}")
 		if err == nil && out == "2" {

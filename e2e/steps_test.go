@@ -3,6 +3,8 @@
 package e2e
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -63,4 +65,53 @@ func installer(t *testing.T, n *Node, args ...string) string {
 // kubectl runs kubectl as the cluster admin on a control-plane node.
 func kubectl(n *Node, args ...string) (string, error) {
 	return n.Exec(append([]string{"kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf"}, args...)...)
+}
+
+// web is the e2e workload: a Deployment of the web image (non-root,
+// read-only, no capabilities) behind a Service, and a PodDisruptionBudget
+// when pdb (its spec line, "minAvailable: 1") is set. podSpec and
+// container are extra YAML lines of the Pod's spec (6 spaces of
+// indentation) and of its container (10).
+type web struct {
+	Replicas           int
+	PodSpec, Container string
+	PDB                string
+}
+
+func (w web) manifest() string {
+	pdb := ""
+	if w.PDB != "" {
+		pdb = "---\napiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: web, namespace: default}\nspec:\n  " + w.PDB + "\n  selector: {matchLabels: {app: web}}\n"
+	}
+	return fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: default}
+spec:
+  replicas: %d
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+%s      securityContext: {runAsNonRoot: true, seccompProfile: {type: RuntimeDefault}}
+      containers:
+        - name: web
+          image: %s
+          ports: [{containerPort: 8080}]
+%s          securityContext: {readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
+%s---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: default}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+`, w.Replicas, w.PodSpec, webImage, w.Container, pdb)
+}
+
+// apply applies the workload with the admin kubeconfig of control plane n.
+func (w web) apply(t *testing.T, n *Node) {
+	t.Helper()
+	if out, err := n.ExecInput(strings.NewReader(w.manifest()), "kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "apply", "-f", "-"); err != nil {
+		t.Fatalf("kubectl apply: %v\n%s", err, out)
+	}
 }

@@ -70,47 +70,15 @@ func TestUpgrade(t *testing.T) {
 	// The workload: three replicas spread when they can, a budget of one
 	// unavailable, and a preStop pause so that a Pod leaves the Service's
 	// endpoints before it stops answering.
-	workload := fmt.Sprintf(`apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web, namespace: default}
-spec:
-  replicas: 3
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      terminationGracePeriodSeconds: 15
+	web{Replicas: 3, PDB: "maxUnavailable: 1", PodSpec: `      terminationGracePeriodSeconds: 15
       affinity:
         podAntiAffinity:
           preferredDuringSchedulingIgnoredDuringExecution:
             - weight: 100
               podAffinityTerm: {labelSelector: {matchLabels: {app: web}}, topologyKey: kubernetes.io/hostname}
-      securityContext: {runAsNonRoot: true, seccompProfile: {type: RuntimeDefault}}
-      containers:
-        - name: web
-          image: %s
-          ports: [{containerPort: 8080}]
-          readinessProbe: {httpGet: {path: /, port: 8080}, periodSeconds: 1}
+`, Container: `          readinessProbe: {httpGet: {path: /, port: 8080}, periodSeconds: 1}
           lifecycle: {preStop: {sleep: {seconds: 5}}}
-          securityContext: {readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
----
-apiVersion: policy/v1
-kind: PodDisruptionBudget
-metadata: {name: web, namespace: default}
-spec:
-  maxUnavailable: 1
-  selector: {matchLabels: {app: web}}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: default}
-spec:
-  selector: {app: web}
-  ports: [{port: 80, targetPort: 8080}]
-`, webImage)
-	if out, err := n1.ExecInput(strings.NewReader(workload), "kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "apply", "-f", "-"); err != nil {
-		t.Fatalf("kubectl apply: %v\n%s", err, out)
-	}
+`}.apply(t, n1)
 	st.waitFor("web available", 3*time.Minute, func() (bool, string) {
 		out, err := kubectl("get", "deployment", "web", "-o", "jsonpath={.status.availableReplicas}")
 		return err == nil && out == "3", out

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -85,6 +86,7 @@ func TestDefaults(t *testing.T) {
       selinux: permissive
       kubelet: {cgroupDriver: cgroupfs, maxPods: 50}
       containerd: {restrictOOMScoreAdj: true}
+    - {name: n4, hostname: n4.lab.example.com, roles: [control-plane]}
   nodeDefaults:
     kubelet: {maxPods: 100, failSwapOn: false}
   authentication:
@@ -127,7 +129,7 @@ func TestDefaults(t *testing.T) {
 		*n3.Containerd.SystemdCgroup != false || *n3.Containerd.RestrictOOMScoreAdj != true {
 		t.Errorf("containerd: %+v %+v", n1.Containerd, n3.Containerd)
 	}
-	if len(d.ControlPlaneNodes()) != 2 || d.Node("nope") != nil {
+	if len(d.ControlPlaneNodes()) != 3 || d.Node("nope") != nil {
 		t.Errorf("ControlPlaneNodes %v", d.ControlPlaneNodes())
 	}
 	// No memory shared: changing the copy leaves the original alone.
@@ -207,6 +209,13 @@ func TestValidateErrors(t *testing.T) {
 		{name: "plane overlaps services", edit: func(c *Cluster) { c.Spec.Networks.ControlPlane = "10.0.0.0/8" }, want: []string{"spec.networks.controlPlane: 10.0.0.0/8 overlaps the service subnet 10.96.0.0/12", "overlaps the pod subnet"}},
 		// nodes
 		{name: "no nodes", edit: func(c *Cluster) { c.Spec.Nodes = nil }, want: []string{"spec.nodes: required"}},
+		{name: "even control planes (R54)", yaml: "    - {name: n2, hostname: n2.lab.example.com, roles: [control-plane]}\n    - {name: n3, hostname: n3.lab.example.com, roles: [worker]}\n",
+			want: []string{"spec.nodes: 2 control-plane nodes: etcd runs a member on each and needs an odd number of them (R54: 1, 3, 5 or 7); 2 members tolerate 0 failed, as 1 do"}},
+		{name: "eight control planes (R54)", edit: func(c *Cluster) {
+			for i := 2; i <= 9; i++ {
+				c.Spec.Nodes = append(c.Spec.Nodes, Node{Name: fmt.Sprintf("n%d", i), Hostname: fmt.Sprintf("n%d.lab.example.com", i), Roles: []Role{RoleControlPlane}})
+			}
+		}, want: []string{"spec.nodes: 9 control-plane nodes: etcd runs a member on each, and more than 7 members only slow its writes"}},
 		{name: "no control plane", edit: func(c *Cluster) { c.Spec.Nodes[0].Roles = []Role{RoleWorker} }, want: []string{"spec.nodes: no node has the control-plane role"}},
 		{name: "node name", edit: func(c *Cluster) { c.Spec.Nodes[0].Name = "N1.lab" }, want: []string{"spec.nodes[0].name: must be a DNS label"}},
 		{name: "duplicate names and hostnames", edit: func(c *Cluster) { c.Spec.Nodes = append(c.Spec.Nodes, c.Spec.Nodes[0]) },

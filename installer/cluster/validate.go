@@ -249,10 +249,19 @@ func (v *validator) nodes(nodes []Node) {
 		}
 		v.nodeSettings(p, &NodeSettings{SELinux: n.SELinux, Kubelet: n.Kubelet})
 	}
-	if controlPlanes == 0 {
+	switch {
+	case controlPlanes == 0:
 		v.add("spec.nodes", "no node has the control-plane role")
+	case controlPlanes > MaxControlPlanes:
+		v.add("spec.nodes", "%d control-plane nodes: etcd runs a member on each, and more than %d members only slow its writes (R54: 1, 3, 5 or 7)", controlPlanes, MaxControlPlanes)
+	case controlPlanes%2 == 0:
+		v.add("spec.nodes", "%d control-plane nodes: etcd runs a member on each and needs an odd number of them (R54: 1, 3, 5 or 7); %d members tolerate %d failed, as %d do, with one more node that can fail", controlPlanes, controlPlanes, controlPlanes/2-1, controlPlanes-1)
 	}
 }
+
+// MaxControlPlanes is the most control-plane nodes (etcd members) a
+// cluster has (R54).
+const MaxControlPlanes = 7
 
 // effectiveNodes checks each node's settings as merged with nodeDefaults;
 // raw is the configuration as written (to say where a value came from).

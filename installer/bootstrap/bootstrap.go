@@ -66,10 +66,19 @@ const (
 	KubeProxyKubeconfig = "/etc/kubernetes/kube-proxy.conf"
 	KubeProxyUnit       = "/etc/systemd/system/kube-proxy.service"
 	hostProvidesName    = "ferry-host-provides"
+	// APIProxyUnit, APIProxyConfig and APIProxyCA run the node-local API
+	// server proxy (R32; see apiProxyFiles), which the node's clients
+	// reach at APIProxyServer.
+	APIProxyUnit   = "ferry-apiproxy.service"
+	APIProxyConfig = "/etc/ferry/apiproxy.yaml"
+	APIProxyCA     = "/etc/ferry/apiproxy-ca.crt"
+	APIProxyServer = "https://127.0.0.1:6444"
+	// APIServerPort is where every control plane's API server listens.
+	APIServerPort = 6443
 )
 
 // packageRestarts are the units restarted when their package is upgraded.
-var packageRestarts = map[string]string{"containerd": "containerd.service", "kube-proxy": "kube-proxy.service", "ferry-installer": "ferry-content.service"}
+var packageRestarts = map[string][]string{"containerd": {"containerd.service"}, "kube-proxy": {"kube-proxy.service"}, "ferry-installer": {"ferry-content.service", APIProxyUnit}}
 
 // NodePackages are the distribution's packages every node installs.
 var NodePackages = []string{"kubelet", "kubeadm", "kubectl", "containerd", "runc", "cri-tools", "kubernetes-cni", "kube-proxy", "etcd", "ferry-installer"}
@@ -270,7 +279,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	host := &converge.Host{Root: o.Root, NodeName: node.Name, Kubeconfig: "/etc/kubernetes/admin.conf", StateDir: StateDir, Log: log}
+	// Ferry's API steps go through the node-local proxy (R32): they work
+	// while any API server does, whatever the endpoint's name resolves to.
+	host := &converge.Host{Root: o.Root, NodeName: node.Name, Kubeconfig: "/etc/kubernetes/admin.conf", StateDir: StateDir, Log: log,
+		Server: APIProxyServer, TLSServerName: apiServerName(c)}
 	for round := 1; round <= 5; round++ {
 		d, err := desired(c, node, facts, nf, o, imported)
 		if err != nil {

@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -48,7 +47,7 @@ func desired(c *cluster.Cluster, n *cluster.Node, f *BundleFacts, nf *nodeFacts,
 		EtcdImageTag:       tag(etcdImage),
 		CoreDNSImageTag:    tag(corednsImage),
 		PauseImage:         pauseImage,
-		ContentService:     contentHost,
+		ContentServices:    nodeContentServices(c, n),
 		ContentCAFile:      realmCA(pki.RealmContent),
 		NodeIPs:            nf.ips,
 		CgroupVersion:      nf.cgroupVersion,
@@ -245,6 +244,18 @@ func networkFiles(d *converge.Desired, c *cluster.Cluster, n *cluster.Node, nf *
 		return err
 	}
 	d.Files = append(d.Files, kp...)
+	var ca []byte
+	for _, f := range pkiOut {
+		if f.Path == filepath.Join(KubernetesPKI, "ca.crt") {
+			ca = f.Content
+		}
+	}
+	proxy, unit, err := apiProxyFiles(c, ca)
+	if err != nil {
+		return fmt.Errorf("node %s: %w", n.Name, err)
+	}
+	d.Files = append(d.Files, proxy...)
+	d.Units = append(d.Units, unit)
 	if nf.firewall != nil {
 		fw, err := nodeconfig.Firewall(c, n.Name, *nf.firewall)
 		if err != nil {
@@ -349,11 +360,8 @@ func kubeProxyFiles(c *cluster.Cluster, n *cluster.Node, pkiOut []converge.File)
 	if cert == nil || key == nil || ca == nil {
 		return nil, fmt.Errorf("kube-proxy: certificates missing")
 	}
-	host, port, err := net.SplitHostPort(c.Spec.ControlPlaneEndpoint)
-	if err != nil {
-		return nil, err
-	}
-	kc := kubeconfig(c.Metadata.Name, net.JoinHostPort(host, port), ca, "system:kube-proxy", "kube-proxy", kubeconfigCreds{CertPEM: cert, KeyPEM: key})
+	// Through the node-local API server proxy (R32).
+	kc := kubeconfig(c.Metadata.Name, strings.TrimPrefix(APIProxyServer, "https://"), apiServerName(c), ca, "system:kube-proxy", "kube-proxy", kubeconfigCreds{CertPEM: cert, KeyPEM: key})
 	cfg := fmt.Sprintf(`apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clientConnection:
@@ -403,18 +411,40 @@ func etcdInitialCluster(o Options) string {
 }
 
 // repoURLs are the distribution repository at every control plane's
-// content service, this node's own first (dnf tries them in turn: during
-// a roll-out, a control plane that has not imported the new bundle yet
-// installs from one that has).
+// content service, in the node's order (nodeContentServices: dnf tries
+// them in turn; during a roll-out, a control plane that has not imported
+// the new bundle yet installs from one that has).
 func repoURLs(c *cluster.Cluster, n *cluster.Node, f *BundleFacts) []string {
-	services := contentServices(c)
-	own := fmt.Sprintf("%s:%d", n.Hostname, ContentPort)
-	if i := slices.Index(services, own); i > 0 {
-		services = append([]string{own}, slices.Delete(services, i, i+1)...)
-	}
 	var out []string
-	for _, s := range services {
+	for _, s := range nodeContentServices(c, n) {
 		out = append(out, fmt.Sprintf("https://%s/repos/%s/%s/", s, f.Version, f.Repo))
 	}
 	return out
+}
+
+// nodeContentServices are the control planes' content services in the
+// order node n asks them (its containerd and dnf): a control plane its
+// own first, a worker starting at the i-th service for the i-th worker, so
+// that the workers' pulls spread over the services while all are up. Each
+// service is listed once; when one is down, the next is asked.
+func nodeContentServices(c *cluster.Cluster, n *cluster.Node) []string {
+	services := contentServices(c)
+	own := fmt.Sprintf("%s:%d", n.Hostname, ContentPort)
+	if i := slices.Index(services, own); i >= 0 {
+		return append([]string{own}, slices.Delete(slices.Clone(services), i, i+1)...)
+	}
+	if len(services) == 0 {
+		return nil
+	}
+	worker := 0
+	for i := range c.Spec.Nodes {
+		if c.Spec.Nodes[i].Name == n.Name {
+			break
+		}
+		if !c.Spec.Nodes[i].HasRole(cluster.RoleControlPlane) {
+			worker++
+		}
+	}
+	k := worker % len(services)
+	return append(slices.Clone(services[k:]), services[:k]...)
 }

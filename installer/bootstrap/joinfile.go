@@ -292,7 +292,14 @@ func CreateJoinFile(ctx context.Context, o TokenOptions) (*JoinFile, error) {
 		jf.Files = append(jf.Files, JoinFileEntry{Path: l.cert, Mode: 0o644, Content: leaf.CertPEM()}, JoinFileEntry{Path: l.key, Mode: 0o600, Content: key})
 	}
 	// The bootstrap token: kubeadm's own, for the join only.
-	out, err := exec.CommandContext(ctx, "kubeadm", "token", "create", "--kubeconfig", in("/etc/kubernetes/admin.conf"),
+	// Through the node-local proxy (R32): a token can be made on any
+	// control plane while any API server runs.
+	admin, cleanup, err := proxiedKubeconfig(o.Root, in("/etc/kubernetes/admin.conf"), apiServerName(c))
+	if err != nil {
+		return nil, err
+	}
+	defer cleanup()
+	out, err := exec.CommandContext(ctx, "kubeadm", "token", "create", "--kubeconfig", admin,
 		"--ttl", o.TTL.String(), "--description", "ferry join "+n.Name).CombinedOutput()
 	if err != nil {
 		return nil, fmt.Errorf("kubeadm token create: %w: %s", err, bytes.TrimSpace(out))
@@ -325,7 +332,7 @@ const (
 )
 
 func discoveryKubeconfig(c *cluster.Cluster, ca []byte, token string) string {
-	return kubeconfig(c.Metadata.Name, c.Spec.ControlPlaneEndpoint, ca, "tls-bootstrap-token-user", "join", kubeconfigCreds{Token: token})
+	return kubeconfig(c.Metadata.Name, c.Spec.ControlPlaneEndpoint, "", ca, "tls-bootstrap-token-user", "join", kubeconfigCreds{Token: token})
 }
 
 // Marshal is the join file's bytes.

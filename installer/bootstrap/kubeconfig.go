@@ -14,9 +14,14 @@ type kubeconfigCreds struct {
 }
 
 // kubeconfig is a kubeconfig with one cluster (the API at server, its
-// CA), one user and the context joining them.
-func kubeconfig(clusterName, server string, ca []byte, user, context string, creds kubeconfigCreds) string {
+// CA, and the name its certificate must carry when server is not that
+// name: tlsServerName, "" for none), one user and the context joining them.
+func kubeconfig(clusterName, server, tlsServerName string, ca []byte, user, context string, creds kubeconfigCreds) string {
 	b64 := base64.StdEncoding.EncodeToString
+	tls := ""
+	if tlsServerName != "" {
+		tls = "    tls-server-name: " + tlsServerName + "\n"
+	}
 	var u strings.Builder
 	if creds.Token != "" {
 		fmt.Fprintf(&u, "    token: %s\n", creds.Token)
@@ -29,7 +34,7 @@ clusters:
 - name: %[1]s
   cluster:
     server: https://%[2]s
-    certificate-authority-data: %[3]s
+%[7]s    certificate-authority-data: %[3]s
 users:
 - name: %[4]s
   user:
@@ -37,5 +42,5 @@ users:
 - name: %[6]s
   context: {cluster: %[1]s, user: %[4]s}
 current-context: %[6]s
-`, clusterName, server, b64(ca), user, u.String(), context)
+`, clusterName, server, b64(ca), user, u.String(), context, tls)
 }

@@ -110,7 +110,9 @@ func Upgrade(ctx context.Context, o UpgradeOptions) (*rollout.Report, error) {
 	if _, err := Run(ctx, Options{Root: o.Root, Log: log, Now: o.Now}); err != nil {
 		return nil, fmt.Errorf("serving the new bundle on node %s: %w", node.Name, err)
 	}
-	client, err := kubeClient(in("/etc/kubernetes/admin.conf"))
+	// Through the node-local proxy (R32): the roll-out goes on while this
+	// node's own API server restarts for its upgrade.
+	client, err := kubeClientVia(in("/etc/kubernetes/admin.conf"), APIProxyServer, apiServerName(c))
 	if err != nil {
 		return nil, err
 	}
@@ -163,7 +165,17 @@ func mayFollow(cur, next *BundleFacts, allowDowngrade bool) error {
 }
 
 func kubeClient(kubeconfig string) (kubernetes.Interface, error) {
-	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	return kubeClientVia(kubeconfig, "", "")
+}
+
+// kubeClientVia is a client with kubeconfig's credentials and CA that
+// reaches server (when set) and verifies its certificate for
+// tlsServerName: the node-local API server proxy.
+func kubeClientVia(kubeconfig, server, tlsServerName string) (kubernetes.Interface, error) {
+	overrides := &clientcmd.ConfigOverrides{}
+	overrides.ClusterInfo.Server = server
+	overrides.ClusterInfo.TLSServerName = tlsServerName
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(&clientcmd.ClientConfigLoadingRules{ExplicitPath: kubeconfig}, overrides).ClientConfig()
 	if err != nil {
 		return nil, fmt.Errorf("kubeconfig %s: %w", kubeconfig, err)
 	}

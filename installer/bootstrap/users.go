@@ -77,6 +77,6 @@ func UserKubeconfig(o UserOptions) ([]byte, time.Time, error) {
 	if err != nil {
 		return nil, time.Time{}, err
 	}
-	kc := kubeconfig(c.Metadata.Name, c.Spec.ControlPlaneEndpoint, ca, user.Name, user.Name+"@"+c.Metadata.Name, kubeconfigCreds{CertPEM: certPEM, KeyPEM: key})
+	kc := kubeconfig(c.Metadata.Name, c.Spec.ControlPlaneEndpoint, "", ca, user.Name, user.Name+"@"+c.Metadata.Name, kubeconfigCreds{CertPEM: certPEM, KeyPEM: key})
 	return []byte(kc), cert.NotAfter, nil
 }

@@ -36,12 +36,7 @@ func desiredWorker(c *cluster.Cluster, n *cluster.Node, f *BundleFacts, nf *node
 	if !ok {
 		return converge.Desired{}, fmt.Errorf("bundle %s %s lacks the pause image", f.Name, f.Version)
 	}
-	var services []string
-	for _, cp := range c.Spec.Nodes {
-		if cp.HasRole(cluster.RoleControlPlane) {
-			services = append(services, fmt.Sprintf("%s:%d", cp.Hostname, ContentPort))
-		}
-	}
+	services := nodeContentServices(c, n)
 	if len(services) == 0 {
 		return converge.Desired{}, errors.New("cluster.yaml has no control-plane node")
 	}
@@ -50,7 +45,7 @@ func desiredWorker(c *cluster.Cluster, n *cluster.Node, f *BundleFacts, nf *node
 		KubernetesVersion: f.KubernetesVersion,
 		ImageRepository:   f.ImageRepository,
 		PauseImage:        pauseImage,
-		ContentService:    services[0],
+		ContentServices:   services,
 		ContentCAFile:     contentCA,
 		NodeIPs:           nf.ips,
 		CgroupVersion:     nf.cgroupVersion,
@@ -112,10 +107,7 @@ func desiredWorker(c *cluster.Cluster, n *cluster.Node, f *BundleFacts, nf *node
 		converge.Dir{Path: BundlesDir, Mode: 0o755},
 		converge.Dir{Path: "/etc/ferry/keys", Mode: 0o755},
 	)
-	var baseurls []string
-	for _, s := range services {
-		baseurls = append(baseurls, fmt.Sprintf("https://%s/repos/%s/%s/", s, f.Version, f.Repo))
-	}
+	baseurls := repoURLs(c, n, f)
 	d.Files = append(d.Files,
 		converge.File{Path: contentCA, Mode: 0o644, Content: contentPEM},
 		converge.File{Path: ClusterConfig, Mode: 0o644, Content: mustRead(o.Config)},
@@ -138,6 +130,10 @@ func desiredWorker(c *cluster.Cluster, n *cluster.Node, f *BundleFacts, nf *node
 		{Name: "ferry-node.service", Start: true},
 	}...)
 	d.Join = &converge.KubeadmJoin{Config: nodeconfig.JoinConfigFile, Discovery: nodeconfig.DiscoveryFile, IgnorePreflightErrors: o.IgnorePreflightErrors}
+	// The kubelet (and the node daemon, with its credentials) reach the
+	// API through the node-local proxy (R32), not the endpoint kubeadm
+	// join wrote: a worker keeps its API while any control plane runs.
+	d.Kubeconfigs = []converge.Kubeconfig{{Path: "/etc/kubernetes/kubelet.conf", Server: APIProxyServer, TLSServerName: apiServerName(c), Restarts: []string{"kubelet.service"}}}
 	d.KubernetesVersion = f.KubernetesVersion
 	d.Upgrade = &converge.KubeadmUpgrade{Config: nodeconfig.UpgradeConfigFile, IgnorePreflightErrors: o.IgnorePreflightErrors}
 	if o.join != nil {

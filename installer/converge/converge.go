@@ -40,6 +40,28 @@ type Unit struct {
 	// Start: also running (not just enabled). kubelet is enabled before
 	// kubeadm init, which starts it.
 	Start bool
+	// NoBlock starts and restarts the unit without waiting for it to be
+	// ready (systemctl --no-block): a Type=notify unit that becomes ready
+	// only once something later in the plan runs (the API server proxy,
+	// ready once an API server answers).
+	NoBlock bool
+}
+
+// Kubeconfig is a kubeconfig written by someone else (the kubelet's,
+// after its TLS bootstrap) whose clusters must name Server, verified as
+// TLSServerName: the node-local API server proxy (R32). Units in Restarts
+// are restarted after a change (the kubelet reads its kubeconfig once).
+type Kubeconfig struct {
+	Path, Server, TLSServerName string
+	Restarts                    []string
+}
+
+// KubeconfigState is one observed Kubeconfig: its first cluster's server
+// and TLS server name, and whether all clusters agree with them.
+type KubeconfigState struct {
+	Exists                bool
+	Server, TLSServerName string
+	Mixed                 bool
 }
 
 // Desired is the node as the bundle and cluster.yaml want it.
@@ -55,7 +77,7 @@ type Desired struct {
 	// upgraded (its running binary is the old one): containerd,
 	// kube-proxy, the content service. The kubelet restarts after
 	// kubeadm's upgrade (KubeadmUpgrade).
-	PackageRestarts map[string]string
+	PackageRestarts map[string][]string
 	Dirs            []Dir
 	Files           []File
 	Units           []Unit
@@ -94,6 +116,9 @@ type Desired struct {
 	// Manifests are Kubernetes objects (the CNI, CoreDNS) applied with
 	// server-side apply after kubeadm, by name → YAML.
 	Manifests map[string][]byte
+	// Kubeconfigs are pointed at the node-local API server proxy once
+	// they exist (the worker's kubelet.conf).
+	Kubeconfigs []Kubeconfig
 }
 
 // KubeadmInit is `kubeadm init` with Ferry's configuration, in two
@@ -217,6 +242,8 @@ type Observed struct {
 	NodeTaints []string
 	// Applied maps a manifest name to the content hash last applied.
 	Applied map[string]string
+	// Kubeconfigs are Desired.Kubeconfigs as they are, by path.
+	Kubeconfigs map[string]KubeconfigState
 }
 
 // FileState is one observed path.
@@ -252,6 +279,9 @@ type Op struct {
 	Labels   map[string]string
 	Taint    string
 	Manifest string
+	// NoBlock: start or restart Unit without waiting for it (Unit.NoBlock).
+	NoBlock    bool
+	Kubeconfig *Kubeconfig
 }
 
 // String is how the plan shows an operation.
@@ -289,6 +319,7 @@ const (
 	KindTaint       = "taint node"
 	KindUntaint     = "remove taint"
 	KindPermFixup   = "set owner and mode"
+	KindKubeconfig  = "point kubeconfig"
 )
 
 // Plan is a pure function of the desired and observed node: the operations
@@ -386,9 +417,11 @@ func Plan(d Desired, o Observed) []Op {
 			install = append(install, d.LocalPackages[name])
 		}
 	}
-	for name, unit := range d.PackageRestarts {
+	for name, units := range d.PackageRestarts {
 		if have, ok := o.Packages[name]; ok && d.Packages[name] != "" && have != d.Packages[name] {
-			restart[unit] = true
+			for _, u := range units {
+				restart[u] = true
+			}
 		}
 	}
 	if len(install) > 0 {
@@ -414,9 +447,9 @@ func Plan(d Desired, o Observed) []Op {
 		}
 		switch {
 		case u.Start && !st.Active:
-			ops = append(ops, Op{Kind: KindStart, Target: u.Name, Reason: "not running", Unit: u.Name})
+			ops = append(ops, Op{Kind: KindStart, Target: u.Name, Reason: "not running", Unit: u.Name, NoBlock: u.NoBlock})
 		case restart[u.Name] && st.Active:
-			ops = append(ops, Op{Kind: KindRestart, Target: u.Name, Reason: "its configuration changed", Unit: u.Name})
+			ops = append(ops, Op{Kind: KindRestart, Target: u.Name, Reason: "its configuration changed", Unit: u.Name, NoBlock: u.NoBlock})
 		}
 	}
 	if d.Kubeadm != nil && !o.KubeadmDone && d.Join == nil {
@@ -444,6 +477,28 @@ func Plan(d Desired, o Observed) []Op {
 	// An upgrade renders the static Pods from the current inputs itself.
 	if !upgrading && d.Kubeadm != nil && o.KubeadmDone && d.Kubeadm.InputDigest != "" && o.Applied[KubeadmRecord] != d.Kubeadm.InputDigest {
 		ops = append(ops, Op{Kind: KindKubeadmRe, Target: d.Kubeadm.Config, Reason: "its configuration or patches changed since kubeadm last ran", Kubeadm: d.Kubeadm})
+	}
+	// Kubeconfigs that kubeadm or the kubelet write: pointed at the
+	// proxy once they exist, or right after the init or join (planned
+	// above) that writes them.
+	writes := slices.ContainsFunc(ops, func(op Op) bool { return op.Kind == KindKubeadm || op.Kind == KindJoin })
+	for _, kc := range d.Kubeconfigs {
+		st := o.Kubeconfigs[kc.Path]
+		reason := ""
+		switch {
+		case !st.Exists && writes:
+			reason = "written by kubeadm above"
+		case !st.Exists:
+		case st.Mixed || st.Server != kc.Server || st.TLSServerName != kc.TLSServerName:
+			reason = fmt.Sprintf("names %s", st.Server)
+			if st.TLSServerName != "" {
+				reason += " as " + st.TLSServerName
+			}
+		}
+		if reason != "" {
+			kc := kc
+			ops = append(ops, Op{Kind: KindKubeconfig, Target: kc.Path + " → " + kc.Server, Reason: reason, Kubeconfig: &kc})
+		}
 	}
 	if d.Kubeadm == nil || o.KubeadmDone {
 		for _, w := range d.Owned {

@@ -34,6 +34,11 @@ type Host struct {
 	NodeName string
 	// Kubeconfig is used for the API steps (admin.conf on a control plane).
 	Kubeconfig string
+	// Server and TLSServerName, when set, override the kubeconfig's
+	// cluster: the API steps go through the node-local API server proxy
+	// (R32) and verify the API server's certificate for the endpoint's
+	// name, so that they work while any API server does.
+	Server, TLSServerName string
 	// DNFArgs are extra dnf arguments (the bootstrap passes the repository
 	// served by the bootstrap's own content service).
 	DNFArgs []string
@@ -152,6 +157,16 @@ func (h *Host) Observe(ctx context.Context, d Desired) (Observed, error) {
 		o.EtcdMemberAdded = fileExists(h.path(d.EtcdMember.StateFile))
 		o.EtcdPromoted = fileExists(h.path(d.EtcdMember.PromotedFile))
 	}
+	for _, kc := range d.Kubeconfigs {
+		if o.Kubeconfigs == nil {
+			o.Kubeconfigs = map[string]KubeconfigState{}
+		}
+		st, err := observeKubeconfig(h.path(kc.Path))
+		if err != nil {
+			return o, err
+		}
+		o.Kubeconfigs[kc.Path] = st
+	}
 	if data, err := os.ReadFile(h.path(filepath.Join(h.StateDir, "applied.json"))); err == nil {
 		if err := json.Unmarshal(data, &o.Applied); err != nil {
 			return o, fmt.Errorf("reading the applied-manifest record: %w", err)
@@ -161,7 +176,7 @@ func (h *Host) Observe(ctx context.Context, d Desired) (Observed, error) {
 		o.APIUnknown = true
 	}
 	if d.NeedsAPI() && h.Kubeconfig != "" && fileExists(h.path(h.Kubeconfig)) {
-		out, err := h.run(ctx, "kubectl", "--kubeconfig", h.Kubeconfig, "--request-timeout=10s", "get", "node", h.NodeName, "-o", "json")
+		out, err := h.run(ctx, "kubectl", h.kubectlArgs("--request-timeout=10s", "get", "node", h.NodeName, "-o", "json")...)
 		if err == nil {
 			o.APIUnknown = false
 			var n struct {
@@ -180,8 +195,8 @@ func (h *Host) Observe(ctx context.Context, d Desired) (Observed, error) {
 	}
 	if d.ClusterNodes != nil && !o.APIUnknown {
 		// The Nodes Ferry manages (its daemons report their version).
-		out, err := h.run(ctx, "kubectl", "--kubeconfig", h.Kubeconfig, "--request-timeout=10s", "get", "nodes", "-o",
-			`jsonpath={range .items[?(@.metadata.annotations.ferry\.dev/version)]}{.metadata.name}{"\n"}{end}`)
+		out, err := h.run(ctx, "kubectl", h.kubectlArgs("--request-timeout=10s", "get", "nodes", "-o",
+			`jsonpath={range .items[?(@.metadata.annotations.ferry\.dev/version)]}{.metadata.name}{"\n"}{end}`)...)
 		if err != nil {
 			o.APIUnknown = true
 		} else {
@@ -361,12 +376,24 @@ func (h *Host) apply(ctx context.Context, d Desired, op Op) error {
 	case KindEnable:
 		_, err := h.run(ctx, "systemctl", "enable", op.Unit)
 		return err
-	case KindStart:
-		_, err := h.run(ctx, "systemctl", "start", op.Unit)
+	case KindStart, KindRestart:
+		verb := map[string]string{KindStart: "start", KindRestart: "restart"}[op.Kind]
+		args := []string{verb, op.Unit}
+		if op.NoBlock {
+			args = []string{"--no-block", verb, op.Unit}
+		}
+		_, err := h.run(ctx, "systemctl", args...)
 		return err
-	case KindRestart:
-		_, err := h.run(ctx, "systemctl", "restart", op.Unit)
-		return err
+	case KindKubeconfig:
+		if err := pointKubeconfig(h.path(op.Kubeconfig.Path), op.Kubeconfig.Server, op.Kubeconfig.TLSServerName); err != nil {
+			return err
+		}
+		for _, u := range op.Kubeconfig.Restarts {
+			if _, err := h.run(ctx, "systemctl", "restart", u); err != nil {
+				return err
+			}
+		}
+		return nil
 	case KindKubeadm:
 		for _, phase := range [][]string{{"certs", "all"}, {"kubeconfig", "all"}} {
 			if _, err := h.run(ctx, "kubeadm", append(append([]string{"init", "phase"}, phase...), "--config", op.Kubeadm.Config)...); err != nil {
@@ -470,12 +497,12 @@ func (h *Host) apply(ctx context.Context, d Desired, op Op) error {
 			return err
 		}
 		tmp.Close()
-		if _, err := h.run(ctx, "kubectl", "--kubeconfig", h.Kubeconfig, "apply", "--server-side", "--field-manager=ferry", "--force-conflicts", "-f", tmp.Name()); err != nil {
+		if _, err := h.run(ctx, "kubectl", h.kubectlArgs("apply", "--server-side", "--field-manager=ferry", "--force-conflicts", "-f", tmp.Name())...); err != nil {
 			return err
 		}
 		return h.recordApplied(op.Manifest, Digest(d.Manifests[op.Manifest]))
 	case KindLabel:
-		args := []string{"--kubeconfig", h.Kubeconfig, "label", "node", h.NodeName, "--overwrite"}
+		args := h.kubectlArgs("label", "node", h.NodeName, "--overwrite")
 		for _, k := range sortedKeys(op.Labels) {
 			args = append(args, k+"="+op.Labels[k])
 		}
@@ -484,10 +511,10 @@ func (h *Host) apply(ctx context.Context, d Desired, op Op) error {
 	case KindRemoveNode:
 		return h.removeNode(ctx, d, op.Target)
 	case KindTaint:
-		_, err := h.run(ctx, "kubectl", "--kubeconfig", h.Kubeconfig, "taint", "node", h.NodeName, "--overwrite", op.Taint)
+		_, err := h.run(ctx, "kubectl", h.kubectlArgs("taint", "node", h.NodeName, "--overwrite", op.Taint)...)
 		return err
 	case KindUntaint:
-		_, err := h.run(ctx, "kubectl", "--kubeconfig", h.Kubeconfig, "taint", "node", h.NodeName, op.Taint+"-")
+		_, err := h.run(ctx, "kubectl", h.kubectlArgs("taint", "node", h.NodeName, op.Taint+"-")...)
 		return err
 	}
 	return fmt.Errorf("unknown operation %q", op.Kind)
@@ -505,6 +532,19 @@ func (h *Host) recordApplied(name, digest string) error {
 		return err
 	}
 	return atomicfile.WriteFile(p, data, 0o600)
+}
+
+// kubectlArgs are kubectl's arguments: the kubeconfig, the proxy when
+// set, then args.
+func (h *Host) kubectlArgs(args ...string) []string {
+	base := []string{"--kubeconfig", h.Kubeconfig}
+	if h.Server != "" {
+		base = append(base, "--server", h.Server)
+	}
+	if h.TLSServerName != "" {
+		base = append(base, "--tls-server-name", h.TLSServerName)
+	}
+	return append(base, args...)
 }
 
 // rewriteServer sets every "server:" of a kubeconfig to url.
@@ -543,7 +583,7 @@ func (h *Host) WaitAPI(ctx context.Context, timeout time.Duration) error {
 	defer cancel()
 	var err error
 	for {
-		if _, err = h.run(ctx, "kubectl", "--kubeconfig", h.Kubeconfig, "--request-timeout=5s", "get", "node", h.NodeName, "-o", "name"); err == nil {
+		if _, err = h.run(ctx, "kubectl", h.kubectlArgs("--request-timeout=5s", "get", "node", h.NodeName, "-o", "name")...); err == nil {
 			return nil
 		}
 		select {
@@ -705,8 +745,8 @@ func (h *Host) upgrade(ctx context.Context, d Desired, u *KubeadmUpgrade) error 
 	args := []string{"upgrade", "node", "--config", u.Config}
 	first := false
 	if u.ControlPlane {
-		out, err := h.run(ctx, "kubectl", "--kubeconfig", h.Kubeconfig, "--request-timeout=20s", "-n", "kube-system", "get", "configmap", "kubeadm-config",
-			"-o", `jsonpath={.metadata.annotations.ferry\.dev/upgraded-to}`)
+		out, err := h.run(ctx, "kubectl", h.kubectlArgs("--request-timeout=20s", "-n", "kube-system", "get", "configmap", "kubeadm-config",
+			"-o", `jsonpath={.metadata.annotations.ferry\.dev/upgraded-to}`)...)
 		if err != nil {
 			return fmt.Errorf("reading the cluster's kubeadm configuration: %w", err)
 		}
@@ -725,8 +765,8 @@ func (h *Host) upgrade(ctx context.Context, d Desired, u *KubeadmUpgrade) error 
 		return err
 	}
 	if first {
-		if _, err := h.run(ctx, "kubectl", "--kubeconfig", h.Kubeconfig, "--request-timeout=20s", "-n", "kube-system", "annotate", "--overwrite",
-			"configmap", "kubeadm-config", UpgradedAnnotation+"="+d.KubernetesVersion); err != nil {
+		if _, err := h.run(ctx, "kubectl", h.kubectlArgs("--request-timeout=20s", "-n", "kube-system", "annotate", "--overwrite",
+			"configmap", "kubeadm-config", UpgradedAnnotation+"="+d.KubernetesVersion)...); err != nil {
 			return err
 		}
 	}
@@ -745,14 +785,14 @@ func (h *Host) upgrade(ctx context.Context, d Desired, u *KubeadmUpgrade) error 
 // configuration (evictions: its PodDisruptionBudgets hold), deletes its
 // Node, and removes its etcd member when it has one (R50).
 func (h *Host) removeNode(ctx context.Context, d Desired, name string) error {
-	if out, _ := h.run(ctx, "kubectl", "--kubeconfig", h.Kubeconfig, "get", "node", name, "-o", "name", "--ignore-not-found"); len(bytes.TrimSpace(out)) > 0 {
+	if out, _ := h.run(ctx, "kubectl", h.kubectlArgs("get", "node", name, "-o", "name", "--ignore-not-found")...); len(bytes.TrimSpace(out)) > 0 {
 		// A node already down: its Pods' deletions that are not confirmed
 		// within a minute are not waited for.
-		if _, err := h.run(ctx, "kubectl", "--kubeconfig", h.Kubeconfig, "drain", name, "--ignore-daemonsets", "--delete-emptydir-data",
-			"--timeout=5m", "--skip-wait-for-delete-timeout=60"); err != nil {
+		if _, err := h.run(ctx, "kubectl", h.kubectlArgs("drain", name, "--ignore-daemonsets", "--delete-emptydir-data",
+			"--timeout=5m", "--skip-wait-for-delete-timeout=60")...); err != nil {
 			return fmt.Errorf("draining %s: %w", name, err)
 		}
-		if _, err := h.run(ctx, "kubectl", "--kubeconfig", h.Kubeconfig, "delete", "node", name, "--ignore-not-found"); err != nil {
+		if _, err := h.run(ctx, "kubectl", h.kubectlArgs("delete", "node", name, "--ignore-not-found")...); err != nil {
 			return err
 		}
 	}

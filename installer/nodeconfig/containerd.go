@@ -62,20 +62,34 @@ state = "/run/containerd"
 }
 
 // hostsFiles are ContainerdHostsDir/<host>/hosts.toml for each upstream
-// registry of the bundle's images: the only host containerd asks is the
-// content service, over TLS verified with the content realm's CA (R21,
-// R22); `server` is the service too, so nothing falls back upstream (R2:
-// the air gap). containerd sends the upstream host as ?ns=, which is how
-// the service finds the image under its upstream name.
+// registry of the bundle's images: the only hosts containerd asks are the
+// content services, over TLS verified with the content realm's CA (R21,
+// R22). containerd tries the [host] entries in order and `server` last,
+// so the services are the entries but the last, which is `server`: each
+// is asked once, and nothing falls back upstream (R2: the air gap). A
+// service that is down or lacks an image (one that has not imported a new
+// bundle yet) passes the request on to the next. containerd sends the
+// upstream host as ?ns=, which is how a service finds the image under its
+// upstream name.
 func (r *renderer) hostsFiles() ([]File, error) {
 	var files []File
+	services := r.f.ContentServices
+	last := services[len(services)-1]
 	for _, h := range r.registryHosts {
-		body := fmt.Sprintf(`# Images of %s come from Ferry's content service only.
+		var b strings.Builder
+		fmt.Fprintf(&b, `# Images of %s come from Ferry's content services only, in this order.
 server = %s
 capabilities = ["pull", "resolve"]
 ca = %s
-`, h, tomlString("https://"+r.f.ContentService), tomlString(r.f.ContentCAFile))
-		f := r.rootFile(0o644, []byte(body))
+`, h, tomlString("https://"+last), tomlString(r.f.ContentCAFile))
+		for _, s := range services[:len(services)-1] {
+			fmt.Fprintf(&b, `
+[host.%s]
+  capabilities = ["pull", "resolve"]
+  ca = %s
+`, tomlString("https://"+s), tomlString(r.f.ContentCAFile))
+		}
+		f := r.rootFile(0o644, []byte(b.String()))
 		f.Path = ContainerdHostsDir + "/" + h + "/hosts.toml"
 		files = append(files, f)
 	}

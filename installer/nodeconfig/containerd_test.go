@@ -165,9 +165,30 @@ func TestContainerdPullsFromTheContentService(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Two services before it: one that is down (a closed port) and one
+	// that has not imported the images (every request 404). containerd
+	// passes over both.
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, closedPort, _ := net.SplitHostPort(closed.Addr().String())
+	closed.Close()
+	var emptyRequests atomic.Int64
+	empty := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		emptyRequests.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = io.WriteString(w, `{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}`)
+	}))
+	empty.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	empty.StartTLS()
+	defer empty.Close()
+	_, emptyPort, _ := net.SplitHostPort(empty.Listener.Addr().String())
+
 	f := facts()
 	f.ImageRepository, f.PauseImage = repo, pause
-	f.ContentService = "localhost:" + port
+	f.ContentServices = []string{"localhost:" + closedPort, "localhost:" + emptyPort, "localhost:" + port}
 	f.ContentCAFile = caFile
 	f.Registries = []string{"quay.example.com"}
 	files := render(t, load(t, singleConfig), "n1", f)
@@ -199,6 +220,9 @@ func TestContainerdPullsFromTheContentService(t *testing.T) {
 	mu.Unlock()
 	if n == 0 {
 		t.Fatal("the content service saw no request")
+	}
+	if emptyRequests.Load() == 0 {
+		t.Error("the service without the images, listed before, was not asked first")
 	}
 
 	if out, err := c.ctrErr(t, "image", "pull", "--hosts-dir", hosts, repo+"/absent:1.0"); err == nil {

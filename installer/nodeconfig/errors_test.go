@@ -74,13 +74,21 @@ func TestRenderRefuses(t *testing.T) {
 			return f
 		}, []string{"facts.KubernetesVersion", `"1.36"`}},
 		{"content service by address", single, "n1", func(f Facts) Facts {
-			f.ContentService = "10.10.0.1:5443"
+			f.ContentServices = []string{"10.10.0.1:5443"}
 			return f
-		}, []string{"facts.ContentService", "not an IP address (R29)"}},
+		}, []string{"facts.ContentServices[0]", "not an IP address (R29)"}},
 		{"content service without port", single, "n1", func(f Facts) Facts {
-			f.ContentService = "bootstrap.lab.example.com"
+			f.ContentServices = []string{"a.lab.example.com:5443", "bootstrap.lab.example.com"}
 			return f
-		}, []string{"facts.ContentService", "host:port"}},
+		}, []string{"facts.ContentServices[1]", "host:port"}},
+		{"no content service", single, "n1", func(f Facts) Facts {
+			f.ContentServices = nil
+			return f
+		}, []string{"facts.ContentServices: required"}},
+		{"content service twice", single, "n1", func(f Facts) Facts {
+			f.ContentServices = []string{"a.lab.example.com:5443", "a.lab.example.com:5443"}
+			return f
+		}, []string{`facts.ContentServices[1]: "a.lab.example.com:5443" is also ContentServices[0]`}},
 		{"relative CA path", single, "n1", func(f Facts) Facts {
 			f.ContentCAFile = "ca.crt"
 			return f

@@ -148,11 +148,19 @@ func (r *renderer) checkFacts(add func(field, format string, args ...any)) {
 		hosts[h] = true
 	}
 	r.registryHosts = slices.Sorted(maps.Keys(hosts))
-	if host, port, err := net.SplitHostPort(f.ContentService); err != nil || !validDNSName(host) || !validPort(port) {
-		if _, ipErr := netip.ParseAddr(host); err == nil && ipErr == nil {
-			add("facts.ContentService", "%q: the content service is reached by a DNS name, not an IP address (R29)", f.ContentService)
-		} else {
-			add("facts.ContentService", "%q is not host:port with a DNS name, such as bootstrap.example.com:5443", f.ContentService)
+	if len(f.ContentServices) == 0 {
+		add("facts.ContentServices", "required: the content services (every control-plane node's), host:port with a DNS name, such as cp1.example.com:5443")
+	}
+	for i, cs := range f.ContentServices {
+		field := fmt.Sprintf("facts.ContentServices[%d]", i)
+		if host, port, err := net.SplitHostPort(cs); err != nil || !validDNSName(host) || !validPort(port) {
+			if _, ipErr := netip.ParseAddr(host); err == nil && ipErr == nil {
+				add(field, "%q: the content service is reached by a DNS name, not an IP address (R29)", cs)
+			} else {
+				add(field, "%q is not host:port with a DNS name, such as cp1.example.com:5443", cs)
+			}
+		} else if j := slices.Index(f.ContentServices, cs); j < i {
+			add(field, "%q is also ContentServices[%d]", cs, j)
 		}
 	}
 	if !path.IsAbs(f.ContentCAFile) || path.Clean(f.ContentCAFile) != f.ContentCAFile || strings.ContainsAny(f.ContentCAFile, "\"\\\n") {

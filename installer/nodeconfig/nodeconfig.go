@@ -106,9 +106,11 @@ type Facts struct {
 	// images the bundle carries; containerd resolves them, like the host
 	// of ImageRepository and PauseImage, only at the content service.
 	Registries []string
-	// ContentService is the content service (the registry mirror) as
-	// host:port, a DNS name (R29): "bootstrap.example.com:5443". TLS only.
-	ContentService string
+	// ContentServices are the content services (the registry mirrors:
+	// every control-plane node runs one) as host:port with a DNS name
+	// (R29): "cp1.example.com:5443". TLS only. containerd asks them in
+	// this order, each once, and nothing else.
+	ContentServices []string
 	// ContentCAFile is the content realm's CA bundle on the node
 	// (/etc/ferry/pki/content/ca.crt): containerd verifies the service with it.
 	ContentCAFile string

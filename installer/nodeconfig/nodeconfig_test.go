@@ -47,7 +47,7 @@ func facts() Facts {
 		EtcdImageTag:      "3.6.8-0",
 		CoreDNSImageTag:   "v1.14.2",
 		PauseImage:        bundle.DefaultImageRepository + "/pause:3.10.2",
-		ContentService:    "bootstrap.lab.example.com:5443",
+		ContentServices:   []string{"bootstrap.lab.example.com:5443"},
 		ContentCAFile:     "/etc/ferry/pki/content/ca.crt",
 		NodeIPs:           map[string]string{PlaneControlPlane: "10.10.0.11", PlaneEtcd: "10.10.0.11", PlaneWorkload: "10.10.0.11"},
 		CgroupVersion:     2,

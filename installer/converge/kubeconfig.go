@@ -1,0 +1,77 @@
+package converge
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/ferry-k8s/ferry/internal/atomicfile"
+)
+
+// maxKubeconfig bounds the kubeconfigs read (a kubelet.conf is about 2 KiB).
+const maxKubeconfig = 1 << 20
+
+// observeKubeconfig reads a kubeconfig's clusters: the first one's server
+// and TLS server name (by cluster name order), and whether the others
+// differ from it.
+func observeKubeconfig(p string) (KubeconfigState, error) {
+	fi, err := os.Stat(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return KubeconfigState{}, nil
+	}
+	if err != nil {
+		return KubeconfigState{}, fmt.Errorf("observing %s: %w", p, err)
+	}
+	if fi.Size() > maxKubeconfig {
+		return KubeconfigState{}, fmt.Errorf("observing %s: larger than %d bytes", p, maxKubeconfig)
+	}
+	cfg, err := clientcmd.LoadFromFile(p)
+	if err != nil {
+		return KubeconfigState{}, fmt.Errorf("observing kubeconfig %s: %w", p, err)
+	}
+	st := KubeconfigState{Exists: true}
+	names := sortedKeys(cfg.Clusters)
+	if len(names) == 0 {
+		return KubeconfigState{}, fmt.Errorf("observing kubeconfig %s: it names no cluster", p)
+	}
+	for i, n := range names {
+		c := cfg.Clusters[n]
+		if i == 0 {
+			st.Server, st.TLSServerName = c.Server, c.TLSServerName
+		} else if c.Server != st.Server || c.TLSServerName != st.TLSServerName {
+			st.Mixed = true
+		}
+	}
+	return st, nil
+}
+
+// pointKubeconfig sets every cluster of the kubeconfig at p to server,
+// verified as tlsServerName (the rest — credentials, CA — stays), and
+// replaces the file atomically with its mode kept.
+func pointKubeconfig(p, server, tlsServerName string) error {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return fmt.Errorf("pointing kubeconfig %s at %s: %w", p, server, err)
+	}
+	if fi.Size() > maxKubeconfig {
+		return fmt.Errorf("pointing kubeconfig %s: larger than %d bytes", p, maxKubeconfig)
+	}
+	cfg, err := clientcmd.LoadFromFile(p)
+	if err != nil {
+		return fmt.Errorf("pointing kubeconfig %s: %w", p, err)
+	}
+	if len(cfg.Clusters) == 0 {
+		return fmt.Errorf("pointing kubeconfig %s: it names no cluster", p)
+	}
+	for _, c := range cfg.Clusters {
+		c.Server, c.TLSServerName = server, tlsServerName
+	}
+	data, err := clientcmd.Write(*cfg)
+	if err != nil {
+		return fmt.Errorf("pointing kubeconfig %s: %w", p, err)
+	}
+	return atomicfile.WriteFile(p, data, fi.Mode().Perm())
+}

@@ -1,6 +1,7 @@
 package bootstrap
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -135,5 +136,31 @@ func TestProxiedKubeconfig(t *testing.T) {
 	}
 	if _, _, err := proxiedKubeconfig(root, filepath.Join(root, "none.conf"), "x"); err == nil || !strings.Contains(err.Error(), "none.conf") {
 		t.Errorf("missing kubeconfig: %v", err)
+	}
+}
+
+// TestCNIMTU: the bridge carries the host interface's MTU (R34), and the
+// configuration is valid JSON with or without it.
+func TestCNIMTU(t *testing.T) {
+	c := parseHA(t)
+	for _, tc := range []struct {
+		mtu, want int
+	}{{9000, 9000}, {1450, 1450}, {0, 0}, {100, 0}} {
+		files := cniFiles(c, c.Node("w1"), tc.mtu)
+		if len(files) == 0 {
+			t.Fatal("no CNI configuration")
+		}
+		var conf struct {
+			Plugins []struct {
+				Type string `json:"type"`
+				MTU  int    `json:"mtu"`
+			} `json:"plugins"`
+		}
+		if err := json.Unmarshal(files[0].Content, &conf); err != nil {
+			t.Fatalf("mtu %d: %v\n%s", tc.mtu, err, files[0].Content)
+		}
+		if conf.Plugins[0].Type != "bridge" || conf.Plugins[0].MTU != tc.want {
+			t.Errorf("host MTU %d: bridge %+v, want mtu %d", tc.mtu, conf.Plugins[0], tc.want)
+		}
 	}
 }

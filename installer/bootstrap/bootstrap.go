@@ -444,6 +444,9 @@ type nodeFacts struct {
 	cgroupVersion int
 	systemd       bool
 	hasShell      bool // rpm knows a provider of /bin/sh
+	// mtu is the MTU of the interface that carries the node's workload
+	// address (0: unknown); the pod network uses it (R34).
+	mtu int
 }
 
 func observeNode(ctx context.Context, root string, c *cluster.Cluster, n *cluster.Node) (*nodeFacts, error) {
@@ -473,6 +476,7 @@ func observeNode(ctx context.Context, root string, c *cluster.Cluster, n *cluste
 		}
 		f.ips[plane] = ip
 	}
+	f.mtu = addrMTU(f.ips[nodeconfig.PlaneWorkload])
 	f.selinux = observeSELinux(root)
 	if f.peers, err = resolvePeers(ctx, c, n, f.ips); err != nil {
 		return nil, err
@@ -571,6 +575,27 @@ func localAddrs() ([]netip.Addr, error) {
 		}
 	}
 	return out, nil
+}
+
+// addrMTU is the MTU of the interface that holds addr, 0 when none does.
+func addrMTU(addr string) int {
+	want, err := netip.ParseAddr(addr)
+	if err != nil {
+		return 0
+	}
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return 0
+	}
+	for _, i := range ifs {
+		as, _ := i.Addrs()
+		for _, a := range as {
+			if pfx, err := netip.ParsePrefix(a.String()); err == nil && pfx.Addr() == want {
+				return i.MTU
+			}
+		}
+	}
+	return 0
 }
 
 // planeAddr is the host's address in cidr, or its first address when the

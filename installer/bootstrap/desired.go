@@ -230,7 +230,7 @@ func nodeBase(n *cluster.Node, f *BundleFacts, nf *nodeFacts, o Options, files [
 // networkFiles are every node's pod network, kube-proxy and firewall
 // files and units (after the node's own units, before kubelet's).
 func networkFiles(d *converge.Desired, c *cluster.Cluster, n *cluster.Node, nf *nodeFacts, pkiOut []converge.File) error {
-	d.Files = append(d.Files, cniFiles(c, n)...)
+	d.Files = append(d.Files, cniFiles(c, n, nf.mtu)...)
 	routes, err := routeFiles(c, n, nf)
 	if err != nil {
 		return err
@@ -306,20 +306,28 @@ func podCIDR(c *cluster.Cluster, n *cluster.Node) (netip.Prefix, error) {
 }
 
 // cniFiles: the bridge plugin with host-local addresses from the node's
-// pod range, port mapping, and loopback (the kubernetes-cni package).
-func cniFiles(c *cluster.Cluster, n *cluster.Node) []converge.File {
+// pod range, port mapping, and loopback (the kubernetes-cni package). The
+// bridge and the pods' interfaces get the MTU of the host interface that
+// carries pod traffic (R34): the pod network routes without encapsulation
+// (R35), so a packet leaves the node as large as the pod sent it, and a
+// pod never sends larger than the node's own link carries.
+func cniFiles(c *cluster.Cluster, n *cluster.Node, mtu int) []converge.File {
 	pfx, err := podCIDR(c, n)
 	if err != nil {
 		return nil
 	}
 	gw := pfx.Addr().Next()
+	mtuLine := ""
+	if mtu >= 576 && mtu <= 65535 {
+		mtuLine = fmt.Sprintf("\n      \"mtu\": %d,", mtu)
+	}
 	body := fmt.Sprintf(`{
   "cniVersion": "1.0.0",
   "name": "ferry",
   "plugins": [
     {
       "type": "bridge",
-      "bridge": "ferry0",
+      "bridge": "ferry0",%s
       "isGateway": true,
       "ipMasq": true,
       "hairpinMode": true,
@@ -332,7 +340,7 @@ func cniFiles(c *cluster.Cluster, n *cluster.Node) []converge.File {
     {"type": "portmap", "capabilities": {"portMappings": true}}
   ]
 }
-`, pfx, gw)
+`, mtuLine, pfx, gw)
 	// JSON has no comments: the R19 header goes in a sibling file.
 	return []converge.File{
 		{Path: CNIConfig, Mode: 0o644, Content: []byte(body)},

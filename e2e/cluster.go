@@ -624,6 +624,29 @@ cat > "$tmp"; chmod "$2" "$tmp"; mv -f "$tmp" "$1"`
 	return nil
 }
 
+// Kill ends the node at once, as a power failure would: its PID 1 gets
+// SIGKILL (which ends every process of its namespace) and its address
+// leaves the bridge with its veth.
+func (n *Node) Kill() {
+	if n.cmd == nil || n.exited == nil {
+		return
+	}
+	if n.pid != 0 {
+		_ = syscall.Kill(n.pid, syscall.SIGKILL)
+	}
+	select {
+	case <-n.exited:
+		return
+	case <-time.After(30 * time.Second):
+	}
+	_ = n.cmd.Process.Kill()
+	select {
+	case <-n.exited:
+	case <-time.After(10 * time.Second):
+		n.c.t.Errorf("node %s: systemd-nspawn (pid %d) still running after SIGKILL", n.Name, n.cmd.Process.Pid)
+	}
+}
+
 // PowerOff asks the node's systemd to power off and waits up to timeout for
 // systemd-nspawn to exit; then it kills the node's PID 1 (which ends every
 // process of the node) and systemd-nspawn. It reports whether the node

@@ -33,17 +33,26 @@ func e2eNodeYAML(name, roles string) string {
 `, name, e2eDomain, roles)
 }
 
-// TestJoin grows a bootstrapped server by a worker and a second control
-// plane: `installer token create` on the server writes a join file per
-// node; on each new node, `installer join` fetches the bundle from the
-// server's content service (the nodes have no ISO), verifies it, installs,
-// and joins. The worker goes Ready with its labels; its pods pull through
-// the server's registry; pods on different nodes reach each other through
-// the pod routes and Services work from every node; the worker's firewall
-// admits the control planes only on the kubelet's port. The control plane
-// joins with the sealed CAs (certificate key): its etcd member is added by
-// name, its API server and content service serve. `installer apply` then
-// changes nothing anywhere.
+// TestJoin grows a bootstrapped server into an HA cluster (R54: three
+// control planes) with a worker: `installer token create` on the server
+// writes a join file per node; on each new node, `installer join` fetches
+// the bundle from the server's content service (the nodes have no ISO),
+// verifies it, installs, and joins. The worker goes Ready with its labels;
+// its pods pull through the server's registry; pods on different nodes
+// reach each other through the pod routes and Services work from every
+// node; the worker's firewall admits the control planes only on the
+// kubelet's port. The control planes join with the sealed CAs
+// (certificate key): their etcd members are added by name, their API
+// servers and content services serve. `installer apply` then changes
+// nothing anywhere.
+//
+// Then the first node dies (R32): the worker stays Ready through its
+// node-local API proxy, pulls an image it does not have and reads the
+// repositories from the other control planes' content services, and
+// Ferry's own commands work on a surviving control plane. Finally the
+// dead node and the worker leave cluster.yaml for a replacement not yet
+// joined (R50): an apply on a surviving control plane deletes both Nodes
+// and removes the dead node's etcd member.
 func TestJoin(t *testing.T) {
 	st := newSteps(t)
 	phase := st.phase
@@ -51,10 +60,10 @@ func TestJoin(t *testing.T) {
 	b := buildDistroBundle(t, t.TempDir())
 	phase("bundle built")
 
-	c := NewCluster(t, NodeSpec{Name: "node1"}, NodeSpec{Name: "node2"}, NodeSpec{Name: "node3"})
-	n1, n2, n3 := c.Nodes[0], c.Nodes[1], c.Nodes[2]
-	phase(fmt.Sprintf("nodes booted at %s, %s and %s", n1.IP, n2.IP, n3.IP))
-	prepareThreeNodes(t, c, b)
+	c := NewCluster(t, NodeSpec{Name: "node1"}, NodeSpec{Name: "node2"}, NodeSpec{Name: "node3"}, NodeSpec{Name: "node4"})
+	n1, n2, n3, n4 := c.Nodes[0], c.Nodes[1], c.Nodes[2], c.Nodes[3]
+	phase(fmt.Sprintf("nodes booted at %s, %s, %s and %s", n1.IP, n2.IP, n3.IP, n4.IP))
+	prepareNodes(t, c, b)
 
 	installer := func(n *Node, args ...string) string { t.Helper(); return installer(t, n, args...) }
 	ignore := ignorePreflight
@@ -204,8 +213,7 @@ func TestJoin(t *testing.T) {
 		}
 		return ok, out
 	})
-	members := n3.MustExec(t, "etcdctl", "--endpoints=https://localhost:2379", "--cacert=/etc/kubernetes/pki/etcd/ca.crt",
-		"--cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt", "--key=/etc/kubernetes/pki/etcd/healthcheck-client.key", "member", "list")
+	members := etcdMembers(t, n3)
 	for _, want := range []string{"node1, https://node1." + e2eDomain + ":2380", "node3, https://node3." + e2eDomain + ":2380"} {
 		if !strings.Contains(members, want) {
 			t.Errorf("etcd members lack %q:\n%s", want, members)
@@ -220,6 +228,27 @@ func TestJoin(t *testing.T) {
 		t.Errorf("node3's content service: %v %s", err, out)
 	}
 
+	// The third control plane (R54: an odd number of etcd members).
+	out = joinControlPlane(t, n1, n4)
+	t.Logf("node4 control-plane join:\n%s", out)
+	phase("installer join done on node4 (control plane)")
+	waitFor("node4 Ready as a control plane", 5*time.Minute, func() (bool, string) {
+		out, err := kubectl("get", "node", "node4", "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status} {.metadata.labels.node-role\.kubernetes\.io/control-plane}`)
+		return err == nil && out == "True ", out
+	})
+	members = etcdMembers(t, n4)
+	for _, m := range []string{"node1", "node3", "node4"} {
+		if want := m + ", https://" + m + "." + e2eDomain + ":2380"; !strings.Contains(members, want) {
+			t.Errorf("etcd members lack %q:\n%s", want, members)
+		}
+	}
+	if strings.Contains(members, ", true") {
+		t.Errorf("a learner is left among the etcd members:\n%s", members)
+	}
+
+	if out := installer(n4, "apply"); !strings.Contains(out, "0 changes") {
+		t.Errorf("installer apply on node4 after join:\n%s", out)
+	}
 	if out := installer(n3, "apply"); !strings.Contains(out, "0 changes") {
 		t.Errorf("installer apply on node3 after join:\n%s", out)
 	}
@@ -234,50 +263,152 @@ func TestJoin(t *testing.T) {
 		t.Errorf("installer join again:\n%s", out)
 	}
 
-	// R50: node2 and node3 leave cluster.yaml; an apply on node1 drains and
-	// deletes them and removes node3's etcd member.
 	st.waitFor("every node's daemon reports its version", 2*time.Minute, func() (bool, string) {
 		out, err := kubectl("get", "nodes", "-o", `jsonpath={range .items[*]}{.metadata.name}={.metadata.annotations.ferry\.dev/version}{" "}{end}`)
-		return err == nil && strings.Count(out, "=1.0.0") == 3, out
+		return err == nil && strings.Count(out, "=1.0.0") == 4, out
 	})
-	cfg := n1.MustExec(t, "cat", "/etc/ferry/cluster.yaml")
-	i := strings.Index(cfg, "    - name: node2\n")
-	if i < 0 {
-		t.Fatalf("cluster.yaml:\n%s", cfg)
-	}
-	n1.WriteFile("/root/cluster-node1.yaml", []byte(cfg[:i]), 0o644)
-	out = installer(n1, "apply", "--config", "/root/cluster-node1.yaml")
-	for _, want := range []string{"remove node node2 (not in the cluster configuration)", "remove node node3 (not in the cluster configuration)"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("apply without node2 and node3 lacks %q:\n%s", want, out)
+
+	// R32: every node runs the API server proxy; the worker's kubelet and
+	// every kube-proxy reach the API through it.
+	for _, n := range c.Nodes {
+		if out, err := n.Exec("systemctl", "is-active", "ferry-apiproxy.service"); err != nil || strings.TrimSpace(out) != "active" {
+			t.Errorf("%s: ferry-apiproxy.service %v %s", n.Name, err, out)
+		}
+		if out := n.MustExec(t, "grep", "server:", "/etc/kubernetes/kube-proxy.conf"); !strings.Contains(out, "https://127.0.0.1:6444") {
+			t.Errorf("%s: kube-proxy's kubeconfig names %s", n.Name, out)
 		}
 	}
-	if out, err := kubectl("get", "nodes", "-o", "name"); err != nil || strings.TrimSpace(out) != "node/node1" {
+	if out := n2.MustExec(t, "cat", "/etc/kubernetes/kubelet.conf"); !strings.Contains(out, "server: https://127.0.0.1:6444") || !strings.Contains(out, "tls-server-name: "+apiEndpoint) {
+		t.Errorf("node2's kubelet.conf does not name the proxy:\n%s", out)
+	}
+	// An image node2 does not have (etcd's: it runs on control planes only).
+	etcdImage, err := kubectl("get", "pod", "-n", "kube-system", "etcd-node3", "-o", "jsonpath={.spec.containers[0].image}")
+	if err != nil || etcdImage == "" {
+		t.Fatalf("etcd image: %v %q", err, etcdImage)
+	}
+	if out, _ := n2.Exec("crictl", "images", "-q", etcdImage); strings.TrimSpace(out) != "" {
+		t.Fatalf("node2 has %s already", etcdImage)
+	}
+
+	// The first node dies: no shutdown, its address gone from the bridge.
+	n1.Kill()
+	phase("node1 killed")
+	proxied := func(n *Node, args ...string) (string, error) {
+		return n.Exec(append([]string{"kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "--server", "https://127.0.0.1:6444", "--tls-server-name", apiEndpoint, "--request-timeout=10s"}, args...)...)
+	}
+	ready := func(n *Node, node string) string {
+		out, _ := proxied(n, "get", "node", node, "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
+		return out
+	}
+	// node1 turns NotReady (the controller-manager on node3 or node4 sees
+	// its lease lapse) while node2 — whose kubelet reached the API server
+	// on node1 as often as any other — stays Ready all along.
+	waitFor("node1 NotReady, node2 Ready, seen through node3's proxy", 3*time.Minute, func() (bool, string) {
+		r1, r2 := ready(n3, "node1"), ready(n3, "node2")
+		if r2 != "True" && r1 != "" {
+			t.Errorf("node2 is %q after node1 died", r2)
+		}
+		return r1 == "Unknown" && r2 == "True", "node1=" + r1 + " node2=" + r2
+	})
+	if out := n2.MustExec(t, "sh", "-c", "journalctl -u kubelet --since -30s --no-pager | grep -c 'Error updating node status' || true"); strings.TrimSpace(out) != "0" {
+		t.Errorf("node2's kubelet failed to update its status in the last 30 s (%s times)", strings.TrimSpace(out))
+	}
+	// The registry and the repositories, from the content services left.
+	if out, err := n2.execTimeout(5*time.Minute, nil, "crictl", "pull", etcdImage); err != nil {
+		t.Errorf("node2 pulls %s with node1 dead: %v\n%s", etcdImage, err, out)
+	}
+	if out, err := n2.execTimeout(5*time.Minute, nil, "dnf", "-q", "--setopt=timeout=5", "--setopt=retries=1", "makecache", "--refresh"); err != nil {
+		t.Errorf("node2 reads the repositories with node1 dead: %v\n%s", err, out)
+	}
+	// Ferry's commands on a surviving control plane.
+	if out := installer(n3, "apply"); !strings.Contains(out, "0 changes") {
+		t.Errorf("installer apply on node3 with node1 dead:\n%s", out)
+	}
+	if out := installer(n3, "token", "create", "--node", "node2", "--out", "/root/node2-again.join"); !strings.Contains(out, "join file for node node2") {
+		t.Errorf("token create on node3 with node1 dead:\n%s", out)
+	}
+	phase("the cluster works without node1")
+
+	// R50: node1 (dead) and node2 leave cluster.yaml for node5, a
+	// replacement not joined yet (the control planes stay three, R54).
+	// An apply on node3 drains and deletes both and removes node1's etcd
+	// member, which the other two outvote.
+	cfg := n3.MustExec(t, "cat", "/etc/ferry/cluster.yaml")
+	i := strings.Index(cfg, "    - name: node1\n")
+	k := strings.Index(cfg, "    - name: node3\n")
+	if i < 0 || k < i {
+		t.Fatalf("cluster.yaml:\n%s", cfg)
+	}
+	n3.WriteFile("/root/cluster-replaced.yaml", []byte(cfg[:i]+cfg[k:]+e2eNodeYAML("node5", "control-plane")), 0o644)
+	out = installer(n3, "apply", "--config", "/root/cluster-replaced.yaml")
+	for _, want := range []string{"remove node node1 (not in the cluster configuration)", "remove node node2 (not in the cluster configuration)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("apply without node1 and node2 lacks %q:\n%s", want, out)
+		}
+	}
+	if out, err := proxied(n3, "get", "nodes", "-o", "name"); err != nil || strings.Fields(out)[0] != "node/node3" || len(strings.Fields(out)) != 2 {
 		t.Errorf("nodes after the removal: %v %s", err, out)
 	}
-	members = n1.MustExec(t, "etcdctl", "--endpoints=https://localhost:2379", "--cacert=/etc/kubernetes/pki/etcd/ca.crt",
-		"--cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt", "--key=/etc/kubernetes/pki/etcd/healthcheck-client.key", "member", "list")
-	if strings.Contains(members, "node3") || !strings.Contains(members, "node1") {
-		t.Errorf("etcd members after node3's removal:\n%s", members)
+	members = etcdMembers(t, n3)
+	if strings.Contains(members, "node1") || !strings.Contains(members, "node3") || !strings.Contains(members, "node4") {
+		t.Errorf("etcd members after node1's removal:\n%s", members)
 	}
-	st.waitFor("web available again on node1", 3*time.Minute, func() (bool, string) {
-		out, err := kubectl("get", "pods", "-l", "app=web", "-o", `jsonpath={range .items[*]}{.spec.nodeName}={.status.phase}{" "}{end}`)
-		return err == nil && strings.Contains(out, "node1=Running"), out
-	})
-	if out := installer(n1, "apply"); !strings.Contains(out, "0 changes") {
+	if out := installer(n3, "apply"); !strings.Contains(out, "0 changes") {
 		t.Errorf("installer apply after the removal:\n%s", out)
+	}
+	if out := installer(n4, "apply"); !strings.Contains(out, "0 changes") {
+		t.Errorf("installer apply on node4 after the removal:\n%s", out)
 	}
 	c.AssertNoForwarding(t)
 }
 
-// prepareThreeNodes readies node1 (control plane and worker, the bundle,
-// cluster.yaml and a root key passphrase in /root), node2 (worker) and
-// node3 (control plane): names in /etc/hosts, a resolver, the kubelet's
-// cgroup, the installer under test.
-func prepareThreeNodes(t *testing.T, c *Cluster, b *distroBundle) {
+// etcdMembers is `etcdctl member list` on a control-plane node.
+func etcdMembers(t *testing.T, n *Node) string {
 	t.Helper()
-	n1, n2, n3 := c.Nodes[0], c.Nodes[1], c.Nodes[2]
-	hosts := fmt.Sprintf("%s node1.%s %s\n%s node2.%s\n%s node3.%s\n", n1.IP, e2eDomain, apiEndpoint, n2.IP, e2eDomain, n3.IP, e2eDomain)
+	return n.MustExec(t, "etcdctl", "--endpoints=https://localhost:2379", "--cacert=/etc/kubernetes/pki/etcd/ca.crt",
+		"--cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt", "--key=/etc/kubernetes/pki/etcd/healthcheck-client.key", "member", "list")
+}
+
+// joinControlPlane makes a join file for n on the first node and joins n
+// with it as a control plane, with the certificate key carried apart.
+func joinControlPlane(t *testing.T, first, n *Node) string {
+	t.Helper()
+	out := installer(t, first, "token", "create", "--node", n.Name, "--out", "/root/"+n.Name+".join")
+	certKey := ""
+	for _, l := range strings.Split(out, "\n") {
+		if k, ok := strings.CutPrefix(l, "certificate key (carry it apart from the file): "); ok {
+			certKey = strings.TrimSpace(k)
+		}
+	}
+	data, err := os.ReadFile(filepath.Join(first.Root, "root", n.Name+".join"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.WriteFile("/root/"+n.Name+".join", data, 0o600)
+	// A control plane's join waits for its etcd member to catch up: more
+	// than Exec's default timeout on a busy machine.
+	out, err = n.execTimeout(8*time.Minute, nil, nodeInstaller, "join", "--join-file", "/root/"+n.Name+".join", "--certificate-key", certKey, ignorePreflight)
+	if err != nil {
+		journal, _ := n.Exec("tail", "-n", "12", "/var/lib/ferry/journal.jsonl")
+		kubelet, _ := n.Exec("journalctl", "-u", "kubelet", "--no-pager", "-n", "30")
+		t.Fatalf("%s: installer join: %v\n%s\njournal:\n%s\nkubelet:\n%s", n.Name, err, out, journal, kubelet)
+	}
+	return out
+}
+
+// prepareNodes readies the four nodes of the multi-node suites: node1
+// (control plane and worker, the bundle, cluster.yaml and a root key
+// passphrase in /root), node2 (worker), node3 and node4 (control planes):
+// names in /etc/hosts (node5 too: a replacement that never boots), a
+// resolver, the kubelet's cgroup, the installer under test.
+func prepareNodes(t *testing.T, c *Cluster, b *distroBundle) {
+	t.Helper()
+	n1 := c.Nodes[0]
+	hosts := fmt.Sprintf("%s node1.%s %s\n", n1.IP, e2eDomain, apiEndpoint)
+	for _, n := range c.Nodes[1:] {
+		hosts += fmt.Sprintf("%s %s.%s\n", n.IP, n.Name, e2eDomain)
+	}
+	hosts += fmt.Sprintf("%s node5.%s\n", c.Bridge().IP(99), e2eDomain)
 	for _, n := range c.Nodes {
 		n.MustExec(t, "/bin/sh", "-ec", fmt.Sprintf("printf '%s' >> /etc/hosts; echo 'nameserver %s' > /etc/resolv.conf; for h in /sys/fs/cgroup/*/; do mkdir -p \"$h/%s\"; done",
 			hosts, c.Bridge().HostIP, n.Name))
@@ -293,7 +424,7 @@ spec:
   security:
     allowNonEnforcingControlPlane: true
   nodes:
-`, apiEndpoint) + e2eNodeYAML("node1", "control-plane, worker") + e2eNodeYAML("node2", "worker") + e2eNodeYAML("node3", "control-plane")
+`, apiEndpoint) + e2eNodeYAML("node1", "control-plane, worker") + e2eNodeYAML("node2", "worker") + e2eNodeYAML("node3", "control-plane") + e2eNodeYAML("node4", "control-plane")
 	for src, dst := range map[string]string{b.iso: "/root/ferry.iso", b.pub: "/root/release.pub.asc"} {
 		if err := n1.CopyIn(src, dst, 0o644); err != nil {
 			t.Fatal(err)
@@ -301,5 +432,4 @@ spec:
 	}
 	n1.WriteFile("/root/cluster.yaml", []byte(clusterYAML), 0o644)
 	n1.WriteFile("/root/passphrase", []byte("e2e root key passphrase\n"), 0o600)
-
 }

@@ -286,8 +286,8 @@ func TestJoin(t *testing.T) {
 	if err != nil || etcdImage == "" {
 		t.Fatalf("etcd image: %v %q", err, etcdImage)
 	}
-	if out, _ := n2.Exec("crictl", "images", "-q", etcdImage); strings.TrimSpace(out) != "" {
-		t.Fatalf("node2 has %s already", etcdImage)
+	if out, err := n2.Exec("crictl", "inspecti", etcdImage); err == nil {
+		t.Fatalf("node2 has %s already:\n%s", etcdImage, out)
 	}
 
 	// The first node dies: no shutdown, its address gone from the bridge.
@@ -356,8 +356,16 @@ func TestJoin(t *testing.T) {
 	if out := installer(n3, "apply"); !strings.Contains(out, "0 changes") {
 		t.Errorf("installer apply after the removal:\n%s", out)
 	}
+	// The other nodes take the new cluster.yaml too (firewall, routes,
+	// proxy backends, content services without node1).
+	replaced := n3.MustExec(t, "cat", "/root/cluster-replaced.yaml")
+	n4.WriteFile("/root/cluster-replaced.yaml", []byte(replaced), 0o644)
+	installer(n4, "apply", "--config", "/root/cluster-replaced.yaml")
 	if out := installer(n4, "apply"); !strings.Contains(out, "0 changes") {
 		t.Errorf("installer apply on node4 after the removal:\n%s", out)
+	}
+	if out := n4.MustExec(t, "cat", "/etc/ferry/apiproxy.yaml"); strings.Contains(out, "node1.") || !strings.Contains(out, "node5.") {
+		t.Errorf("node4's API proxy backends after the replacement:\n%s", out)
 	}
 	c.AssertNoForwarding(t)
 }

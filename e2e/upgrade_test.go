@@ -109,6 +109,16 @@ func TestUpgrade(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Every node staged 1.1.0 (bundle, images) before the first drain.
+	staged, err := kubectl("get", "nodes", "-o", `jsonpath={range .items[*]}{.metadata.name}={.metadata.annotations.ferry\.dev/staged-version}{" "}{end}`)
+	if err != nil || strings.Count(staged, "=1.1.0") != len(c.Nodes) {
+		t.Errorf("staged versions: %v %s", err, staged)
+	}
+	for _, n := range c.Nodes {
+		if out, err := n.Exec("journalctl", "-u", "ferry-node", "--no-pager", "-o", "cat"); err != nil || !strings.Contains(out, "roll-out: staged") {
+			t.Errorf("%s's daemon did not log its staging: %v", n.Name, err)
+		}
+	}
 	for _, n := range c.Nodes {
 		if !strings.Contains(nodes, n.Name+" 1.1.0 v1.36.3 \n") {
 			t.Errorf("node %s is not at 1.1.0 / v1.36.3, uncordoned:\n%s", n.Name, nodes)

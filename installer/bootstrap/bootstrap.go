@@ -778,7 +778,12 @@ func installSecrets(root string, entries []JoinFileEntry) (int, error) {
 		if !errors.Is(err, fs.ErrNotExist) {
 			return n, err
 		}
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		// Directories as the apply keeps them: the secrets' private.
+		dirMode := fs.FileMode(0o755)
+		if filepath.Dir(e.Path) == filepath.Dir(EncryptionKey) {
+			dirMode = 0o700
+		}
+		if err := os.MkdirAll(filepath.Dir(p), dirMode); err != nil {
 			return n, err
 		}
 		if err := atomicfile.WriteFile(p, e.Content, e.Mode.Perm()); err != nil {

@@ -1,10 +1,13 @@
 package bootstrap
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
+	"os/exec"
 	"path/filepath"
 	"time"
 
@@ -91,6 +94,25 @@ func (d *Daemon) watchOnce(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if stage := n.Annotations[rollout.AnnotationStageVersion]; stage != "" && stage != current && desired != stage &&
+		n.Annotations[rollout.AnnotationStagedVersion] != stage && n.Annotations[rollout.AnnotationStageError] == "" {
+		annotations := map[string]any{rollout.AnnotationStagedVersion: stage, rollout.AnnotationStageError: nil}
+		d.log.Info("roll-out: staging", slog.String("version", stage))
+		if err := d.stage(ctx, root, c, node, name, stage); err != nil {
+			if errors.Is(err, errApplyBusy) {
+				return nil // the next round
+			}
+			d.log.Warn("roll-out: staging failed", slog.String("version", stage), slog.Any("err", err))
+			annotations = map[string]any{rollout.AnnotationStageError: stage + ": " + err.Error()}
+		} else {
+			d.log.Info("roll-out: staged", slog.String("version", stage))
+		}
+		patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": annotations}})
+		if _, err := client.CoreV1().Nodes().Patch(ctx, node.Name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "ferry-node"}); err != nil {
+			return fmt.Errorf("reporting the staging of %s: %w", stage, err)
+		}
+		return nil
+	}
 	if desired != "" && desired != current {
 		ring, err := signing.LoadKeyringFile(in(KeyringFile))
 		if err != nil {
@@ -118,5 +140,56 @@ func (d *Daemon) watchOnce(ctx context.Context) error {
 		return fmt.Errorf("reporting version %s: %w", current, err)
 	}
 	d.log.Info("roll-out: node converged", slog.String("version", current), slog.Int("changes", res.Changes))
+	return nil
+}
+
+// errApplyBusy: an apply runs; the staging waits for the next round.
+var errApplyBusy = errors.New("an apply is running")
+
+// stage readies the node for version before the roll-out drains any node:
+// the bundle fetched and verified (stageBundle); on a control plane,
+// served by its content service (an apply of the current target, whose
+// content service serves every bundle the node has); and the images the
+// node will run pulled through containerd (control planes: every image of
+// the distribution; workers: the pod sandbox and CoreDNS).
+func (d *Daemon) stage(ctx context.Context, root string, c *cluster.Cluster, node *cluster.Node, name, version string) error {
+	in := func(p string) string { return filepath.Join(root, p) }
+	ring, err := signing.LoadKeyringFile(in(KeyringFile))
+	if err != nil {
+		return err
+	}
+	file, err := stageBundle(ctx, root, c, ring, name, version, time.Now(), d.log)
+	if err != nil {
+		return fmt.Errorf("fetching %s: %w", name+"-"+version+".iso", err)
+	}
+	facts, err := ReadFacts(ctx, in(filepath.Join(BundlesDir, file)), ring, time.Now())
+	if err != nil {
+		return err
+	}
+	images := facts.Images
+	if node.HasRole(cluster.RoleControlPlane) {
+		if !d.mu.TryLock() {
+			return errApplyBusy
+		}
+		res, err := Run(ctx, d.opts.Apply)
+		d.mu.Unlock()
+		d.recordResult(res, err)
+		if err != nil {
+			return fmt.Errorf("serving %s: %w", file, err)
+		}
+	} else {
+		images = nil
+		for _, base := range []string{"pause", "coredns"} {
+			if im, ok := facts.Image(base); ok {
+				images = append(images, im)
+			}
+		}
+	}
+	for _, im := range images {
+		pull := exec.CommandContext(ctx, "crictl", "--runtime-endpoint", "unix:///run/containerd/containerd.sock", "--timeout", "10m", "pull", im)
+		if out, err := pull.CombinedOutput(); err != nil {
+			return fmt.Errorf("pulling %s: %w: %s", im, err, bytes.TrimSpace(out))
+		}
+	}
 	return nil
 }

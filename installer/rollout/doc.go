@@ -9,6 +9,12 @@
 //	    ─▶ preflight: dry-run eviction of every Pod to be drained
 //	         (blocked by a PDB: report pod and PDB, change nothing,
 //	          unless Force)
+//	    ─▶ staging: every node to be upgraded is asked to stage the
+//	         target (AnnotationStageVersion: its daemon fetches and
+//	         verifies the bundle, a control plane serves it, every node
+//	         pulls the new images) and reports it (AnnotationStagedVersion);
+//	         a node that fails or does not report within NodeTimeout
+//	         stops the run with a StageError, nothing cordoned
 //	    ─▶ etcd snapshot (once per roll-out), restore-tested, recorded
 //	    ─▶ loop: count cordoned nodes (API) ─▶ Plan ─▶ cordon admitted
 //	         nodes one request after another ─▶ per node, in parallel:

@@ -274,6 +274,12 @@ func (r *run) run(ctx context.Context) (*Report, error) {
 		return r.report, &PreflightError{Blocked: blocked}
 	}
 
+	// Staging: the bundle and its images on every node before the
+	// first node is drained.
+	if err := r.stage(ctx, nodes); err != nil {
+		return r.report, err
+	}
+
 	if state == nil {
 		state = &State{Plan: PlanRecord{Version: r.Target.Version, KubernetesVersion: r.Target.KubernetesVersion, Started: time.Now().UTC()}, Nodes: map[string]NodeRecord{}}
 	}

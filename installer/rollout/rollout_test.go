@@ -115,6 +115,9 @@ func (tc *testCluster) checkDone(t testing.TB, v string) {
 		if s.Unschedulable || s.Version != v || s.Desired != v || s.Phase != PhaseDone || s.Cordoned || s.KubeletVersion != testNewKubelet || !s.Ready {
 			t.Errorf("node %s not done at %s: %+v", s.Name, v, s)
 		}
+		if a := list.Items[i].Annotations; a[AnnotationStagedVersion] != v {
+			t.Errorf("node %s was upgraded to %s without staging it: %v", s.Name, v, a)
+		}
 	}
 	st, rows, err := ReadStatus(ctx, tc.client)
 	if err != nil || st == nil {
@@ -378,6 +381,55 @@ func TestRolloutNodeNeverComesBack(t *testing.T) {
 	}
 	c.checkDone(t, "2.0.0")
 	w.verify(t)
+}
+
+// TestRolloutStageFails: a node that cannot stage the new bundle stops the
+// roll-out before anything is cordoned or drained, with the node's reason;
+// once it can, the same call rolls the bundle out.
+func TestRolloutStageFails(t *testing.T) {
+	c := startCluster(t)
+	names := c.addNodes(t, "n", 5, 1)
+	c.addPods(t, names[1:], 1)
+	d := newSimDaemon(c.client, 200*time.Millisecond, testNewKubelet)
+	bad := names[2]
+	d.stageFail[bad] = "fetching ferry-2.0.0.iso: no content service answers"
+	opts := c.options(t, c.client, d, "2.0.0", cluster.Int(2))
+	ctx := context.Background()
+	_, err := Run(ctx, opts)
+	var se *StageError
+	if !errors.As(err, &se) || len(se.Failed) != 1 || !strings.Contains(se.Failed[bad], "no content service answers") {
+		t.Fatalf("want the roll-out refused for %s's staging: %v", bad, err)
+	}
+	if !strings.Contains(err.Error(), "nothing was drained") {
+		t.Errorf("error: %v", err)
+	}
+	t.Log(err)
+	list, err := c.client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range list.Items {
+		s := Observe(&list.Items[i])
+		if s.Unschedulable || s.Cordoned || s.Desired != "1.0.0" || s.Phase != PhasePending {
+			t.Errorf("node %s changed although staging failed: %+v", s.Name, s)
+		}
+	}
+	pods, err := c.client.CoreV1().Pods("default").List(ctx, metav1.ListOptions{})
+	if err != nil || len(pods.Items) != 4*2 {
+		t.Errorf("pods after the refused roll-out: %d, %v", len(pods.Items), err)
+	}
+	if st, _, err := ReadStatus(ctx, c.client); err != nil || st != nil {
+		t.Errorf("the refused roll-out wrote its state: %+v %v", st, err)
+	}
+
+	d.mu.Lock()
+	delete(d.stageFail, bad)
+	delete(d.staged, bad)
+	d.mu.Unlock()
+	if _, err := Run(ctx, opts); err != nil {
+		t.Fatal(err)
+	}
+	c.checkDone(t, "2.0.0")
 }
 
 // TestRolloutKilled kills the orchestrator (cancels its context) at a

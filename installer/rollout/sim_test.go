@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync"
 	"testing"
@@ -27,14 +28,43 @@ type simDaemon struct {
 	work    time.Duration
 	kubelet string
 
-	mu      sync.Mutex
-	started map[string]string // node → version asked
-	never   map[string]bool   // nodes that never come back
-	wg      sync.WaitGroup
+	mu        sync.Mutex
+	started   map[string]string // node → version asked
+	never     map[string]bool   // nodes that never come back
+	stageFail map[string]string // node → the reason its staging fails
+	staged    map[string]string // node → version asked to stage
+	wg        sync.WaitGroup
+}
+
+// Stage reports the node staged (or its staging failed) as the daemon
+// does, at once: staging is the node's download and image pulls, which
+// the simulation has none of.
+func (d *simDaemon) Stage(_ context.Context, node, version string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.staged[node] == version {
+		return nil
+	}
+	d.staged[node] = version
+	annotations := map[string]any{AnnotationStagedVersion: version, AnnotationStageError: nil}
+	if reason, ok := d.stageFail[node]; ok {
+		annotations = map[string]any{AnnotationStageError: version + ": " + reason}
+	}
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		meta, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": annotations}})
+		if _, err := d.client.CoreV1().Nodes().Patch(ctx, node, types.MergePatchType, meta, metav1.PatchOptions{}); err != nil {
+			panic(fmt.Sprintf("simulated node daemon: %s: %v", node, err))
+		}
+	}()
+	return nil
 }
 
 func newSimDaemon(c kubernetes.Interface, work time.Duration, kubelet string) *simDaemon {
-	return &simDaemon{client: c, work: work, kubelet: kubelet, started: map[string]string{}, never: map[string]bool{}}
+	return &simDaemon{client: c, work: work, kubelet: kubelet, started: map[string]string{}, never: map[string]bool{}, stageFail: map[string]string{}, staged: map[string]string{}}
 }
 
 func (d *simDaemon) Start(_ context.Context, node, version string) error {

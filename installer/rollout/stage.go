@@ -1,0 +1,170 @@
+package rollout
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Staging: before the first node is cordoned, every node that will be
+// upgraded fetches and verifies the new bundle, control planes serve it
+// from their content services, and every node pulls the new images it
+// will run. A node that cannot stage stops the roll-out while nothing has
+// been drained.
+const (
+	// AnnotationStageVersion asks a node's daemon to stage a bundle
+	// version; the orchestrator sets it before the first cordon.
+	AnnotationStageVersion = "ferry.dev/stage-version"
+	// AnnotationStagedVersion is the version the node's daemon reports
+	// staged.
+	AnnotationStagedVersion = "ferry.dev/staged-version"
+	// AnnotationStageError is the daemon's report of a failed staging:
+	// "<version>: <reason>".
+	AnnotationStageError = "ferry.dev/stage-error"
+)
+
+// NodeStager is the optional staging side of a NodeUpgrader: once a
+// node's AnnotationStageVersion is set, Stage asks the node to stage the
+// version; the orchestrator then waits for AnnotationStagedVersion (or
+// AnnotationStageError). Stage must be idempotent.
+type NodeStager interface {
+	Stage(ctx context.Context, node, version string) error
+}
+
+// Stage implements NodeStager: the daemons watch AnnotationStageVersion.
+func (AnnotationUpgrader) Stage(context.Context, string, string) error { return nil }
+
+// StageError is a roll-out that did not start: nodes that failed to stage
+// the target (their daemon's reason) or did not report within the node
+// timeout. No node was cordoned.
+type StageError struct {
+	Version string
+	Failed  map[string]string // node → reason
+}
+
+func (e *StageError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "staging %s: %d node(s) did not stage it, nothing was drained", e.Version, len(e.Failed))
+	names := make([]string, 0, len(e.Failed))
+	for n := range e.Failed {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		fmt.Fprintf(&b, "; node %s: %s", n, e.Failed[n])
+	}
+	return b.String()
+}
+
+// toStage are the nodes that will be upgraded and have not staged the
+// target: not at it, not asked to converge to it yet (a resumed roll-out
+// staged them before its first cordon), not staged.
+func (r *run) toStage(nodes map[string]*corev1.Node) []string {
+	var out []string
+	for name, n := range nodes {
+		a := n.Annotations
+		if a[AnnotationVersion] == r.Target.Version || a[AnnotationDesiredVersion] == r.Target.Version || a[AnnotationStagedVersion] == r.Target.Version {
+			continue
+		}
+		out = append(out, name)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// stage asks every node of toStage to stage the target and waits until
+// all have, one fails, or the node timeout passes. nodes is updated with
+// what it read.
+func (r *run) stage(ctx context.Context, nodes map[string]*corev1.Node) error {
+	pending := r.toStage(nodes)
+	if len(pending) == 0 {
+		return nil
+	}
+	r.log.Info("staging the new bundle", "version", r.Target.Version, "nodes", len(pending))
+	stager, _ := r.Upgrader.(NodeStager)
+	for _, name := range pending {
+		n := nodes[name]
+		// The request, with the report of an earlier failure removed (the
+		// daemon tries again and reports anew).
+		if n.Annotations[AnnotationStageVersion] != r.Target.Version || n.Annotations[AnnotationStageError] != "" {
+			var err error
+			for {
+				var next *corev1.Node
+				next, err = r.patch(ctx, n, map[string]any{AnnotationStageVersion: r.Target.Version, AnnotationStageError: nil}, nil)
+				if err == nil {
+					n = next
+					break
+				}
+				if !apierrors.IsConflict(err) {
+					return fmt.Errorf("asking node %s to stage %s: %w", name, r.Target.Version, err)
+				}
+				if n, err = r.Client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{}); err != nil {
+					return fmt.Errorf("asking node %s to stage %s: %w", name, r.Target.Version, err)
+				}
+			}
+			nodes[name] = n
+		}
+		if stager != nil {
+			if err := stager.Stage(ctx, name, r.Target.Version); err != nil {
+				return fmt.Errorf("asking node %s to stage %s: %w", name, r.Target.Version, err)
+			}
+		}
+	}
+	deadline := time.Now().Add(r.NodeTimeout)
+	prefix := r.Target.Version + ": "
+	for {
+		var list *corev1.NodeList
+		err := retryAPI(ctx, func() (err error) {
+			list, err = r.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("staging %s: listing nodes: %w", r.Target.Version, err)
+		}
+		failed := map[string]string{}
+		var waiting []string
+		for i := range list.Items {
+			n := &list.Items[i]
+			if !slices.Contains(pending, n.Name) {
+				continue
+			}
+			nodes[n.Name] = n
+			a := n.Annotations
+			switch {
+			case a[AnnotationStagedVersion] == r.Target.Version || a[AnnotationVersion] == r.Target.Version:
+			case strings.HasPrefix(a[AnnotationStageError], prefix):
+				failed[n.Name] = strings.TrimPrefix(a[AnnotationStageError], prefix)
+			default:
+				waiting = append(waiting, n.Name)
+			}
+		}
+		if len(failed) > 0 {
+			return &StageError{Version: r.Target.Version, Failed: failed}
+		}
+		if len(waiting) == 0 {
+			r.log.Info("staged on every node", "version", r.Target.Version, "nodes", len(pending))
+			return nil
+		}
+		if time.Now().After(deadline) {
+			for _, w := range waiting {
+				failed[w] = fmt.Sprintf("did not report %s staged within %s", r.Target.Version, r.NodeTimeout)
+			}
+			return &StageError{Version: r.Target.Version, Failed: failed}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(stagePoll):
+		}
+	}
+}
+
+// stagePoll is the pause between two looks at the nodes' staging reports.
+const stagePoll = 2 * time.Second
+

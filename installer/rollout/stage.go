@@ -167,4 +167,3 @@ func (r *run) stage(ctx context.Context, nodes map[string]*corev1.Node) error {
 
 // stagePoll is the pause between two looks at the nodes' staging reports.
 const stagePoll = 2 * time.Second
-

@@ -785,11 +785,17 @@ func (h *Host) upgrade(ctx context.Context, d Desired, u *KubeadmUpgrade) error 
 // configuration (evictions: its PodDisruptionBudgets hold), deletes its
 // Node, and removes its etcd member when it has one (R50).
 func (h *Host) removeNode(ctx context.Context, d Desired, name string) error {
-	if out, _ := h.run(ctx, "kubectl", h.kubectlArgs("get", "node", name, "-o", "name", "--ignore-not-found")...); len(bytes.TrimSpace(out)) > 0 {
-		// A node already down: its Pods' deletions that are not confirmed
-		// within a minute are not waited for.
-		if _, err := h.run(ctx, "kubectl", h.kubectlArgs("drain", name, "--ignore-daemonsets", "--delete-emptydir-data",
-			"--timeout=5m", "--skip-wait-for-delete-timeout=60")...); err != nil {
+	out, _ := h.run(ctx, "kubectl", h.kubectlArgs("get", "node", name, "--ignore-not-found", "-o", `jsonpath={.metadata.name} {.status.conditions[?(@.type=="Ready")].status}`)...)
+	if f := strings.Fields(string(out)); len(f) > 0 {
+		// Pods' deletions that are not confirmed within a minute are not
+		// waited for. On a node that is down (Ready not True) nothing runs
+		// their grace period or preStop hooks: they are deleted at once
+		// (the Pods' controllers replace them elsewhere right away).
+		args := []string{"drain", name, "--ignore-daemonsets", "--delete-emptydir-data", "--timeout=5m", "--skip-wait-for-delete-timeout=60"}
+		if len(f) < 2 || f[1] != "True" {
+			args = []string{"drain", name, "--ignore-daemonsets", "--delete-emptydir-data", "--timeout=5m", "--grace-period=1", "--skip-wait-for-delete-timeout=1"}
+		}
+		if _, err := h.run(ctx, "kubectl", h.kubectlArgs(args...)...); err != nil {
 			return fmt.Errorf("draining %s: %w", name, err)
 		}
 		if _, err := h.run(ctx, "kubectl", h.kubectlArgs("delete", "node", name, "--ignore-not-found")...); err != nil {

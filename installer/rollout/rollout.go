@@ -264,7 +264,14 @@ func (r *run) run(ctx context.Context) (*Report, error) {
 		return r.report, nil
 	}
 
-	// Preflight: the evictions the roll-out will ask for, dry-run.
+	// Preflight: etcd healthy (when the roll-out starts: a resumed one
+	// may find a member restarting for its upgrade), then the evictions
+	// the roll-out will ask for, dry-run.
+	if hc, ok := r.Snapshotter.(HealthChecker); ok && state == nil {
+		if err := hc.CheckHealth(ctx); err != nil {
+			return r.report, fmt.Errorf("preflight: %w", err)
+		}
+	}
 	blocked, err := r.preflight(ctx, nodes)
 	r.report.Blocked = blocked
 	if err != nil {

@@ -8,10 +8,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/mod/semver"
@@ -102,6 +107,9 @@ func Upgrade(ctx context.Context, o UpgradeOptions) (*rollout.Report, error) {
 		return nil, err
 	}
 	imported := filepath.Join(BundlesDir, next.Name+"-"+next.Version+".iso")
+	if err := checkSpace(o.ISO, in(imported), in(SnapshotsDir)); err != nil {
+		return nil, err
+	}
 	if _, err := importISO(o.ISO, in(imported)); err != nil {
 		return nil, fmt.Errorf("importing %s: %w", o.ISO, err)
 	}
@@ -125,8 +133,11 @@ func Upgrade(ctx context.Context, o UpgradeOptions) (*rollout.Report, error) {
 		Target:         rollout.Target{Version: next.Version, KubernetesVersion: next.KubernetesVersion},
 		MaxUnavailable: c.Spec.Upgrade.MaxUnavailable,
 		// localhost: the member's certificate names it (DNS only, R29).
-		Snapshotter:  &rollout.EtcdSnapshotter{Endpoint: "https://localhost:2379", TLS: tlsConf, Dir: in(SnapshotsDir)},
-		Force:        o.Force,
+		Snapshotter: &rollout.EtcdSnapshotter{Endpoint: "https://localhost:2379", TLS: tlsConf, Dir: in(SnapshotsDir)},
+		Force:       o.Force,
+		Preflight: func(ctx context.Context) error {
+			return checkAPIServers(ctx, apiServers(c), in(filepath.Join(KubernetesPKI, "ca.crt")))
+		},
 		DrainTimeout: o.DrainTimeout,
 		NodeTimeout:  o.NodeTimeout,
 		Log:          log,
@@ -306,4 +317,99 @@ func stageBundle(ctx context.Context, root string, c *cluster.Cluster, ring *sig
 		}
 	}
 	return file, nil
+}
+
+// checkAPIServers asks every control plane's API server for /readyz (by
+// its hostname, verified with the cluster's CA; the check is anonymous):
+// a roll-out restarts them in turn, and one already down would leave the
+// cluster without an API server while another restarts.
+func checkAPIServers(ctx context.Context, servers map[string]string, caFile string) error {
+	ca, err := os.ReadFile(caFile)
+	if err != nil {
+		return fmt.Errorf("the cluster's CA: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(ca) {
+		return fmt.Errorf("%s holds no certificate", caFile)
+	}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	defer client.CloseIdleConnections()
+	var problems []string
+	for _, name := range slices.Sorted(maps.Keys(servers)) {
+		if err := getOK(ctx, client, "https://"+servers[name]+"/readyz"); err != nil {
+			problems = append(problems, fmt.Sprintf("node %s: %v", name, err))
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("API servers not ready: %s", strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// apiServers are the control planes' API servers by node name, host:port.
+func apiServers(c *cluster.Cluster) map[string]string {
+	out := map[string]string{}
+	for _, n := range c.Spec.Nodes {
+		if n.HasRole(cluster.RoleControlPlane) {
+			out[n.Name] = net.JoinHostPort(n.Hostname, strconv.Itoa(APIServerPort))
+		}
+	}
+	return out
+}
+
+func getOK(ctx context.Context, client *http.Client, u string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s: %s", u, resp.Status, lastLine(body))
+	}
+	return nil
+}
+
+func lastLine(b []byte) string {
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return lines[len(lines)-1]
+}
+
+// spaceMargin is what an upgrade wants free beyond the new ISO: the etcd
+// snapshot and the scratch directory its restore test writes.
+const spaceMargin = 1 << 30
+
+// checkSpace: the file system of the bundles (and that of the snapshots)
+// has room for the ISO and the snapshot, unless the ISO is imported
+// already.
+func checkSpace(iso, dst, snapshots string) error {
+	if _, err := os.Stat(dst); err == nil {
+		return nil
+	}
+	fi, err := os.Stat(iso)
+	if err != nil {
+		return err
+	}
+	need := uint64(fi.Size()) + spaceMargin
+	for _, dir := range []string{filepath.Dir(dst), snapshots} {
+		d := dir
+		for {
+			if _, err := os.Stat(d); err == nil || d == filepath.Dir(d) {
+				break
+			}
+			d = filepath.Dir(d)
+		}
+		var st syscall.Statfs_t
+		if err := syscall.Statfs(d, &st); err != nil {
+			return fmt.Errorf("free space in %s: %w", d, err)
+		}
+		if avail := st.Bavail * uint64(st.Bsize); avail < need {
+			return fmt.Errorf("%s has %d MiB free; the new bundle (%d MiB) and the etcd snapshot want %d MiB: free some space first", dir, avail>>20, fi.Size()>>20, need>>20)
+		}
+	}
+	return nil
 }

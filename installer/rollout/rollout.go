@@ -82,6 +82,10 @@ type Options struct {
 	// EvictionRetryDelay is the pause before retrying an eviction a
 	// budget refused. Default DefaultEvictionRetryDelay.
 	EvictionRetryDelay time.Duration
+	// Preflight, when set, is checked before a roll-out starts (not when
+	// one resumes): the caller's own health checks (every API server
+	// ready, disk space). Its error refuses the roll-out.
+	Preflight func(ctx context.Context) error
 	// Log receives progress; nil discards it.
 	Log *slog.Logger
 }
@@ -269,6 +273,11 @@ func (r *run) run(ctx context.Context) (*Report, error) {
 	// the roll-out will ask for, dry-run.
 	if hc, ok := r.Snapshotter.(HealthChecker); ok && state == nil {
 		if err := hc.CheckHealth(ctx); err != nil {
+			return r.report, fmt.Errorf("preflight: %w", err)
+		}
+	}
+	if r.Preflight != nil && state == nil {
+		if err := r.Preflight(ctx); err != nil {
 			return r.report, fmt.Errorf("preflight: %w", err)
 		}
 	}

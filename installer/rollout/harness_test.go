@@ -2,13 +2,8 @@ package rollout
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"net/http"
 	"os"
@@ -24,7 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/ferry-k8s/ferry/installer/pki"
+	"github.com/ferry-k8s/ferry/internal/testcluster"
 	"github.com/ferry-k8s/ferry/internal/testutil"
 )
 
@@ -43,122 +38,14 @@ type testCluster struct {
 
 func startCluster(t testing.TB) *testCluster {
 	t.Helper()
-	etcdBin, apiBin, kwokBin := etcd(t), kubeAPIServer(t), kwok(t)
-	dir := t.TempDir()
-	tc := &testCluster{dir: dir}
-	realm := func(name string) *pki.Realm {
-		r, err := pki.NewRealm(name, pki.Options{Organization: "ferry-test"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
-	k8s, etcdRealm := realm(pki.RealmKubernetes), realm(pki.RealmEtcd)
-	write := func(name string, data []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	// leaf writes name.crt and name.key of an issued leaf.
-	leaf := func(name string) func(*pki.Leaf, error) (string, string) {
-		return func(l *pki.Leaf, err error) (string, string) {
-			if err != nil {
-				t.Fatal(err)
-			}
-			key, err := l.KeyPEM()
-			if err != nil {
-				t.Fatal(err)
-			}
-			return write(name+".crt", l.CertPEM()), write(name+".key", key)
-		}
-	}
-	k8sCA, etcdCA := write("ca.crt", k8s.CACertPEM()), write("etcd-ca.crt", etcdRealm.CACertPEM())
-	etcdServer, etcdServerKey := leaf("etcd-server")(etcdRealm.IssuePeer("localhost", "localhost")) // etcd dials itself with it too
-	etcdPeer, etcdPeerKey := leaf("etcd-peer")(etcdRealm.IssuePeer("test", "localhost"))
-	etcdClient, etcdClientKey := leaf("etcd-client")(etcdRealm.IssueClient("kube-apiserver-etcd-client"))
-	apiServer, apiServerKey := leaf("apiserver")(k8s.IssueServer("localhost"))
-	admin, adminKey := leaf("admin")(k8s.IssueClient("ferry-test-admin", "system:masters"))
-	sa, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, _ := x509.MarshalPKCS8PrivateKey(sa)
-	saKey := write("sa.key", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
-	pub, _ := x509.MarshalPKIXPublicKey(&sa.PublicKey)
-	saPub := write("sa.pub", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}))
-
-	ports := freePorts(t, 3)
-	tc.etcdURL = "https://localhost:" + ports[0]
-	// --unsafe-no-fsync: the data directory is thrown away with the test.
-	etcdDone := start(t, "etcd", etcdBin, "--name=test", "--data-dir="+filepath.Join(dir, "etcd"),
-		"--listen-client-urls=https://127.0.0.1:"+ports[0], "--advertise-client-urls="+tc.etcdURL,
-		"--listen-peer-urls=https://127.0.0.1:"+ports[1], "--initial-advertise-peer-urls=https://localhost:"+ports[1],
-		"--initial-cluster=test=https://localhost:"+ports[1],
-		"--cert-file="+etcdServer, "--key-file="+etcdServerKey, "--trusted-ca-file="+etcdCA, "--client-cert-auth",
-		"--peer-cert-file="+etcdPeer, "--peer-key-file="+etcdPeerKey, "--peer-trusted-ca-file="+etcdCA, "--peer-client-cert-auth",
-		"--unsafe-no-fsync", "--log-level=warn")
-	apiDone := start(t, "kube-apiserver", apiBin,
-		"--etcd-servers="+tc.etcdURL, "--etcd-cafile="+etcdCA, "--etcd-certfile="+etcdClient, "--etcd-keyfile="+etcdClientKey,
-		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--secure-port="+ports[2],
-		"--tls-cert-file="+apiServer, "--tls-private-key-file="+apiServerKey, "--client-ca-file="+k8sCA,
-		"--service-account-key-file="+saPub, "--service-account-signing-key-file="+saKey,
-		"--service-account-issuer=https://kubernetes.default.svc", "--service-cluster-ip-range=10.96.0.0/16",
-		"--authorization-mode=RBAC", "--anonymous-auth=false", "--profiling=false",
-		// No controller-manager runs, hence no service account controller:
-		// Pods are created without service accounts.
-		"--disable-admission-plugins=ServiceAccount",
-		"--max-requests-inflight=2000", "--max-mutating-requests-inflight=1000",
-		"--cert-dir="+filepath.Join(dir, "apiserver-certs"))
-
-	tc.config = &rest.Config{
-		Host:            "https://127.0.0.1:" + ports[2],
-		TLSClientConfig: rest.TLSClientConfig{ServerName: "localhost", CAFile: k8sCA, CertFile: admin, KeyFile: adminKey},
-		QPS:             -1, // no client-side throttling: the figures are the orchestrator's
-		ContentConfig:   rest.ContentConfig{ContentType: "application/vnd.kubernetes.protobuf"},
-	}
-	tc.client = kubernetes.NewForConfigOrDie(tc.config)
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_, err := tc.client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
-		cancel()
-		if err == nil {
-			break
-		}
-		select {
-		case <-etcdDone:
-			t.Fatal("etcd exited")
-		case <-apiDone:
-			t.Fatal("kube-apiserver exited")
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the API server is not ready after 2 minutes: %v", err)
-		}
-		time.Sleep(300 * time.Millisecond)
-	}
-	cert, err := tls.LoadX509KeyPair(etcdClient, etcdClientKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(etcdRealm.CACertPEM())
-	tc.etcdTLS = &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, ServerName: "localhost", MinVersion: tls.VersionTLS12}
-
-	kubeconfig := write("kubeconfig", fmt.Appendf(nil, `apiVersion: v1
-kind: Config
-clusters: [{name: test, cluster: {server: %q, certificate-authority: %q, tls-server-name: localhost}}]
-users: [{name: admin, user: {client-certificate: %q, client-key: %q}}]
-contexts: [{name: test, context: {cluster: test, user: admin}}]
-current-context: test
-`, tc.config.Host, k8sCA, admin, adminKey))
-	home := filepath.Join(dir, "kwok-home")
+	kwokBin := kwok(t)
+	cp := testcluster.Start(t, testcluster.Options{APIServerArgs: []string{"--max-requests-inflight=2000", "--max-mutating-requests-inflight=1000"}})
+	tc := &testCluster{dir: cp.Dir, config: cp.Config, client: cp.Client, etcdURL: cp.EtcdURL, etcdTLS: cp.EtcdTLS}
+	home := filepath.Join(cp.Dir, "kwok-home")
 	if err := os.MkdirAll(home, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	tc.kwokDone = startEnv(t, "kwok", []string{"HOME=" + home}, kwokBin, "--kubeconfig="+kubeconfig, "--config="+strings.Join(kwokStages(t), ","),
+	tc.kwokDone = startEnv(t, "kwok", []string{"HOME=" + home}, kwokBin, "--kubeconfig="+cp.Kubeconfig, "--config="+strings.Join(kwokStages(t), ","),
 		"--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake", "--node-lease-duration-seconds=40")
 	return tc
 }
@@ -226,12 +113,6 @@ func (tc *testCluster) addNodes(t testing.TB, prefix string, count, cps int) []s
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-}
-
-func freePorts(t testing.TB, n int) []string { return testutil.FreePorts(t, n) }
-
-func start(t testing.TB, name, bin string, args ...string) <-chan struct{} {
-	return testutil.StartProcess(t, name, nil, bin, args...)
 }
 
 func startEnv(t testing.TB, name string, env []string, bin string, args ...string) <-chan struct{} {

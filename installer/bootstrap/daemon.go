@@ -33,6 +33,10 @@ type DaemonOptions struct {
 	// bundle version every WatchInterval and converges to it.
 	Watch         bool
 	WatchInterval time.Duration
+	// MaintenanceInterval is how often a watching daemon applies the node
+	// on its own (certificate renewals, drift); DefaultMaintenanceInterval
+	// when zero.
+	MaintenanceInterval time.Duration
 }
 
 // Daemon is the node daemon: it runs `apply` on demand, one at a time, and
@@ -48,6 +52,9 @@ type Daemon struct {
 	opts DaemonOptions
 	log  *slog.Logger
 	mu   sync.Mutex // one apply at a time
+	// lastMaintenance is when maintain last applied the node (the
+	// daemon's start counts: the node was applied to become one).
+	lastMaintenance time.Time
 	last struct {
 		sync.Mutex
 		res *Result
@@ -64,7 +71,7 @@ func NewDaemon(o DaemonOptions) *Daemon {
 	if o.Notify == nil {
 		o.Notify = func(state string) { _, _ = daemon.SdNotify(false, state) }
 	}
-	d := &Daemon{opts: o, log: o.Log}
+	d := &Daemon{opts: o, log: o.Log, lastMaintenance: time.Now()}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}

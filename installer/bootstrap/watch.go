@@ -85,6 +85,7 @@ func (d *Daemon) watchOnce(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	d.maintain(ctx, root, c, node, client)
 	n, err := client.CoreV1().Nodes().Get(ctx, node.Name, metav1.GetOptions{})
 	if err != nil {
 		return fmt.Errorf("reading node %s: %w", node.Name, err)

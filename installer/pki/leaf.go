@@ -1,11 +1,13 @@
 package pki
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -50,6 +52,10 @@ type LeafRequest struct {
 	// Validity is the lifetime (default Options.LeafValidity, at most
 	// MaxLeafValidity); it never outlasts the intermediate CA.
 	Validity time.Duration
+	// PublicKey, when set, is certified instead of a new key's: the key
+	// of a certificate signing request, whose private half stays with the
+	// requester (the Leaf has no Key then). ECDSA P-256 or P-384 only.
+	PublicKey crypto.PublicKey
 }
 
 // Leaf is an issued certificate with its key.
@@ -128,9 +134,16 @@ func (r *Realm) Issue(req LeafRequest) (*Leaf, error) {
 		return fail("the intermediate CA is not valid now (%s to %s): renew it",
 			r.Intermediate.NotBefore.UTC().Format(time.RFC3339), r.Intermediate.NotAfter.UTC().Format(time.RFC3339))
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return fail("generating key: %w", err)
+	var key *ecdsa.PrivateKey
+	pub := req.PublicKey
+	if pub == nil {
+		var err error
+		if key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
+			return fail("generating key: %w", err)
+		}
+		pub = key.Public()
+	} else if k, ok := pub.(*ecdsa.PublicKey); !ok || (k.Curve != elliptic.P256() && k.Curve != elliptic.P384()) {
+		return fail("the public key is a %T: want ECDSA P-256 or P-384", pub)
 	}
 	serial, err := randomSerial()
 	if err != nil {
@@ -154,7 +167,7 @@ func (r *Realm) Issue(req LeafRequest) (*Leaf, error) {
 		ExtKeyUsage:           eku,
 		BasicConstraintsValid: true,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, r.Intermediate, key.Public(), r.IntermediateKey)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, r.Intermediate, pub, r.IntermediateKey)
 	if err != nil {
 		return fail("%w", err)
 	}
@@ -181,7 +194,12 @@ func (l *Leaf) CertPEM() []byte {
 }
 
 // KeyPEM is the key, PKCS#8 PEM ("PRIVATE KEY"), unencrypted.
-func (l *Leaf) KeyPEM() ([]byte, error) { return keyPEM(l.Key) }
+func (l *Leaf) KeyPEM() ([]byte, error) {
+	if l.Key == nil {
+		return nil, errors.New("the leaf certifies a requester's key: its private key is not here")
+	}
+	return keyPEM(l.Key)
+}
 
 // WriteFiles writes the key (0600) then the certificate chain (0644), each
 // atomically.

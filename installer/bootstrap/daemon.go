@@ -55,7 +55,7 @@ type Daemon struct {
 	// lastMaintenance is when maintain last applied the node (the
 	// daemon's start counts: the node was applied to become one).
 	lastMaintenance time.Time
-	last struct {
+	last            struct {
 		sync.Mutex
 		res *Result
 		err string

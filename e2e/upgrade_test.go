@@ -81,7 +81,7 @@ func TestUpgrade(t *testing.T) {
 	}
 	// The client: a request every 200 ms from node3's host (not a Pod: it
 	// is not evicted), each line the status or 000 for a failure.
-	n3.MustExec(t, "/bin/sh", "-c", fmt.Sprintf(`nohup setsid /bin/sh -c 'while [ ! -e /root/client.stop ]; do curl -s -o /dev/null --max-time 2 -w "%%{http_code} %%{time_total}\n" http://%s/ >> /root/client.log; sleep 0.2; done' >/dev/null 2>&1 &`, svcIP))
+	n3.MustExec(t, "/bin/sh", "-c", fmt.Sprintf(`nohup setsid /bin/sh -c 'while [ ! -e /root/client.stop ]; do curl -s -o /dev/null --max-time 2 -w "%%{http_code} %%{time_total} $(date -u +%%H:%%M:%%S.%%N)\n" http://%s/ >> /root/client.log; sleep 0.2; done' >/dev/null 2>&1 &`, svcIP))
 	st.waitFor("the client gets answers", time.Minute, func() (bool, string) {
 		out, _ := n3.Exec("sh", "-c", "grep -c '^200 ' /root/client.log || true")
 		return strings.TrimSpace(out) != "0" && strings.TrimSpace(out) != "", out
@@ -136,11 +136,18 @@ func TestUpgrade(t *testing.T) {
 		total++
 		if !strings.HasPrefix(l, "200 ") {
 			failed++
+			if failed <= 40 {
+				t.Logf("client: failed request: %s", l)
+			}
 		}
 	}
 	t.Logf("client: %d requests during the roll-out, %d failed", total, failed)
 	if failed > 0 || total < 10 {
 		t.Errorf("client: %d of %d requests failed", failed, total)
+		proxyLog, _ := n3.Exec("journalctl", "-u", "kube-proxy", "-u", "ferry-apiproxy", "--no-pager", "-n", "80", "-o", "short-precise")
+		t.Logf("node3's kube-proxy and API proxy:\n%s", proxyLog)
+		events, _ := kubectl("get", "events", "-A", "--sort-by=.lastTimestamp", "-o", `custom-columns=T:.lastTimestamp,NS:.metadata.namespace,OBJ:.involvedObject.name,R:.reason,M:.message`)
+		t.Logf("events:\n%s", events)
 	}
 	out = installer(n1, "upgrade", "--iso", "/root/ferry-1.1.0.iso")
 	if !strings.Contains(out, "nothing to do") {

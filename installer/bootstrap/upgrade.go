@@ -281,7 +281,7 @@ func contentServices(c *cluster.Cluster) []string {
 // already, or fetched from the content services and verified in full
 // (signature, expiry, every file, and that it is that version).
 func ensureBundle(ctx context.Context, root string, c *cluster.Cluster, ring *signing.Keyring, name, version string, now time.Time, log *slog.Logger) error {
-	file, err := stageBundle(ctx, root, c, ring, name, version, now, log)
+	file, _, err := stageBundle(ctx, root, c, ring, name, version, now, log)
 	if err != nil {
 		return err
 	}
@@ -291,32 +291,33 @@ func ensureBundle(ctx context.Context, root string, c *cluster.Cluster, ring *si
 // stageBundle puts the bundle of version among the node's bundles
 // (BundlesDir), fetched from the content services and verified in full
 // when it is not there yet, without making it the target; it returns its
-// file name.
-func stageBundle(ctx context.Context, root string, c *cluster.Cluster, ring *signing.Keyring, name, version string, now time.Time, log *slog.Logger) (string, error) {
+// file name, and its facts when it fetched (and so verified) it.
+func stageBundle(ctx context.Context, root string, c *cluster.Cluster, ring *signing.Keyring, name, version string, now time.Time, log *slog.Logger) (string, *BundleFacts, error) {
 	file := name + "-" + version + ".iso"
 	dst := filepath.Join(root, BundlesDir, file)
-	if _, err := os.Stat(dst); err != nil {
-		ca, err := os.ReadFile(filepath.Join(root, PKIDir, pki.RealmContent, pki.CACertFile))
-		if err != nil {
-			return "", err
-		}
-		p, err := fetchBundleByName(ctx, contentServices(c), file, ca, filepath.Join(root, StateDir, "downloads"), log)
-		if err != nil {
-			return "", err
-		}
-		defer os.Remove(p)
-		f, err := ReadFacts(ctx, p, ring, now)
-		if err != nil {
-			return "", err
-		}
-		if f.Name != name || f.Version != version {
-			return "", fmt.Errorf("the content services served %s %s as %s", f.Name, f.Version, file)
-		}
-		if err := os.Rename(p, dst); err != nil {
-			return "", err
-		}
+	if _, err := os.Stat(dst); err == nil {
+		return file, nil, nil
 	}
-	return file, nil
+	ca, err := os.ReadFile(filepath.Join(root, PKIDir, pki.RealmContent, pki.CACertFile))
+	if err != nil {
+		return "", nil, err
+	}
+	p, err := fetchBundleByName(ctx, contentServices(c), file, ca, filepath.Join(root, StateDir, "downloads"), log)
+	if err != nil {
+		return "", nil, err
+	}
+	defer os.Remove(p)
+	f, err := ReadFacts(ctx, p, ring, now)
+	if err != nil {
+		return "", nil, err
+	}
+	if f.Name != name || f.Version != version {
+		return "", nil, fmt.Errorf("the content services served %s %s as %s", f.Name, f.Version, file)
+	}
+	if err := os.Rename(p, dst); err != nil {
+		return "", nil, err
+	}
+	return file, f, nil
 }
 
 // checkAPIServers asks every control plane's API server for /readyz (by

@@ -159,13 +159,14 @@ func (d *Daemon) stage(ctx context.Context, root string, c *cluster.Cluster, nod
 	if err != nil {
 		return err
 	}
-	file, err := stageBundle(ctx, root, c, ring, name, version, time.Now(), d.log)
+	file, facts, err := stageBundle(ctx, root, c, ring, name, version, time.Now(), d.log)
 	if err != nil {
 		return fmt.Errorf("fetching %s: %w", name+"-"+version+".iso", err)
 	}
-	facts, err := ReadFacts(ctx, in(filepath.Join(BundlesDir, file)), ring, time.Now())
-	if err != nil {
-		return err
+	if facts == nil { // here already (imported by installer upgrade)
+		if facts, err = ReadFacts(ctx, in(filepath.Join(BundlesDir, file)), ring, time.Now()); err != nil {
+			return err
+		}
 	}
 	images := facts.Images
 	if node.HasRole(cluster.RoleControlPlane) {

@@ -27,6 +27,14 @@
 // accepts. Only when the healthy backends all fail to accept are the
 // others tried.
 //
+// When a backend turns unhealthy while another is healthy, its client
+// connections are closed: a client holds its connection (HTTP/2, watches)
+// for as long as it stays open, and one left on an API server that cannot
+// serve (its etcd member restarting during an upgrade, a shutdown) would
+// wait out its own timeouts — long enough for a kubelet's lease to lapse.
+// Closed, the clients reconnect, to a healthy backend. With no healthy
+// backend the connections stay: there is nowhere better.
+//
 // Balancing is least-connections, ties broken round-robin. Kubernetes
 // clients hold few, long-lived connections (HTTP/2, watches) rather than
 // many short ones: round-robin would spread the new connections evenly

@@ -18,6 +18,7 @@ import (
 //	ferry_apiproxy_connections_rejected_total{reason}        client connections closed unproxied:
 //	                                                         reason="limit" (maxConnections), "no_backend" (every dial failed)
 //	ferry_apiproxy_health_checks_total{backend,result}       result="success" or "failure"
+//	ferry_apiproxy_connections_moved_total{backend}          client connections closed because their API server turned unhealthy
 //	ferry_apiproxy_health_check_duration_seconds{backend}    one check, TLS handshake included
 type metrics struct {
 	registry      *prometheus.Registry
@@ -29,6 +30,7 @@ type metrics struct {
 	rejected      *prometheus.CounterVec
 	checks        *prometheus.CounterVec
 	checkDuration *prometheus.HistogramVec
+	moved         *prometheus.CounterVec
 }
 
 func newMetrics(backends []string) (*metrics, error) {
@@ -60,9 +62,12 @@ func newMetrics(backends []string) (*metrics, error) {
 			Help:    "Time of one health check (connect, TLS handshake, request).",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14), // 1 ms … 8 s
 		}, []string{"backend"}),
+		moved: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_apiproxy_connections_moved_total", Help: "Client connections closed because their API server turned unhealthy while another was healthy (the clients reconnect to a healthy one).",
+		}, []string{"backend"}),
 	}
 	for _, c := range []prometheus.Collector{
-		m.up, m.healthy, m.connsTotal, m.connsActive, m.dialFailures, m.rejected, m.checks, m.checkDuration,
+		m.up, m.healthy, m.connsTotal, m.connsActive, m.dialFailures, m.rejected, m.checks, m.checkDuration, m.moved,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	} {
 		if err := m.registry.Register(c); err != nil {
@@ -75,6 +80,7 @@ func newMetrics(backends []string) (*metrics, error) {
 		m.connsTotal.WithLabelValues(b)
 		m.connsActive.WithLabelValues(b)
 		m.dialFailures.WithLabelValues(b)
+		m.moved.WithLabelValues(b)
 		m.checks.WithLabelValues(b, "success")
 		m.checks.WithLabelValues(b, "failure")
 	}

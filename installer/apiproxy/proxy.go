@@ -382,12 +382,14 @@ func (p *Proxy) serveConn(ctx context.Context, client net.Conn) {
 			continue
 		}
 		p.track(up)
+		b.addClient(client)
 		b.active.Add(1)
 		p.m.connsTotal.WithLabelValues(b.addr).Inc()
 		p.m.connsActive.WithLabelValues(b.addr).Inc()
 		splice(client, up)
 		p.m.connsActive.WithLabelValues(b.addr).Dec()
 		b.active.Add(-1)
+		b.removeClient(client)
 		p.untrack(up)
 		return
 	}

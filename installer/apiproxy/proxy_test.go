@@ -161,9 +161,10 @@ func TestNoHealthyBackendTriesAll(t *testing.T) {
 	}
 }
 
-// A long-lived response (a watch) keeps flowing while its backend turns
-// unhealthy and healthy again; meanwhile new connections avoid it.
-func TestStreamSurvivesHealthChanges(t *testing.T) {
+// A long-lived response (a watch) whose backend turns unhealthy while
+// another is healthy is closed, so that its client reconnects to the
+// healthy one; new connections avoid the unhealthy backend.
+func TestStreamMovesOffAnUnhealthyBackend(t *testing.T) {
 	k := newPKI(t)
 	a, b := newAPIServer(t, k, "cp1"), newAPIServer(t, k, "cp2")
 	r := startProxy(t, baseConfig(k, a, b), Options{})
@@ -183,21 +184,57 @@ func TestStreamSurvivesHealthChanges(t *testing.T) {
 	}
 	srv.setReady(http.StatusInternalServerError)
 	r.waitState(t, srv, StateUnhealthy)
+	closed := make(chan error, 1)
+	go func() { _, err := lines.ReadString('\n'); closed <- err }()
+	select {
+	case err := <-closed:
+		if err == nil {
+			t.Fatal("the stream on the unhealthy backend carried a line")
+		}
+	case <-time.After(time.Minute): // a bound, not a measure: it ends at once when it works
+		t.Fatal("the stream on the unhealthy backend is still open")
+	}
+	if got := r.metric(t, "ferry_apiproxy_connections_moved_total", "backend", srv.address()); got != 1 {
+		t.Errorf("connections moved: %v, want 1", got)
+	}
 	if got := mustGet(t, c, "/who", a, b); got != other.name {
 		t.Errorf("a new connection went to %s, which is unhealthy", got)
 	}
-	srv.lines <- "two"
-	if got := readLine(t, lines); got != "two" {
-		t.Fatalf("stream after the backend turned unhealthy: %q", got)
+	name, lines2, body2 := stream(t, c)
+	defer body2.Close()
+	if name != other.name {
+		t.Fatalf("the reconnected stream went to %s", name)
 	}
-	srv.setReady(http.StatusOK)
-	r.waitState(t, srv, StateHealthy)
-	srv.lines <- "three"
-	if got := readLine(t, lines); got != "three" {
+	other.lines <- "two"
+	if got := readLine(t, lines2); got != "two" {
+		t.Fatalf("the reconnected stream: %q", got)
+	}
+}
+
+// With no other healthy backend there is nowhere better to go: a stream
+// keeps flowing while its backend turns unhealthy and healthy again.
+func TestStreamStaysWhenNoOtherBackendIsHealthy(t *testing.T) {
+	k := newPKI(t)
+	a := newAPIServer(t, k, "cp1")
+	r := startProxy(t, baseConfig(k, a), Options{})
+	r.waitState(t, a, StateHealthy)
+	c := k.client(r.addr)
+	_, lines, body := stream(t, c)
+	defer body.Close()
+	a.setReady(http.StatusInternalServerError)
+	r.waitState(t, a, StateUnhealthy)
+	a.lines <- "one"
+	if got := readLine(t, lines); got != "one" {
+		t.Fatalf("stream after its only backend turned unhealthy: %q", got)
+	}
+	a.setReady(http.StatusOK)
+	r.waitState(t, a, StateHealthy)
+	a.lines <- "two"
+	if got := readLine(t, lines); got != "two" {
 		t.Fatalf("stream after the backend recovered: %q", got)
 	}
-	if st := r.Status(); st[0].ActiveConnections+st[1].ActiveConnections != 1 {
-		t.Errorf("active connections %d + %d, want the stream's 1", st[0].ActiveConnections, st[1].ActiveConnections)
+	if st := r.Status(); st[0].ActiveConnections != 1 {
+		t.Errorf("active connections %d, want the stream's 1", st[0].ActiveConnections)
 	}
 }
 

@@ -33,7 +33,9 @@ func apiProxyFiles(c *cluster.Cluster, clusterCA []byte) ([]converge.File, conve
 			fmt.Fprintf(&b, "  - %s\n", net.JoinHostPort(n.Hostname, strconv.Itoa(APIServerPort)))
 		}
 	}
-	fmt.Fprintf(&b, "healthCheck:\n  caFile: %s\n  serverName: %s\n", APIProxyCA, apiServerName(c))
+	// Two failed checks, 5 s apart, make an API server unhealthy and move
+	// its clients: well within the kubelet's 40 s lease grace.
+	fmt.Fprintf(&b, "healthCheck:\n  caFile: %s\n  serverName: %s\n  unhealthyThreshold: 2\n", APIProxyCA, apiServerName(c))
 	// What the proxy would refuse at its start is refused here, before
 	// anything is written.
 	cfg, err := apiproxy.ParseConfig([]byte(b.String()))

@@ -131,7 +131,7 @@ func Renew(ctx context.Context, client kubernetes.Interface, r Request) (bool, e
 		if err != nil {
 			return false, fmt.Errorf("certificate request %s: %w", name, err)
 		}
-		csr, err = csrs.Create(ctx, &certv1.CertificateSigningRequest{
+		_, err = csrs.Create(ctx, &certv1.CertificateSigningRequest{
 			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"ferry.dev/node": r.Node}},
 			Spec: certv1.CertificateSigningRequestSpec{
 				Request:    pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}),

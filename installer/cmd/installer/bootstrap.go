@@ -137,10 +137,15 @@ func upgradeCommand() *cli.Command {
 		UsageText: "installer upgrade --iso ferry-kubernetes-1.1.0.iso [--force] [--allow-downgrade]",
 		Description: `Verifies the new ISO (signature, expiry, every file) and that it may follow
 the installed bundle (newer, Kubernetes at most one minor ahead), imports it
-into this node's content service, and runs the roll-out: a dry-run of every
-eviction first (PodDisruptionBudgets that would block are reported and
-nothing changes, unless --force), an etcd snapshot restore-tested and kept in
-/var/lib/ferry/snapshots, then control-plane nodes one at a time and workers
+into this node's content service (after checking there is room for it), and
+runs the roll-out. Preflight: every API server ready, etcd healthy (every
+member started, voting and answering, a leader, no alarm), a dry-run of
+every eviction (PodDisruptionBudgets that would block are reported and
+nothing changes, unless --force). Staging: every node fetches and verifies
+the bundle, control planes serve it, every node pulls its new images; a node
+that cannot stops the roll-out before anything is drained. Then an etcd
+snapshot restore-tested and kept in /var/lib/ferry/snapshots, then
+control-plane nodes one at a time and workers
 within spec.upgrade.maxUnavailable: cordon, drain (evictions only), the
 node's daemon converges it to the new bundle (kubeadm upgrade apply on the
 first control plane, kubeadm upgrade node elsewhere), Ready at the new
@@ -152,7 +157,7 @@ same command resumes; after a finished roll-out it reports nothing to do.`,
 			&cli.BoolFlag{Name: "force", Usage: "start although a PodDisruptionBudget blocks an eviction now (the drain still never breaks a budget)"},
 			&cli.BoolFlag{Name: "allow-downgrade", Usage: "roll out a bundle older than the installed one"},
 			&cli.DurationFlag{Name: "drain-timeout", Usage: "bound of each node's drain (default 5m; a Pod's ferry.dev/drain-timeout may extend it)"},
-			&cli.DurationFlag{Name: "node-timeout", Usage: "bound of each node's convergence to Ready at the new version (default 30m)"},
+			&cli.DurationFlag{Name: "node-timeout", Usage: "bound of each node's convergence to Ready at the new version, and of the staging (default 30m)"},
 			cliutil.JSONFlag,
 		},
 		Action: func(c *cli.Context) error {

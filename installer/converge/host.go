@@ -136,7 +136,11 @@ func (h *Host) Observe(ctx context.Context, d Desired) (Observed, error) {
 	for _, u := range d.Units {
 		enabled, _ := h.run(ctx, "systemctl", "is-enabled", u.Name)
 		active, _ := h.run(ctx, "systemctl", "is-active", u.Name)
-		o.Units[u.Name] = UnitState{Enabled: strings.TrimSpace(string(enabled)) == "enabled", Active: strings.TrimSpace(string(active)) == "active"}
+		// A unit on its way up (a Type=notify unit not ready yet, one
+		// restarting after a failure) is running as far as a plan goes:
+		// starting it again changes nothing.
+		state := strings.TrimSpace(string(active))
+		o.Units[u.Name] = UnitState{Enabled: strings.TrimSpace(string(enabled)) == "enabled", Active: state == "active" || state == "activating" || state == "reloading"}
 	}
 	if d.Kubeadm != nil {
 		_, e1 := os.Stat(h.path("/etc/kubernetes/admin.conf"))

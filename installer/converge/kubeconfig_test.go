@@ -181,3 +181,29 @@ func TestApplyKubeconfig(t *testing.T) {
 		t.Errorf("after apply: %+v", st)
 	}
 }
+
+// TestUnitOnItsWayUpIsNotStartedAgain: a Type=notify unit that is not
+// ready yet (systemctl is-active says activating) is left alone.
+func TestUnitOnItsWayUpIsNotStartedAgain(t *testing.T) {
+	for state, wantStart := range map[string]bool{"active": false, "activating": false, "reloading": false, "inactive": true, "failed": true} {
+		// systemctl is the boundary (the test machine's systemd is not the
+		// node's): its answers are scripted.
+		h := &Host{Root: t.TempDir(), StateDir: "/var/lib/ferry", Run: func(_ context.Context, name string, args ...string) ([]byte, error) {
+			switch {
+			case len(args) > 0 && args[0] == "is-enabled":
+				return []byte("enabled\n"), nil
+			case len(args) > 0 && args[0] == "is-active":
+				return []byte(state + "\n"), nil
+			}
+			return nil, nil
+		}}
+		d := Desired{Units: []Unit{{Name: "ferry-apiproxy.service", Start: true, NoBlock: true}}}
+		o, err := h.Observe(context.Background(), d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := len(Plan(d, o)) > 0; got != wantStart {
+			t.Errorf("is-active %s: plan %q", state, kinds(Plan(d, o)))
+		}
+	}
+}

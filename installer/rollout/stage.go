@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -88,33 +89,26 @@ func (r *run) stage(ctx context.Context, nodes map[string]*corev1.Node) error {
 	}
 	r.log.Info("staging the new bundle", "version", r.Target.Version, "nodes", len(pending))
 	stager, _ := r.Upgrader.(NodeStager)
-	for _, name := range pending {
-		n := nodes[name]
-		// The request, with the report of an earlier failure removed (the
-		// daemon tries again and reports anew).
-		if n.Annotations[AnnotationStageVersion] != r.Target.Version || n.Annotations[AnnotationStageError] != "" {
-			var err error
-			for {
-				var next *corev1.Node
-				next, err = r.patch(ctx, n, map[string]any{AnnotationStageVersion: r.Target.Version, AnnotationStageError: nil}, nil)
-				if err == nil {
-					n = next
-					break
-				}
-				if !apierrors.IsConflict(err) {
-					return fmt.Errorf("asking node %s to stage %s: %w", name, r.Target.Version, err)
-				}
-				if n, err = r.Client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{}); err != nil {
-					return fmt.Errorf("asking node %s to stage %s: %w", name, r.Target.Version, err)
-				}
-			}
-			nodes[name] = n
+	// The requests, in parallel (a few at a time).
+	asked := make([]*corev1.Node, len(pending))
+	errs := make([]error, len(pending))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, stageParallelism)
+	for i, name := range pending {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			asked[i], errs[i] = r.askToStage(ctx, nodes[name], stager)
+		}()
+	}
+	wg.Wait()
+	for i, name := range pending {
+		if errs[i] != nil {
+			return errs[i]
 		}
-		if stager != nil {
-			if err := stager.Stage(ctx, name, r.Target.Version); err != nil {
-				return fmt.Errorf("asking node %s to stage %s: %w", name, r.Target.Version, err)
-			}
-		}
+		nodes[name] = asked[i]
 	}
 	deadline := time.Now().Add(r.NodeTimeout)
 	prefix := r.Target.Version + ": "
@@ -164,6 +158,37 @@ func (r *run) stage(ctx context.Context, nodes map[string]*corev1.Node) error {
 		}
 	}
 }
+
+// askToStage sets n's AnnotationStageVersion (and removes the report of
+// an earlier failure: the daemon tries again and reports anew), then asks
+// the stager, if any.
+func (r *run) askToStage(ctx context.Context, n *corev1.Node, stager NodeStager) (*corev1.Node, error) {
+	name := n.Name
+	if n.Annotations[AnnotationStageVersion] != r.Target.Version || n.Annotations[AnnotationStageError] != "" {
+		for {
+			next, err := r.patch(ctx, n, map[string]any{AnnotationStageVersion: r.Target.Version, AnnotationStageError: nil}, nil)
+			if err == nil {
+				n = next
+				break
+			}
+			if !apierrors.IsConflict(err) {
+				return nil, fmt.Errorf("asking node %s to stage %s: %w", name, r.Target.Version, err)
+			}
+			if n, err = r.Client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{}); err != nil {
+				return nil, fmt.Errorf("asking node %s to stage %s: %w", name, r.Target.Version, err)
+			}
+		}
+	}
+	if stager != nil {
+		if err := stager.Stage(ctx, name, r.Target.Version); err != nil {
+			return nil, fmt.Errorf("asking node %s to stage %s: %w", name, r.Target.Version, err)
+		}
+	}
+	return n, nil
+}
+
+// stageParallelism bounds the staging requests sent at once.
+const stageParallelism = 16
 
 // stagePoll is the pause between two looks at the nodes' staging reports.
 const stagePoll = 2 * time.Second

@@ -75,7 +75,8 @@ type Desired struct {
 	LocalPackages map[string]string
 	// PackageRestarts names the unit to restart when a package is
 	// upgraded (its running binary is the old one): containerd,
-	// kube-proxy, the content service. The kubelet restarts after
+	// kube-proxy, the content service and the API server proxy (both the
+	// installer's). The kubelet restarts after
 	// kubeadm's upgrade (KubeadmUpgrade).
 	PackageRestarts map[string][]string
 	Dirs            []Dir

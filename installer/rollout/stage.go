@@ -125,7 +125,7 @@ func (r *run) stage(ctx context.Context, nodes map[string]*corev1.Node) error {
 		var waiting []string
 		for i := range list.Items {
 			n := &list.Items[i]
-			if !slices.Contains(pending, n.Name) {
+			if _, ok := slices.BinarySearch(pending, n.Name); !ok { // pending is sorted
 				continue
 			}
 			nodes[n.Name] = n

@@ -8,8 +8,6 @@ import (
 	"strconv"
 	"strings"
 
-	"k8s.io/client-go/tools/clientcmd"
-
 	"github.com/ferry-k8s/ferry/bundle"
 	"github.com/ferry-k8s/ferry/installer/apiproxy"
 	"github.com/ferry-k8s/ferry/installer/cluster"
@@ -68,16 +66,9 @@ func apiServerName(c *cluster.Cluster) string {
 // under the node's /run, and returns its path and a function that removes
 // it. The copy carries src's credentials: it is 0600 and short-lived.
 func proxiedKubeconfig(root, src, serverName string) (string, func(), error) {
-	cfg, err := clientcmd.LoadFromFile(src)
+	data, err := converge.PointedKubeconfig(src, APIProxyServer, serverName)
 	if err != nil {
-		return "", nil, fmt.Errorf("kubeconfig %s: %w", src, err)
-	}
-	for _, cl := range cfg.Clusters {
-		cl.Server, cl.TLSServerName = APIProxyServer, serverName
-	}
-	data, err := clientcmd.Write(*cfg)
-	if err != nil {
-		return "", nil, fmt.Errorf("kubeconfig %s: %w", src, err)
+		return "", nil, err
 	}
 	base := filepath.Join(root, "/run/ferry")
 	if err := os.MkdirAll(base, 0o755); err != nil {

@@ -135,6 +135,18 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = enc.Encode(v)
 }
 
+// tryApply applies the node unless an apply runs already (ran false), and
+// records the result for GET /status.
+func (d *Daemon) tryApply(ctx context.Context) (res *Result, ran bool, err error) {
+	if !d.mu.TryLock() {
+		return nil, false, nil
+	}
+	res, err = Run(ctx, d.opts.Apply)
+	d.mu.Unlock()
+	d.recordResult(res, err)
+	return res, true, err
+}
+
 // Serve listens on the socket and serves until ctx is done.
 func (d *Daemon) Serve(ctx context.Context) error {
 	dir := filepath.Dir(d.opts.Socket)

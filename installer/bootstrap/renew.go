@@ -66,12 +66,10 @@ func (d *Daemon) maintain(ctx context.Context, root string, c *cluster.Cluster, 
 	if !apply && time.Since(d.lastMaintenance) < interval {
 		return
 	}
-	if !d.mu.TryLock() {
+	res, ran, err := d.tryApply(ctx)
+	if !ran {
 		return // an apply runs; the next round
 	}
-	res, err := Run(ctx, d.opts.Apply)
-	d.mu.Unlock()
-	d.recordResult(res, err)
 	d.lastMaintenance = time.Now()
 	if err != nil {
 		d.log.Warn("maintenance apply", slog.Any("err", err))

@@ -127,12 +127,10 @@ func (d *Daemon) watchOnce(ctx context.Context) error {
 	} else if reported == current {
 		return nil
 	}
-	if !d.mu.TryLock() {
+	res, ran, err := d.tryApply(ctx)
+	if !ran {
 		return nil // an apply runs; the next round reports
 	}
-	res, err := Run(ctx, d.opts.Apply)
-	d.mu.Unlock()
-	d.recordResult(res, err)
 	if err != nil {
 		return fmt.Errorf("converging to %s: %w", current, err)
 	}
@@ -170,12 +168,10 @@ func (d *Daemon) stage(ctx context.Context, root string, c *cluster.Cluster, nod
 	}
 	images := facts.Images
 	if node.HasRole(cluster.RoleControlPlane) {
-		if !d.mu.TryLock() {
+		_, ran, err := d.tryApply(ctx)
+		if !ran {
 			return errApplyBusy
 		}
-		res, err := Run(ctx, d.opts.Apply)
-		d.mu.Unlock()
-		d.recordResult(res, err)
 		if err != nil {
 			return fmt.Errorf("serving %s: %w", file, err)
 		}

@@ -56,22 +56,36 @@ func pointKubeconfig(p, server, tlsServerName string) error {
 	if err != nil {
 		return fmt.Errorf("pointing kubeconfig %s at %s: %w", p, server, err)
 	}
+	data, err := PointedKubeconfig(p, server, tlsServerName)
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(p, data, fi.Mode().Perm())
+}
+
+// PointedKubeconfig is the kubeconfig at p with every cluster naming
+// server, verified as tlsServerName; credentials and CA as they are.
+func PointedKubeconfig(p, server, tlsServerName string) ([]byte, error) {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return nil, fmt.Errorf("pointing kubeconfig %s at %s: %w", p, server, err)
+	}
 	if fi.Size() > maxKubeconfig {
-		return fmt.Errorf("pointing kubeconfig %s: larger than %d bytes", p, maxKubeconfig)
+		return nil, fmt.Errorf("pointing kubeconfig %s: larger than %d bytes", p, maxKubeconfig)
 	}
 	cfg, err := clientcmd.LoadFromFile(p)
 	if err != nil {
-		return fmt.Errorf("pointing kubeconfig %s: %w", p, err)
+		return nil, fmt.Errorf("pointing kubeconfig %s: %w", p, err)
 	}
 	if len(cfg.Clusters) == 0 {
-		return fmt.Errorf("pointing kubeconfig %s: it names no cluster", p)
+		return nil, fmt.Errorf("pointing kubeconfig %s: it names no cluster", p)
 	}
 	for _, c := range cfg.Clusters {
 		c.Server, c.TLSServerName = server, tlsServerName
 	}
 	data, err := clientcmd.Write(*cfg)
 	if err != nil {
-		return fmt.Errorf("pointing kubeconfig %s: %w", p, err)
+		return nil, fmt.Errorf("pointing kubeconfig %s: %w", p, err)
 	}
-	return atomicfile.WriteFile(p, data, fi.Mode().Perm())
+	return data, nil
 }

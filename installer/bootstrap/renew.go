@@ -91,13 +91,12 @@ func (d *Daemon) signRenewals(ctx context.Context, root string, c *cluster.Clust
 	if len(workers) == 0 {
 		return nil
 	}
-	realm, err := pki.LoadRealm(in(filepath.Join(PKIDir, pki.RealmKubernetes)), nil, pki.Options{Organization: c.Metadata.Name})
-	if err != nil {
-		return err
-	}
 	admin, err := kubeClientVia(in("/etc/kubernetes/admin.conf"), APIProxyServer, apiServerName(c))
 	if err != nil {
 		return err
+	}
+	realm := func() (*pki.Realm, error) {
+		return pki.LoadRealm(in(filepath.Join(PKIDir, pki.RealmKubernetes)), nil, pki.Options{Organization: c.Metadata.Name})
 	}
 	s := &certrenew.Signer{Realm: realm, Nodes: workers, Log: d.log}
 	res, err := s.Process(ctx, admin)

@@ -53,7 +53,7 @@ func TestRenewal(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	w1 := c.ClientAs(t, "system:node:w1", "system:nodes")
-	signer := &Signer{Realm: c.Kubernetes, Nodes: map[string]string{"w1": "w1.lab.example"}}
+	signer := &Signer{Realm: func() (*pki.Realm, error) { return c.Kubernetes, nil }, Nodes: map[string]string{"w1": "w1.lab.example"}}
 	later := func() time.Time { return time.Now().Add(21 * 24 * time.Hour) } // 9 of 30 days left
 
 	for _, tc := range []struct {

@@ -22,8 +22,9 @@ import (
 // Signer approves and signs the renewal requests of the nodes it knows,
 // and denies every other request for Ferry's signers.
 type Signer struct {
-	// Realm is the cluster's realm with its online CA loaded.
-	Realm *pki.Realm
+	// Realm loads the cluster's realm with its online CA, once, when a
+	// request is to be signed (most rounds have none).
+	Realm func() (*pki.Realm, error)
 	// Nodes maps each node allowed to renew to its hostname (the workers
 	// of cluster.yaml).
 	Nodes map[string]string
@@ -38,19 +39,22 @@ type Result struct{ Signed, Denied int }
 // denied with the reason.
 func (s *Signer) Process(ctx context.Context, client kubernetes.Interface) (Result, error) {
 	var res Result
-	list, err := client.CertificatesV1().CertificateSigningRequests().List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return res, fmt.Errorf("listing certificate requests: %w", err)
+	var pending []certv1.CertificateSigningRequest
+	for _, signer := range []string{SignerKubeletServing, SignerKubeProxy} {
+		list, err := client.CertificatesV1().CertificateSigningRequests().List(ctx, metav1.ListOptions{FieldSelector: "spec.signerName=" + signer})
+		if err != nil {
+			return res, fmt.Errorf("listing certificate requests for %s: %w", signer, err)
+		}
+		for _, csr := range list.Items {
+			if !answered(&csr) {
+				pending = append(pending, csr)
+			}
+		}
 	}
+	var realm *pki.Realm
 	var errs []error
-	for i := range list.Items {
-		csr := &list.Items[i]
-		if csr.Spec.SignerName != SignerKubeletServing && csr.Spec.SignerName != SignerKubeProxy {
-			continue
-		}
-		if answered(csr) {
-			continue
-		}
+	for i := range pending {
+		csr := &pending[i]
 		leaf, reason := s.check(csr)
 		if reason != "" {
 			if err := s.answer(ctx, client, csr, certv1.CertificateDenied, "FerryPolicy", reason); err != nil {
@@ -61,7 +65,14 @@ func (s *Signer) Process(ctx context.Context, client kubernetes.Interface) (Resu
 			res.Denied++
 			continue
 		}
-		if err := s.sign(ctx, client, csr, leaf); err != nil {
+		if realm == nil {
+			r, err := s.Realm()
+			if err != nil {
+				return res, errors.Join(append(errs, fmt.Errorf("the signing CA: %w", err))...)
+			}
+			realm = r
+		}
+		if err := s.sign(ctx, client, realm, csr, leaf); err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -139,11 +150,11 @@ func (s *Signer) check(csr *certv1.CertificateSigningRequest) (pki.LeafRequest, 
 }
 
 // sign approves the request and writes the certificate (leaf and CA).
-func (s *Signer) sign(ctx context.Context, client kubernetes.Interface, csr *certv1.CertificateSigningRequest, lr pki.LeafRequest) error {
+func (s *Signer) sign(ctx context.Context, client kubernetes.Interface, realm *pki.Realm, csr *certv1.CertificateSigningRequest, lr pki.LeafRequest) error {
 	if lr.Validity > 0 && lr.Validity < 10*time.Minute {
 		lr.Validity = 10 * time.Minute // the API's own floor for expirationSeconds
 	}
-	leaf, err := s.Realm.Issue(lr)
+	leaf, err := realm.Issue(lr)
 	if err != nil {
 		return fmt.Errorf("certificate request %s: %w", csr.Name, err)
 	}

@@ -35,11 +35,8 @@ lint: ## gofmt, go vet, staticcheck
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 -tags '$(GO_TAGS)' ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 -tags 'e2e $(GO_TAGS)' ./e2e/...
 
-fuzz: ## run every fuzz target for FUZZTIME each
-	@set -e; for t in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
-	  for f in $$(grep -h '^func Fuzz' $$t/*_test.go | sed 's/func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
-	    echo "== $$t $$f"; $(GO) test -tags '$(GO_TAGS)' -run='^$$' -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=2s $$t; \
-	  done; done
+fuzz: ## run every fuzz target for FUZZTIME each (.ci/fuzz.sh)
+	GO='$(GO)' GO_TAGS='$(GO_TAGS)' FUZZTIME='$(FUZZTIME)' bash .ci/fuzz.sh
 
 example: build ## build and verify the example bundle from generated fixtures
 	$(GO) run -tags '$(GO_TAGS)' ./internal/example/mkexample $(EXAMPLE_DIR)

@@ -432,6 +432,79 @@ func TestRolloutStageFails(t *testing.T) {
 	c.checkDone(t, "2.0.0")
 }
 
+// TestRolloutStageWatch: reports of staging that come a while after the
+// nodes were asked are seen (the orchestrator watches the nodes), and a
+// node deleted while it is awaited stops the roll-out at once, not after
+// the node timeout.
+func TestRolloutStageWatch(t *testing.T) {
+	c := startCluster(t)
+	names := c.addNodes(t, "n", 4, 1)
+	d := newSimDaemon(c.client, 200*time.Millisecond, testNewKubelet)
+	d.stageDelay = 2 * time.Second
+	gone := names[3]
+	d.stageSilent[gone] = true
+	opts := c.options(t, c.client, d, "2.0.0", cluster.Int(1))
+	ctx := context.Background()
+	deleted := make(chan error, 1)
+	go func() {
+		// Once the roll-out has asked the silent node to stage, and the
+		// others have reported (late), the node is deleted.
+		for {
+			list, err := c.client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+			if err != nil {
+				deleted <- err
+				return
+			}
+			asked, staged := false, 0
+			for _, n := range list.Items {
+				asked = asked || n.Name == gone && n.Annotations[AnnotationStageVersion] == "2.0.0"
+				if n.Annotations[AnnotationStagedVersion] == "2.0.0" {
+					staged++
+				}
+			}
+			if asked && staged == len(names)-1 {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		deleted <- c.client.CoreV1().Nodes().Delete(ctx, gone, metav1.DeleteOptions{})
+	}()
+	begin := time.Now()
+	_, err := Run(ctx, opts)
+	took := time.Since(begin)
+	if derr := <-deleted; derr != nil {
+		t.Fatal(derr)
+	}
+	var se *StageError
+	if !errors.As(err, &se) || len(se.Failed) != 1 || se.Failed[gone] != "the node was deleted" {
+		t.Fatalf("want the roll-out refused for the deleted node %s: %v", gone, err)
+	}
+	if took >= opts.NodeTimeout {
+		t.Errorf("the deleted node was noticed after %s, the node timeout is %s", took, opts.NodeTimeout)
+	}
+	if took < d.stageDelay {
+		t.Errorf("the roll-out stopped after %s, before the others' reports (%s)", took, d.stageDelay)
+	}
+	list, err := c.client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range list.Items {
+		if s := Observe(&list.Items[i]); s.Unschedulable || s.Phase != PhasePending {
+			t.Errorf("node %s changed although staging failed: %+v", s.Name, s)
+		}
+	}
+	if len(list.Items) != len(names)-1 {
+		t.Fatalf("%d nodes, want %d", len(list.Items), len(names)-1)
+	}
+	// Without the deleted node, the same call rolls the bundle out: the
+	// others' reports stand (checkDone: every node staged).
+	if _, err := Run(ctx, opts); err != nil {
+		t.Fatal(err)
+	}
+	c.checkDone(t, "2.0.0")
+}
+
 // TestRolloutKilled kills the orchestrator (cancels its context) at a
 // random point of each of 20 roll-outs and resumes it with a new one; the
 // invariant is checked on every node event throughout, and every roll-out

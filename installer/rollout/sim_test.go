@@ -33,12 +33,16 @@ type simDaemon struct {
 	never     map[string]bool   // nodes that never come back
 	stageFail map[string]string // node → the reason its staging fails
 	staged    map[string]string // node → version asked to stage
-	wg        sync.WaitGroup
+	// stageDelay: how long staging takes; stageSilent: nodes whose
+	// daemon never reports.
+	stageDelay  time.Duration
+	stageSilent map[string]bool
+	wg          sync.WaitGroup
 }
 
 // Stage reports the node staged (or its staging failed) as the daemon
-// does, at once: staging is the node's download and image pulls, which
-// the simulation has none of.
+// does, after stageDelay (at once by default: staging is the node's
+// download and image pulls, which the simulation has none of).
 func (d *simDaemon) Stage(_ context.Context, node, version string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -46,6 +50,10 @@ func (d *simDaemon) Stage(_ context.Context, node, version string) error {
 		return nil
 	}
 	d.staged[node] = version
+	if d.stageSilent[node] {
+		return nil
+	}
+	delay := d.stageDelay
 	annotations := map[string]any{AnnotationStagedVersion: version, AnnotationStageError: nil}
 	if reason, ok := d.stageFail[node]; ok {
 		annotations = map[string]any{AnnotationStageError: version + ": " + reason}
@@ -53,6 +61,7 @@ func (d *simDaemon) Stage(_ context.Context, node, version string) error {
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
+		time.Sleep(delay)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		meta, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": annotations}})
@@ -64,7 +73,7 @@ func (d *simDaemon) Stage(_ context.Context, node, version string) error {
 }
 
 func newSimDaemon(c kubernetes.Interface, work time.Duration, kubelet string) *simDaemon {
-	return &simDaemon{client: c, work: work, kubelet: kubelet, started: map[string]string{}, never: map[string]bool{}, stageFail: map[string]string{}, staged: map[string]string{}}
+	return &simDaemon{client: c, work: work, kubelet: kubelet, started: map[string]string{}, never: map[string]bool{}, stageFail: map[string]string{}, staged: map[string]string{}, stageSilent: map[string]bool{}}
 }
 
 func (d *simDaemon) Start(_ context.Context, node, version string) error {

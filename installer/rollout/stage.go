@@ -6,11 +6,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
 )
 
 // Staging: before the first node is cordoned, every node that will be
@@ -110,51 +110,110 @@ func (r *run) stage(ctx context.Context, nodes map[string]*corev1.Node) error {
 		}
 		nodes[name] = asked[i]
 	}
-	deadline := time.Now().Add(r.NodeTimeout)
+	return r.awaitStaged(ctx, nodes, pending)
+}
+
+// awaitStaged waits until every node of pending (sorted) reports the
+// target staged, one reports a failure, or the node timeout passes: it
+// lists the nodes, then watches them from there (listing again when the
+// watch ends or is too old).
+func (r *run) awaitStaged(ctx context.Context, nodes map[string]*corev1.Node, pending []string) error {
+	wctx, cancel := context.WithTimeout(ctx, r.NodeTimeout)
+	defer cancel()
 	prefix := r.Target.Version + ": "
+	waiting := make(map[string]bool, len(pending))
+	for _, name := range pending {
+		waiting[name] = true
+	}
+	failed := map[string]string{}
+	// see takes in what a node reports.
+	see := func(n *corev1.Node) {
+		if _, ok := slices.BinarySearch(pending, n.Name); !ok {
+			return
+		}
+		nodes[n.Name] = n
+		a := n.Annotations
+		switch {
+		case a[AnnotationStagedVersion] == r.Target.Version || a[AnnotationVersion] == r.Target.Version:
+			delete(waiting, n.Name)
+		case strings.HasPrefix(a[AnnotationStageError], prefix):
+			delete(waiting, n.Name)
+			failed[n.Name] = strings.TrimPrefix(a[AnnotationStageError], prefix)
+		}
+	}
+	api := r.Client.CoreV1().Nodes()
 	for {
 		var list *corev1.NodeList
-		err := retryAPI(ctx, func() (err error) {
-			list, err = r.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		err := retryAPI(wctx, func() (err error) {
+			list, err = api.List(wctx, metav1.ListOptions{})
 			return err
 		})
-		if err != nil {
+		if err != nil && wctx.Err() == nil {
 			return fmt.Errorf("staging %s: listing nodes: %w", r.Target.Version, err)
 		}
-		failed := map[string]string{}
-		var waiting []string
-		for i := range list.Items {
-			n := &list.Items[i]
-			if _, ok := slices.BinarySearch(pending, n.Name); !ok { // pending is sorted
-				continue
+		if err == nil {
+			listed := make(map[string]bool, len(list.Items))
+			for i := range list.Items {
+				listed[list.Items[i].Name] = true
+				see(&list.Items[i])
 			}
-			nodes[n.Name] = n
-			a := n.Annotations
-			switch {
-			case a[AnnotationStagedVersion] == r.Target.Version || a[AnnotationVersion] == r.Target.Version:
-			case strings.HasPrefix(a[AnnotationStageError], prefix):
-				failed[n.Name] = strings.TrimPrefix(a[AnnotationStageError], prefix)
-			default:
-				waiting = append(waiting, n.Name)
+			for name := range waiting {
+				if !listed[name] {
+					delete(waiting, name)
+					failed[name] = "the node was deleted"
+				}
+			}
+			rv := list.ResourceVersion
+			list = nil
+			for len(waiting) > 0 && len(failed) == 0 && wctx.Err() == nil {
+				w, err := api.Watch(wctx, metav1.ListOptions{ResourceVersion: rv, AllowWatchBookmarks: true})
+				if err != nil {
+					if transient(err) && pause(wctx) {
+						continue
+					}
+					break // list again (or time out)
+				}
+				relist := false
+				for ev := range w.ResultChan() {
+					switch ev.Type {
+					case watch.Added, watch.Modified, watch.Bookmark:
+						if n, ok := ev.Object.(*corev1.Node); ok {
+							rv = n.ResourceVersion
+							if ev.Type != watch.Bookmark {
+								see(n)
+							}
+						}
+					case watch.Deleted:
+						if n, ok := ev.Object.(*corev1.Node); ok && waiting[n.Name] {
+							delete(waiting, n.Name)
+							failed[n.Name] = "the node was deleted"
+						}
+					case watch.Error:
+						relist = true // too old a resourceVersion, mostly
+					}
+					if relist || len(waiting) == 0 || len(failed) > 0 {
+						break
+					}
+				}
+				w.Stop()
+				if relist {
+					break
+				}
 			}
 		}
-		if len(failed) > 0 {
+		switch {
+		case len(failed) > 0:
 			return &StageError{Version: r.Target.Version, Failed: failed}
-		}
-		if len(waiting) == 0 {
+		case len(waiting) == 0:
 			r.log.Info("staged on every node", "version", r.Target.Version, "nodes", len(pending))
 			return nil
-		}
-		if time.Now().After(deadline) {
-			for _, w := range waiting {
-				failed[w] = fmt.Sprintf("did not report %s staged within %s", r.Target.Version, r.NodeTimeout)
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case wctx.Err() != nil:
+			for name := range waiting {
+				failed[name] = fmt.Sprintf("did not report %s staged within %s", r.Target.Version, r.NodeTimeout)
 			}
 			return &StageError{Version: r.Target.Version, Failed: failed}
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(stagePoll):
 		}
 	}
 }
@@ -189,6 +248,3 @@ func (r *run) askToStage(ctx context.Context, n *corev1.Node, stager NodeStager)
 
 // stageParallelism bounds the staging requests sent at once.
 const stageParallelism = 16
-
-// stagePoll is the pause between two looks at the nodes' staging reports.
-const stagePoll = 2 * time.Second

@@ -388,15 +388,28 @@ func (r *run) loop(ctx context.Context, nodes map[string]*corev1.Node) ([]*NodeE
 		if len(inFlight) == 0 {
 			return failed, loopErr
 		}
-		res := <-results
-		delete(inFlight, res.node.Name)
-		nodes[res.node.Name] = res.node
-		if res.err != nil {
-			if ctx.Err() == nil {
-				failed = append(failed, res.err)
-				r.log.Error("node failed; stopping the roll-out", "node", res.err.Node, "step", res.err.Step, "err", res.err.Err)
+		collect := func(res result) {
+			delete(inFlight, res.node.Name)
+			nodes[res.node.Name] = res.node
+			if res.err != nil {
+				if ctx.Err() == nil {
+					failed = append(failed, res.err)
+					r.log.Error("node failed; stopping the roll-out", "node", res.err.Node, "step", res.err.Step, "err", res.err.Err)
+				}
+				stopping = true
 			}
-			stopping = true
+		}
+		collect(<-results)
+		// Nodes that finished meanwhile are collected too, so that one
+		// admission (one count of the cordoned nodes) takes in all of
+		// them: nodes of one wave finish close together.
+		for more := true; more; {
+			select {
+			case res := <-results:
+				collect(res)
+			default:
+				more = false
+			}
 		}
 	}
 }

@@ -404,6 +404,15 @@ func TestRolloutStageFails(t *testing.T) {
 		t.Errorf("error: %v", err)
 	}
 	t.Log(err)
+	evs, err := c.client.CoreV1().Events(eventNamespace).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + bad})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(evs.Items, func(e corev1.Event) bool {
+		return e.Reason == "StageFailed" && e.Type == corev1.EventTypeWarning && strings.Contains(e.Message, "no content service answers")
+	}) {
+		t.Errorf("no StageFailed event on %s: %d events", bad, len(evs.Items))
+	}
 	list, err := c.client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -110,7 +111,17 @@ func (r *run) stage(ctx context.Context, nodes map[string]*corev1.Node) error {
 		}
 		nodes[name] = asked[i]
 	}
-	return r.awaitStaged(ctx, nodes, pending)
+	err := r.awaitStaged(ctx, nodes, pending)
+	var se *StageError
+	if errors.As(err, &se) {
+		// A Warning event on each node that did not stage, with its reason.
+		for name, reason := range se.Failed {
+			if n := nodes[name]; n != nil {
+				r.event(ctx, n, corev1.EventTypeWarning, "StageFailed", fmt.Sprintf("staging %s: %s; the roll-out did not start", r.Target.Version, reason))
+			}
+		}
+	}
+	return err
 }
 
 // awaitStaged waits until every node of pending (sorted) reports the

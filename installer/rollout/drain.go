@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -13,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/drain"
 )
@@ -145,37 +147,70 @@ func (r *run) preflight(ctx context.Context, nodes map[string]*corev1.Node) ([]B
 	if gv.Empty() {
 		return nil, errors.New("preflight: the API server has no eviction API")
 	}
+	// Each node's pods and dry-run evictions, a few nodes at a time;
+	// the findings in the nodes' order.
+	type finding struct {
+		blocked  []BlockedEviction
+		problems []error
+	}
+	found := make([]finding, len(names))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, preflightParallelism)
+	for i, name := range names {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			found[i].blocked, found[i].problems = r.dryRunDrain(ctx, name, gv, pdbs.Items)
+		})
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
 	var blocked []BlockedEviction
 	var problems []error
-	for _, name := range names {
-		h := r.helper(ctx, name)
-		h.DryRunStrategy = cmdutil.DryRunServer
-		list, errs := h.GetPodsForDeletion(name)
-		if len(errs) > 0 {
-			problems = append(problems, fmt.Errorf("node %s: %w", name, errors.Join(errs...)))
-			continue
-		}
-		for _, p := range list.Pods() {
-			if _, err := podDrainTimeout(p); err != nil {
-				problems = append(problems, fmt.Errorf("node %s: %w", name, err))
-			}
-			err := h.EvictPod(p, gv) // DryRun: All
-			switch {
-			case err == nil, apierrors.IsNotFound(err):
-			case apierrors.IsTooManyRequests(err):
-				blocked = append(blocked, BlockedEviction{Node: name, Namespace: p.Namespace, Pod: p.Name, PDBs: matchingPDBs(pdbs.Items, &p), Message: err.Error()})
-			default:
-				if ctx.Err() != nil {
-					return nil, ctx.Err()
-				}
-				problems = append(problems, fmt.Errorf("node %s: dry-run eviction of pod %s/%s: %w", name, p.Namespace, p.Name, err))
-			}
-		}
+	for _, f := range found {
+		blocked = append(blocked, f.blocked...)
+		problems = append(problems, f.problems...)
 	}
 	if len(problems) > 0 {
 		return blocked, fmt.Errorf("preflight: nothing was changed: %w", errors.Join(problems...))
 	}
 	return blocked, nil
+}
+
+// preflightParallelism bounds the nodes whose drain is dry-run at once.
+const preflightParallelism = 16
+
+// dryRunDrain finds the pods a drain of node would evict and dry-runs
+// their evictions: the ones a PodDisruptionBudget blocks, and what else
+// went wrong.
+func (r *run) dryRunDrain(ctx context.Context, name string, gv schema.GroupVersion, pdbs []policyv1.PodDisruptionBudget) ([]BlockedEviction, []error) {
+	h := r.helper(ctx, name)
+	h.DryRunStrategy = cmdutil.DryRunServer
+	list, errs := h.GetPodsForDeletion(name)
+	if len(errs) > 0 {
+		return nil, []error{fmt.Errorf("node %s: %w", name, errors.Join(errs...))}
+	}
+	var blocked []BlockedEviction
+	var problems []error
+	for _, p := range list.Pods() {
+		if _, err := podDrainTimeout(p); err != nil {
+			problems = append(problems, fmt.Errorf("node %s: %w", name, err))
+		}
+		err := h.EvictPod(p, gv) // DryRun: All
+		switch {
+		case err == nil, apierrors.IsNotFound(err):
+		case apierrors.IsTooManyRequests(err):
+			blocked = append(blocked, BlockedEviction{Node: name, Namespace: p.Namespace, Pod: p.Name, PDBs: matchingPDBs(pdbs, &p), Message: err.Error()})
+		default:
+			if ctx.Err() != nil {
+				return blocked, problems
+			}
+			problems = append(problems, fmt.Errorf("node %s: dry-run eviction of pod %s/%s: %w", name, p.Namespace, p.Name, err))
+		}
+	}
+	return blocked, problems
 }
 
 func matchingPDBs(pdbs []policyv1.PodDisruptionBudget, p *corev1.Pod) []string {

@@ -14,7 +14,7 @@ EXAMPLE_DIR ?= _example
 SOURCE_DATE_EPOCH ?= 1767225600
 export SOURCE_DATE_EPOCH
 
-.PHONY: help build test unit lint fuzz example bundle bench bench-serve bench-upstream e2e deps clean conformance vagrant-up vagrant-upgrade vagrant-check
+.PHONY: help build test unit lint fuzz example bundle bench bench-serve bench-upstream bench-rollout e2e deps clean conformance vagrant-up vagrant-upgrade vagrant-check
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -62,6 +62,9 @@ bench-serve: build ## installer serve vs distribution registry vs nginx, TLS on 
 
 bench-upstream: build ## builder lock+build from a yum repo and a registry vs dnf download --resolve + skopeo (see docs/performance.md)
 	bash bench/upstream.sh
+
+bench-rollout: ## roll-out orchestration overhead on 500 kwok nodes with a worker's real per-node work, 30 s (about 15 minutes; see docs/performance.md)
+	set -o pipefail; FERRY_ROLLOUT_WORK=30s $(GO) test -tags '$(GO_TAGS)' -count=1 -timeout 60m -v -run 'TestRolloutScale/500-' ./installer/rollout/ | grep -E 'FIGURES|BREAKDOWN|^(ok|FAIL|---|panic)'
 
 e2e: ## end-to-end suites on systemd-nspawn nodes behind an air-gapped bridge (root; E2E_RUN=regex)
 	$(GO) test -tags 'e2e $(GO_TAGS)' -count=1 -timeout 40m ./e2e/... $(if $(E2E_RUN),-run '$(E2E_RUN)')

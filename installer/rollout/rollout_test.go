@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
+	"os"
 	"runtime"
 	"slices"
 	"strings"
@@ -151,6 +153,15 @@ func TestRolloutScale(t *testing.T) {
 		{500, 1, cluster.Percent(10), 5 * time.Second},
 		{500, 0, cluster.Percent(10), 5 * time.Second},
 	} {
+		if v := os.Getenv("FERRY_ROLLOUT_WORK"); v != "" && tc.nodes > 3 {
+			// make bench-rollout: a real node's work (a worker's
+			// converge takes about 30 s in the e2e roll-out).
+			w, err := time.ParseDuration(v)
+			if err != nil || w <= 0 {
+				t.Fatalf("FERRY_ROLLOUT_WORK=%q: want a positive duration (30s): %v", v, err)
+			}
+			tc.work = w
+		}
 		t.Run(fmt.Sprintf("%d-nodes-%d-pods", tc.nodes, tc.perNodePods), func(t *testing.T) {
 			if tc.nodes >= 500 && testing.Short() {
 				t.Skip("-short: 500 nodes take about two and a half minutes")
@@ -164,6 +175,8 @@ func TestRolloutScale(t *testing.T) {
 			d := newSimDaemon(c.client, tc.work, testNewKubelet)
 			var requests atomic.Int64
 			opts := c.options(t, c.countingClient(&requests), d, "2.0.0", tc.max)
+			clock := newPhaseClock()
+			opts.Log = slog.New(clock)
 
 			runtime.GC()
 			var base runtime.MemStats
@@ -209,6 +222,8 @@ func TestRolloutScale(t *testing.T) {
 				(wall - ideal).Round(10*time.Millisecond), 100*float64(wall-ideal)/float64(ideal),
 				requests.Load(), float64(requests.Load())/float64(tc.nodes),
 				float64(peak.Load())/(1<<20), float64(base.HeapInuse)/(1<<20), w.peakW)
+
+			t.Logf("BREAKDOWN %d nodes, %d pods per worker: %s", tc.nodes, tc.perNodePods, clock.breakdown(begin, tc.work))
 
 			// A second run has nothing to do, and writes nothing.
 			requests.Store(0)

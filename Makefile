@@ -17,7 +17,7 @@ export SOURCE_DATE_EPOCH
 .PHONY: help build test unit lint fuzz example bundle bench bench-serve bench-upstream bench-rollout e2e deps clean conformance vagrant-up vagrant-upgrade vagrant-check
 
 help: ## list targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 build: ## static bin/builder and bin/installer
 	$(GO) build -trimpath -tags '$(GO_TAGS)' -ldflags '$(LDFLAGS)' -o bin/ ./builder/cmd/builder ./installer/cmd/installer

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -177,11 +178,13 @@ func (r *run) awaitStaged(ctx context.Context, nodes map[string]*corev1.Node, pe
 			rv := list.ResourceVersion
 			list = nil
 			for len(waiting) > 0 && len(failed) == 0 && wctx.Err() == nil {
+				began := time.Now()
 				w, err := api.Watch(wctx, metav1.ListOptions{ResourceVersion: rv, AllowWatchBookmarks: true})
 				if err != nil {
 					if transient(err) && pause(wctx) {
 						continue
 					}
+					pause(wctx)
 					break // list again (or time out)
 				}
 				relist := false
@@ -209,6 +212,10 @@ func (r *run) awaitStaged(ctx context.Context, nodes map[string]*corev1.Node, pe
 				w.Stop()
 				if relist {
 					break
+				}
+				if time.Since(began) < time.Second {
+					// Closed as soon as opened: not again at once.
+					pause(wctx)
 				}
 			}
 		}

@@ -52,8 +52,9 @@ type backend struct {
 	client *http.Client // health checks
 	active atomic.Int64
 
+	clients connSet // client connections proxied to it now
+
 	mu        sync.Mutex
-	clients   map[net.Conn]struct{} // client connections proxied to it now
 	state     State
 	successes int // in a row
 	failures  int // in a row
@@ -80,8 +81,7 @@ func newBackend(addr string, s *settings, roots *x509.CertPool) *backend {
 		ResponseHeaderTimeout:  s.timeout,
 	}
 	return &backend{
-		addr:    addr,
-		clients: map[net.Conn]struct{}{},
+		addr: addr,
 		client: &http.Client{
 			Transport:     tr,
 			Timeout:       s.timeout,
@@ -201,7 +201,7 @@ func (p *Proxy) stateChanged(b *backend, from, to State, lastErr, via string) {
 		// down) would wait for its own timeouts; a kubelet's lease would
 		// lapse meanwhile. Closed, they reconnect to a healthy one. With
 		// no healthy API server there is nowhere better: they stay.
-		if n := b.closeClients(); n > 0 {
+		if n := b.clients.closeAll(); n > 0 {
 			p.m.moved.WithLabelValues(b.addr).Add(float64(n))
 			p.log.Info("client connections moved off an unhealthy API server", slog.String("backend", b.addr), slog.Int("connections", n))
 		}
@@ -262,31 +262,4 @@ func (p *Proxy) order(start uint64) []*backend {
 		out[i] = c.b
 	}
 	return out
-}
-
-func (b *backend) addClient(c net.Conn) {
-	b.mu.Lock()
-	b.clients[c] = struct{}{}
-	b.mu.Unlock()
-}
-
-func (b *backend) removeClient(c net.Conn) {
-	b.mu.Lock()
-	delete(b.clients, c)
-	b.mu.Unlock()
-}
-
-// closeClients closes the client connections proxied to b (their splices
-// end and the clients reconnect) and says how many.
-func (b *backend) closeClients() int {
-	b.mu.Lock()
-	cs := make([]net.Conn, 0, len(b.clients))
-	for c := range b.clients {
-		cs = append(cs, c)
-	}
-	b.mu.Unlock()
-	for _, c := range cs {
-		c.Close()
-	}
-	return len(cs)
 }

@@ -60,9 +60,8 @@ type Proxy struct {
 	ready     chan struct{}
 	readyOnce sync.Once
 
-	connMu sync.Mutex
-	conns  map[net.Conn]struct{} // open client and backend connections
-	wg     sync.WaitGroup        // connection handlers
+	conns connSet        // open client and backend connections
+	wg    sync.WaitGroup // connection handlers
 }
 
 // New checks cfg (see Config.Validate), reads the CA file and the metrics
@@ -83,7 +82,6 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 		dialer: &net.Dialer{Timeout: s.dialTimeout},
 		sem:    make(chan struct{}, s.maxConnections),
 		ready:  make(chan struct{}),
-		conns:  map[net.Conn]struct{}{},
 	}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
@@ -273,12 +271,7 @@ loop:
 	select {
 	case <-done:
 	case <-timer.C:
-		p.connMu.Lock()
-		n := len(p.conns)
-		for c := range p.conns {
-			c.Close()
-		}
-		p.connMu.Unlock()
+		n := p.conns.closeAll()
 		stopDials()
 		p.log.Info("drain timeout: closed connections in flight", slog.Duration("drainTimeout", p.opts.DrainTimeout), slog.Int("sockets", n))
 		<-done
@@ -331,7 +324,7 @@ func (p *Proxy) accept(ctx context.Context, ln net.Listener, stopping *atomic.Bo
 			c.Close()
 			continue
 		}
-		p.track(c)
+		p.conns.add(c) // closed by a drain timeout
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
@@ -348,25 +341,10 @@ func retryableAccept(err error) bool {
 		errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM)
 }
 
-// track records an open connection so that a drain timeout can close it.
-// A backend connection made just after that sweep is closed at once by
-// splice: its client connection was swept.
-func (p *Proxy) track(c net.Conn) {
-	p.connMu.Lock()
-	p.conns[c] = struct{}{}
-	p.connMu.Unlock()
-}
-
-func (p *Proxy) untrack(c net.Conn) {
-	p.connMu.Lock()
-	delete(p.conns, c)
-	p.connMu.Unlock()
-}
-
 // serveConn connects a client to the first backend (in p.order) that
 // accepts, and splices the two until both sides are done.
 func (p *Proxy) serveConn(ctx context.Context, client net.Conn) {
-	defer p.untrack(client)
+	defer p.conns.remove(client)
 	defer client.Close()
 	var failed []string
 	for _, b := range p.order(p.next.Add(1)) {
@@ -381,16 +359,18 @@ func (p *Proxy) serveConn(ctx context.Context, client net.Conn) {
 			failed = append(failed, b.addr)
 			continue
 		}
-		p.track(up)
-		b.addClient(client)
+		// A drain timeout closes it too; one made just after that sweep is
+		// closed at once by splice: its client connection was swept.
+		p.conns.add(up)
+		b.clients.add(client)
 		b.active.Add(1)
 		p.m.connsTotal.WithLabelValues(b.addr).Inc()
 		p.m.connsActive.WithLabelValues(b.addr).Inc()
 		splice(client, up)
 		p.m.connsActive.WithLabelValues(b.addr).Dec()
 		b.active.Add(-1)
-		b.removeClient(client)
-		p.untrack(up)
+		b.clients.remove(client)
+		p.conns.remove(up)
 		return
 	}
 	p.m.rejected.WithLabelValues("no_backend").Inc()

@@ -138,6 +138,21 @@ func (tc *testCluster) checkDone(t testing.TB, v string) {
 	}
 }
 
+// checkWarning checks that node has a Warning event of reason whose
+// message contains text.
+func (tc *testCluster) checkWarning(t testing.TB, node, reason, text string) {
+	t.Helper()
+	evs, err := tc.client.CoreV1().Events(eventNamespace).List(context.Background(), metav1.ListOptions{FieldSelector: "involvedObject.name=" + node})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(evs.Items, func(e corev1.Event) bool {
+		return e.Reason == reason && e.Type == corev1.EventTypeWarning && strings.Contains(e.Message, text)
+	}) {
+		t.Errorf("no %s Warning event on %s saying %q: %d events", reason, node, text, len(evs.Items))
+	}
+}
+
 // TestRolloutScale rolls a new bundle over 3, 50 and 500 kwok nodes and
 // prints the figures: orchestration overhead beyond the simulated work,
 // API requests per node, the test process's heap.
@@ -379,15 +394,7 @@ func TestRolloutNodeNeverComesBack(t *testing.T) {
 		t.Errorf("%d nodes done: the control-plane node and the first workers should be", done)
 	}
 	// An event says so, on the node.
-	evs, err := c.client.CoreV1().Events(eventNamespace).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + bad})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !slices.ContainsFunc(evs.Items, func(e corev1.Event) bool {
-		return e.Reason == "UpgradeFailed" && e.Type == corev1.EventTypeWarning && strings.Contains(e.Message, "did not come back")
-	}) {
-		t.Errorf("no UpgradeFailed event on %s: %d events", bad, len(evs.Items))
-	}
+	c.checkWarning(t, bad, "UpgradeFailed", "did not come back")
 
 	d.setNever(bad, false)
 	rep, err = Run(ctx, opts)
@@ -419,15 +426,7 @@ func TestRolloutStageFails(t *testing.T) {
 		t.Errorf("error: %v", err)
 	}
 	t.Log(err)
-	evs, err := c.client.CoreV1().Events(eventNamespace).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + bad})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !slices.ContainsFunc(evs.Items, func(e corev1.Event) bool {
-		return e.Reason == "StageFailed" && e.Type == corev1.EventTypeWarning && strings.Contains(e.Message, "no content service answers")
-	}) {
-		t.Errorf("no StageFailed event on %s: %d events", bad, len(evs.Items))
-	}
+	c.checkWarning(t, bad, "StageFailed", "no content service answers")
 	list, err := c.client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)

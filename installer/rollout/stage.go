@@ -7,12 +7,14 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/tools/cache"
+	watchtools "k8s.io/client-go/tools/watch"
 )
 
 // Staging: before the first node is cordoned, every node that will be
@@ -126,9 +128,9 @@ func (r *run) stage(ctx context.Context, nodes map[string]*corev1.Node) error {
 }
 
 // awaitStaged waits until every node of pending (sorted) reports the
-// target staged, one reports a failure, or the node timeout passes: it
-// lists the nodes, then watches them from there (listing again when the
-// watch ends or is too old).
+// target staged, one reports a failure or is deleted, or the node timeout
+// passes: it watches the nodes (client-go's UntilWithSync lists, watches,
+// and lists again when a watch breaks).
 func (r *run) awaitStaged(ctx context.Context, nodes map[string]*corev1.Node, pending []string) error {
 	wctx, cancel := context.WithTimeout(ctx, r.NodeTimeout)
 	defer cancel()
@@ -138,7 +140,7 @@ func (r *run) awaitStaged(ctx context.Context, nodes map[string]*corev1.Node, pe
 		waiting[name] = true
 	}
 	failed := map[string]string{}
-	// see takes in what a node reports.
+	// see takes in what a node reports; gone, that it was deleted.
 	see := func(n *corev1.Node) {
 		if _, ok := slices.BinarySearch(pending, n.Name); !ok {
 			return
@@ -153,86 +155,52 @@ func (r *run) awaitStaged(ctx context.Context, nodes map[string]*corev1.Node, pe
 			failed[n.Name] = strings.TrimPrefix(a[AnnotationStageError], prefix)
 		}
 	}
+	gone := func(name string) {
+		if waiting[name] {
+			delete(waiting, name)
+			failed[name] = "the node was deleted"
+		}
+	}
+	settled := func() bool { return len(waiting) == 0 || len(failed) > 0 }
 	api := r.Client.CoreV1().Nodes()
-	for {
-		var list *corev1.NodeList
-		err := retryAPI(wctx, func() (err error) {
-			list, err = api.List(wctx, metav1.ListOptions{})
-			return err
-		})
-		if err != nil && wctx.Err() == nil {
-			return fmt.Errorf("staging %s: listing nodes: %w", r.Target.Version, err)
-		}
-		if err == nil {
-			listed := make(map[string]bool, len(list.Items))
-			for i := range list.Items {
-				listed[list.Items[i].Name] = true
-				see(&list.Items[i])
-			}
-			for name := range waiting {
-				if !listed[name] {
-					delete(waiting, name)
-					failed[name] = "the node was deleted"
-				}
-			}
-			rv := list.ResourceVersion
-			list = nil
-			for len(waiting) > 0 && len(failed) == 0 && wctx.Err() == nil {
-				began := time.Now()
-				w, err := api.Watch(wctx, metav1.ListOptions{ResourceVersion: rv, AllowWatchBookmarks: true})
-				if err != nil {
-					if transient(err) && pause(wctx) {
-						continue
-					}
-					pause(wctx)
-					break // list again (or time out)
-				}
-				relist := false
-				for ev := range w.ResultChan() {
-					switch ev.Type {
-					case watch.Added, watch.Modified, watch.Bookmark:
-						if n, ok := ev.Object.(*corev1.Node); ok {
-							rv = n.ResourceVersion
-							if ev.Type != watch.Bookmark {
-								see(n)
-							}
-						}
-					case watch.Deleted:
-						if n, ok := ev.Object.(*corev1.Node); ok && waiting[n.Name] {
-							delete(waiting, n.Name)
-							failed[n.Name] = "the node was deleted"
-						}
-					case watch.Error:
-						relist = true // too old a resourceVersion, mostly
-					}
-					if relist || len(waiting) == 0 || len(failed) > 0 {
-						break
-					}
-				}
-				w.Stop()
-				if relist {
-					break
-				}
-				if time.Since(began) < time.Second {
-					// Closed as soon as opened: not again at once.
-					pause(wctx)
-				}
+	lw := &cache.ListWatch{
+		ListWithContextFunc:  func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return api.List(ctx, o) },
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) { return api.Watch(ctx, o) },
+	}
+	_, err := watchtools.UntilWithSync(wctx, lw, &corev1.Node{}, func(store cache.Store) (bool, error) {
+		for _, name := range pending {
+			if obj, ok, _ := store.GetByKey(name); ok {
+				see(obj.(*corev1.Node))
+			} else {
+				gone(name)
 			}
 		}
-		switch {
-		case len(failed) > 0:
-			return &StageError{Version: r.Target.Version, Failed: failed}
-		case len(waiting) == 0:
-			r.log.Info("staged on every node", "version", r.Target.Version, "nodes", len(pending))
-			return nil
-		case ctx.Err() != nil:
-			return ctx.Err()
-		case wctx.Err() != nil:
-			for name := range waiting {
-				failed[name] = fmt.Sprintf("did not report %s staged within %s", r.Target.Version, r.NodeTimeout)
+		return settled(), nil
+	}, func(ev watch.Event) (bool, error) {
+		if n, ok := ev.Object.(*corev1.Node); ok {
+			if ev.Type == watch.Deleted {
+				gone(n.Name)
+			} else {
+				see(n)
 			}
-			return &StageError{Version: r.Target.Version, Failed: failed}
 		}
+		return settled(), nil
+	})
+	switch {
+	case len(failed) > 0:
+		return &StageError{Version: r.Target.Version, Failed: failed}
+	case len(waiting) == 0:
+		r.log.Info("staged on every node", "version", r.Target.Version, "nodes", len(pending))
+		return nil
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case wctx.Err() != nil:
+		for name := range waiting {
+			failed[name] = fmt.Sprintf("did not report %s staged within %s", r.Target.Version, r.NodeTimeout)
+		}
+		return &StageError{Version: r.Target.Version, Failed: failed}
+	default:
+		return fmt.Errorf("staging %s: watching the nodes: %w", r.Target.Version, err)
 	}
 }
 

@@ -528,6 +528,24 @@ func TestRolloutStageWatch(t *testing.T) {
 	c.checkDone(t, "2.0.0")
 }
 
+// TestRolloutStageTimeout: a node that never reports its staging stops
+// the roll-out once the node timeout has passed, named with the reason.
+func TestRolloutStageTimeout(t *testing.T) {
+	c := startCluster(t)
+	names := c.addNodes(t, "n", 3, 1)
+	d := newSimDaemon(c.client, 200*time.Millisecond, testNewKubelet)
+	silent := names[2]
+	d.stageSilent[silent] = true
+	opts := c.options(t, c.client, d, "2.0.0", cluster.Int(1))
+	opts.NodeTimeout = 3 * time.Second
+	_, err := Run(context.Background(), opts)
+	var se *StageError
+	if !errors.As(err, &se) || len(se.Failed) != 1 || se.Failed[silent] != "did not report 2.0.0 staged within 3s" {
+		t.Fatalf("want the roll-out refused for the silent node %s: %v", silent, err)
+	}
+	c.checkWarning(t, silent, "StageFailed", "did not report 2.0.0 staged")
+}
+
 // TestRolloutKilled kills the orchestrator (cancels its context) at a
 // random point of each of 20 roll-outs and resumes it with a new one; the
 // invariant is checked on every node event throughout, and every roll-out

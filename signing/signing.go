@@ -13,6 +13,7 @@ import (
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
+	"github.com/ProtonMail/go-crypto/openpgp/clearsign"
 	pgperrors "github.com/ProtonMail/go-crypto/openpgp/errors"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 )
@@ -217,6 +218,11 @@ func (k *Keyring) Verify(msg io.Reader, sig []byte, now time.Time) (*Signature, 
 	if err != nil {
 		return nil, err
 	}
+	return k.verifyBody(msg, body, now)
+}
+
+// verifyBody is Verify for a binary signature.
+func (k *Keyring) verifyBody(msg io.Reader, body []byte, now time.Time) (*Signature, error) {
 	cfg := &packet.Config{Time: func() time.Time { return now }}
 	p, signer, err := openpgp.VerifyDetachedSignature(k.entities, msg, bytes.NewReader(body), cfg)
 	if err != nil {
@@ -412,4 +418,133 @@ func ReadPassphraseFile(path string) ([]byte, error) {
 		return nil, fmt.Errorf("passphrase file %s is empty", path)
 	}
 	return []byte(strings.TrimRight(sc.Text(), "\r")), nil
+}
+
+// ClearSign returns msg as an OpenPGP cleartext-signed message ("-----BEGIN
+// PGP SIGNED MESSAGE-----", as gpg --clearsign writes), signed at at
+// (clamped to the key's creation time), deterministic like Sign. Anyone with
+// gpg and the public key can check it: gpg --verify FILE.
+func (s *Signer) ClearSign(msg []byte, at time.Time) ([]byte, error) {
+	if created := s.Created(); at.Before(created) {
+		at = created
+	}
+	at = at.UTC().Truncate(time.Second)
+	key, ok := s.entity.SigningKey(at)
+	if !ok || key.PrivateKey == nil {
+		return nil, fmt.Errorf("signing with key %s: no key usable for signing at %s", s.Fingerprint(), at.Format(time.RFC3339))
+	}
+	deterministic := false
+	cfg := &packet.Config{DefaultHash: signatureHash, Time: func() time.Time { return at }, NonDeterministicSignaturesViaNotation: &deterministic}
+	var b bytes.Buffer
+	w, err := clearsign.Encode(&b, key.PrivateKey, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("signing with key %s: %w", s.Fingerprint(), err)
+	}
+	if _, err := w.Write(msg); err != nil {
+		return nil, fmt.Errorf("signing with key %s: %w", s.Fingerprint(), err)
+	}
+	if err := w.Close(); err != nil {
+		return nil, fmt.Errorf("signing with key %s: %w", s.Fingerprint(), err)
+	}
+	b.WriteByte('\n')
+	return b.Bytes(), nil
+}
+
+// clearSignedHeader starts every cleartext-signed message.
+const clearSignedHeader = "-----BEGIN PGP SIGNED MESSAGE-----"
+
+// VerifyClearSigned checks a cleartext-signed message (ClearSign, or gpg
+// --clearsign) against the keyring at now, as Verify does, and returns the
+// signed text. A signature made up to skew after now is checked at its own
+// time; one made later is refused. Anything before the message or after its
+// signature is refused: what is checked is all there is.
+func (k *Keyring) VerifyClearSigned(data []byte, now time.Time, skew time.Duration) ([]byte, *Signature, error) {
+	if len(data) > maxKeySize {
+		return nil, nil, fmt.Errorf("%w: %d bytes is larger than %d", ErrNoSignature, len(data), maxKeySize)
+	}
+	if !bytes.HasPrefix(data, []byte(clearSignedHeader)) {
+		return nil, nil, fmt.Errorf("%w: not a cleartext-signed message (want %q at the start)", ErrNoSignature, clearSignedHeader)
+	}
+	block, rest := clearsign.Decode(data)
+	if block == nil {
+		return nil, nil, fmt.Errorf("%w: malformed cleartext-signed message", ErrNoSignature)
+	}
+	if len(bytes.TrimSpace(rest)) > 0 {
+		return nil, nil, fmt.Errorf("%w: %d bytes of trailing data after the signature", ErrNoSignature, len(rest))
+	}
+	body, err := io.ReadAll(io.LimitReader(block.ArmoredSignature.Body, maxKeySize+1))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: decoding armor: %v", ErrNoSignature, err)
+	}
+	at := now
+	if created, err := SignatureCreated(body); err == nil && created.After(now) {
+		if created.After(now.Add(skew)) {
+			return nil, nil, fmt.Errorf("%w: made at %s, in the future (checked at %s): check this machine's clock", ErrSignatureExpired, created.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+		}
+		// Within the tolerance: checked as at its own time (clocks of
+		// air-gapped machines drift).
+		at = created
+	}
+	sig, err := k.verifyBody(bytes.NewReader(block.Bytes), body, at)
+	if err != nil {
+		return nil, nil, err
+	}
+	return block.Plaintext, sig, nil
+}
+
+// SignatureCreated reads the creation time of a detached signature (armored
+// or binary) WITHOUT checking it. Only to choose the time a signature is
+// then verified at (Verify checks the time along with the signature).
+func SignatureCreated(sig []byte) (time.Time, error) {
+	if len(sig) > maxKeySize {
+		return time.Time{}, fmt.Errorf("signature of %d bytes is larger than %d: %w", len(sig), maxKeySize, ErrNoSignature)
+	}
+	body, err := dearmor(sig, openpgp.SignatureType)
+	if err != nil {
+		return time.Time{}, err
+	}
+	p, err := packet.NewReader(bytes.NewReader(body)).Next()
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%w: %v", ErrNoSignature, err)
+	}
+	s, ok := p.(*packet.Signature)
+	if !ok {
+		return time.Time{}, fmt.Errorf("%w: first packet is not a signature", ErrNoSignature)
+	}
+	return s.CreationTime, nil
+}
+
+// VerifyInstalled is Verify for content already installed: a signature
+// made while its key was valid stays good after the key has expired (as
+// gpg reports it: a good signature by an expired key), so a running
+// cluster does not lose its own content on the day a key expires. A
+// revoked key, a bad signature, or a key not valid when it signed are
+// refused still. expiredSince reports that the key has expired since.
+func (k *Keyring) VerifyInstalled(msg []byte, sig []byte, now time.Time) (s *Signature, expiredSince bool, err error) {
+	s, err = k.Verify(bytes.NewReader(msg), sig, now)
+	if err == nil || !errors.Is(err, ErrKeyExpired) {
+		return s, false, err
+	}
+	at, terr := SignatureCreated(sig)
+	if terr != nil || !at.Before(now) {
+		return nil, false, err
+	}
+	if s2, err2 := k.Verify(bytes.NewReader(msg), sig, at); err2 == nil {
+		return s2, true, nil
+	}
+	return nil, false, err
+}
+
+// ClearSignedText returns the text of a cleartext-signed message WITHOUT
+// checking its signature: only to compare a file that was verified when it
+// was written with a new one (validity statements' rollback check).
+func ClearSignedText(data []byte) ([]byte, error) {
+	if len(data) > maxKeySize || !bytes.HasPrefix(data, []byte(clearSignedHeader)) {
+		return nil, fmt.Errorf("%w: not a cleartext-signed message", ErrNoSignature)
+	}
+	block, _ := clearsign.Decode(data)
+	if block == nil {
+		return nil, fmt.Errorf("%w: malformed cleartext-signed message", ErrNoSignature)
+	}
+	return block.Plaintext, nil
 }

@@ -27,6 +27,9 @@ const (
 // DefaultExpiresAfter is how long a bundle stays valid when the spec does not say.
 const DefaultExpiresAfter = 365 * 24 * time.Hour
 
+// MaxExpiresAfter is the longest validity a spec may give (100 years).
+const MaxExpiresAfter = 36500 * 24 * time.Hour
+
 // maxSpecSize bounds a spec file; real ones are a few KiB.
 const maxSpecSize = 4 << 20
 
@@ -308,7 +311,7 @@ func (b *BundleSpec) Validity() (time.Duration, error) {
 	var d time.Duration
 	if days, ok := strings.CutSuffix(v, "d"); ok {
 		n, err := strconv.Atoi(days)
-		if err != nil || n <= 0 || n > 100*365 {
+		if err != nil || n <= 0 || n > int(MaxExpiresAfter/(24*time.Hour)) {
 			return 0, fmt.Errorf("%q is not a number of days between 1 and 36500", v)
 		}
 		d = time.Duration(n) * 24 * time.Hour
@@ -320,6 +323,9 @@ func (b *BundleSpec) Validity() (time.Duration, error) {
 	}
 	if d < time.Hour {
 		return 0, fmt.Errorf("%q is shorter than one hour", v)
+	}
+	if d > MaxExpiresAfter {
+		return 0, fmt.Errorf("%q is longer than 36500 days", v)
 	}
 	return d, nil
 }

@@ -108,13 +108,13 @@ func TestSpecMetadataErrors(t *testing.T) {
 }
 
 func TestValidity(t *testing.T) {
-	for in, want := range map[string]time.Duration{"": DefaultExpiresAfter, "30d": 30 * 24 * time.Hour, "48h": 48 * time.Hour} {
+	for in, want := range map[string]time.Duration{"": DefaultExpiresAfter, "30d": 30 * 24 * time.Hour, "48h": 48 * time.Hour, "36500d": MaxExpiresAfter} {
 		b := BundleSpec{ExpiresAfter: in}
 		if got, err := b.Validity(); err != nil || got != want {
 			t.Errorf("%q: got %s, %v; want %s", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"0d", "-1d", "1m", "x", "99999999d"} {
+	for _, in := range []string{"0d", "-1d", "1m", "x", "99999999d", "36501d", "2562047h", "876001h"} {
 		b := BundleSpec{ExpiresAfter: in}
 		if _, err := b.Validity(); err == nil {
 			t.Errorf("%q accepted", in)

@@ -24,12 +24,12 @@ var ErrDigestMismatch = fmt.Errorf("%w: content does not match the manifest", Er
 // After it returns, a change to the ISO file is caught by the next read of
 // the changed chunk; nothing unverified is ever returned by a Reader.
 func OpenVerified(ctx context.Context, path string, ring *signing.Keyring, opts Options) (*Bundle, *Report, error) {
-	b, err := Open(path, ring, opts.Now)
+	b, err := Open(path, ring, opts)
 	if err != nil {
 		return nil, nil, err
 	}
-	rep := &Report{ISO: path, Manifest: b.Manifest, Name: b.Manifest.Name, Version: b.Manifest.Version,
-		KubernetesVersion: b.Manifest.KubernetesVersion, Created: b.Manifest.Created, Expires: b.Manifest.Expires, Signer: b.Signer}
+	rep := &Report{ISO: path}
+	b.fillReport(rep)
 	rep.Problems = checkFiles(ctx, b, opts, rep, true)
 	rep.OK = len(rep.Problems) == 0
 	if !rep.OK {

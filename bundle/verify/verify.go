@@ -3,6 +3,8 @@ package verify
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ferry-k8s/ferry/bundle"
+	"github.com/ferry-k8s/ferry/bundle/validity"
 	"github.com/ferry-k8s/ferry/iso"
 	"github.com/ferry-k8s/ferry/signing"
 )
@@ -28,6 +31,16 @@ type Options struct {
 	Keyring *signing.Keyring
 	// Now is the time expiry is checked at; zero: the current time.
 	Now time.Time
+	// Installed judges a bundle that is already imported on this node:
+	// its expiry is reported (Bundle.Expired, a warning), never refused,
+	// and a signature made while its key was valid stays good after the
+	// key expires. Freeze protection is for what is newly imported,
+	// joined or upgraded to; it never withdraws what an admin installed.
+	Installed bool
+	// ValidityFile is a signed validity statement (bundle/validity) that
+	// extends the bundle's expiry; empty: the statement beside the ISO
+	// (validity.Beside), if there is one.
+	ValidityFile string
 	// Workers hash files in parallel; 0: one per CPU.
 	Workers int
 	// Progress, if set, is called with bytes hashed (concurrently).
@@ -51,15 +64,33 @@ type Report struct {
 	KubernetesVersion string             `json:"kubernetesVersion,omitempty"`
 	Created           time.Time          `json:"created,omitzero"`
 	Expires           time.Time          `json:"expires,omitzero"`
-	Signer            *signing.Signature `json:"signer,omitempty"`
+	// ValidUntil is Expires, or the expiry of the validity statement
+	// that extends it (Extension).
+	ValidUntil time.Time          `json:"validUntil,omitzero"`
+	Extension  *Extension         `json:"extension,omitempty"`
+	Expired    bool               `json:"expired"`
+	Warnings   []string           `json:"warnings,omitempty"`
+	Signer     *signing.Signature `json:"signer,omitempty"`
 	Files             int                `json:"files"`
 	Bytes             int64              `json:"bytes"`
 	Problems          []Problem          `json:"problems,omitempty"`
 	Manifest          *bundle.Manifest   `json:"-"`
 }
 
+// Extension describes the validity statement a bundle was checked with.
+type Extension struct {
+	Path    string            `json:"path"`
+	Issued  time.Time         `json:"issued"`
+	Expires time.Time         `json:"expires"`
+	Signer  signing.Signature `json:"signer"`
+}
+
+// WarnBefore is how long before its end of validity a bundle is reported
+// as running out (installer verify, status, logs).
+const WarnBefore = 30 * 24 * time.Hour
+
 // Bundle is an opened ISO whose manifest is signed by a trusted key, parsed
-// and not expired. After Open, file contents are not checked yet; after
+// and not expired (or, with Options.Installed, expired and reported). After Open, file contents are not checked yet; after
 // OpenVerified they are, and File/NewReader re-check each chunk as it is
 // read.
 type Bundle struct {
@@ -67,6 +98,20 @@ type Bundle struct {
 	Image    *iso.Image
 	Manifest *bundle.Manifest
 	Signer   *signing.Signature
+	// ManifestSHA256 is the sha256 of the signed manifest.json: what
+	// identifies the bundle's content (validity statements bind to it).
+	ManifestSHA256 string
+	// Validity is the statement that extends the bundle, if one was
+	// found and checked; ValidUntil the bundle's effective end of
+	// validity, and Expired whether it has passed at the time checked.
+	Validity   *validity.Verified
+	ValidityAt string // the statement's path
+	ValidUntil time.Time
+	Expired    bool
+	// Warnings are what the check found worth saying without refusing:
+	// expiry near or passed (Installed), a key expired since it signed,
+	// a statement beside an installed ISO that does not hold.
+	Warnings []string
 	file     *os.File
 	// chunks holds, after OpenVerified, each listed file's chunk sums.
 	chunks map[string][][32]byte
@@ -78,9 +123,11 @@ type Bundle struct {
 func (b *Bundle) Close() error { return b.file.Close() }
 
 // Open opens the ISO at path and trusts its manifest if the signature checks
-// against ring at now and the bundle has not expired.
-func Open(path string, ring *signing.Keyring, now time.Time) (*Bundle, error) {
-	b, probs, err := open(path, ring, now)
+// against ring at opts.Now and the bundle has not expired (see
+// Options.Installed and Options.ValidityFile). Only opts' Now, Installed
+// and ValidityFile are used.
+func Open(path string, ring *signing.Keyring, opts Options) (*Bundle, error) {
+	b, probs, err := open(path, ring, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -108,10 +155,11 @@ func failed(path string, probs []Problem) error {
 
 // open returns the bundle, the problems that make it untrustworthy, or an
 // error when the ISO cannot be read at all.
-func open(path string, ring *signing.Keyring, now time.Time) (*Bundle, []Problem, error) {
+func open(path string, ring *signing.Keyring, opts Options) (*Bundle, []Problem, error) {
 	if ring == nil {
 		return nil, nil, errors.New("no keyring given: a bundle is only trusted against the admin's keys")
 	}
+	now := opts.Now
 	if now.IsZero() {
 		now = time.Now()
 	}
@@ -144,7 +192,16 @@ func open(path string, ring *signing.Keyring, now time.Time) (*Bundle, []Problem
 	if err != nil {
 		return fail(bundle.ManifestSigPath, "%v", err)
 	}
-	signer, err := ring.Verify(bytes.NewReader(data), sig, now)
+	var signer *signing.Signature
+	if opts.Installed {
+		var since bool
+		signer, since, err = ring.VerifyInstalled(data, sig, now)
+		if since {
+			b.Warnings = append(b.Warnings, fmt.Sprintf("the signing key %s has expired since it signed the bundle on %s", signer.Fingerprint, signer.Created.UTC().Format(time.RFC3339)))
+		}
+	} else {
+		signer, err = ring.Verify(bytes.NewReader(data), sig, now)
+	}
 	if err != nil {
 		return fail(bundle.ManifestSigPath, "%v (keyring: %v)", err, ring.Fingerprints())
 	}
@@ -153,12 +210,59 @@ func open(path string, ring *signing.Keyring, now time.Time) (*Bundle, []Problem
 	if err != nil {
 		return fail(bundle.ManifestPath, "%v", err)
 	}
-	b.Manifest = m
+	sum := sha256.Sum256(data)
+	b.Manifest, b.ManifestSHA256 = m, hex.EncodeToString(sum[:])
 	b.files = m.FileMap()
-	if m.Expired(now) {
-		return fail(bundle.ManifestPath, "the bundle expired on %s (created %s)", m.Expires.Format(time.RFC3339), m.Created.Format(time.RFC3339))
+	if p := b.checkValidity(ring, opts, now); p != nil {
+		return b, []Problem{*p}, nil
 	}
 	return b, nil, nil
+}
+
+// checkValidity finds and checks the validity statement, sets ValidUntil
+// and Expired, and returns the problem that makes the bundle unusable, if
+// any: expired without an extension, or a statement that does not hold
+// (for a new import; an installed bundle only gets a warning).
+func (b *Bundle) checkValidity(ring *signing.Keyring, opts Options, now time.Time) *Problem {
+	m := b.Manifest
+	b.ValidUntil = m.Expires
+	p := opts.ValidityFile
+	if p == "" {
+		if _, err := os.Stat(validity.Beside(b.Path)); err == nil {
+			p = validity.Beside(b.Path)
+		}
+	}
+	if p != "" {
+		data, err := validity.ReadFile(p)
+		var v *validity.Verified
+		if err == nil {
+			v, err = validity.Verify(data, ring, now, b.ManifestSHA256)
+		}
+		switch {
+		case err != nil && opts.Installed:
+			b.Warnings = append(b.Warnings, fmt.Sprintf("validity statement %s not used: %v", p, err))
+		case err != nil:
+			return &Problem{Path: p, Reason: err.Error()}
+		default:
+			// The publisher's latest word, even when it is shorter
+			// than the manifest's own expiry.
+			b.Validity, b.ValidityAt, b.ValidUntil = v, p, v.Expires
+		}
+	}
+	b.Expired = !now.Before(b.ValidUntil)
+	switch {
+	case b.Expired && !opts.Installed:
+		ext := "extend it with a validity statement (builder extend, then --validity) or use a newer bundle"
+		if b.Validity != nil {
+			return &Problem{Path: bundle.ManifestPath, Reason: fmt.Sprintf("the bundle's validity, extended by %s, ended on %s (created %s): %s", b.ValidityAt, b.ValidUntil.Format(time.RFC3339), m.Created.Format(time.RFC3339), ext)}
+		}
+		return &Problem{Path: bundle.ManifestPath, Reason: fmt.Sprintf("the bundle expired on %s (created %s): %s", m.Expires.Format(time.RFC3339), m.Created.Format(time.RFC3339), ext)}
+	case b.Expired:
+		b.Warnings = append(b.Warnings, fmt.Sprintf("the bundle's validity ended on %s: it is served and converged as installed, but no node can newly import, join or upgrade to it until it is extended (builder extend, installer bundle extend)", b.ValidUntil.Format(time.RFC3339)))
+	case b.ValidUntil.Sub(now) < WarnBefore:
+		b.Warnings = append(b.Warnings, fmt.Sprintf("the bundle's validity ends in %d days, on %s: extend it (builder extend) or roll out a newer bundle", int(b.ValidUntil.Sub(now).Hours()/24), b.ValidUntil.Format(time.RFC3339)))
+	}
+	return nil
 }
 
 // readSmall reads a whole file of the image, refusing more than limit bytes.
@@ -188,16 +292,12 @@ func readSmall(im *iso.Image, p string, limit int64) ([]byte, error) {
 // not expired; it wraps ErrFailed otherwise (the Report names each problem).
 func Verify(ctx context.Context, opts Options) (*Report, error) {
 	rep := &Report{ISO: opts.ISO}
-	b, probs, err := open(opts.ISO, opts.Keyring, opts.Now)
+	b, probs, err := open(opts.ISO, opts.Keyring, opts)
 	if err != nil {
 		return rep, err
 	}
 	defer b.Close()
-	if m := b.Manifest; m != nil {
-		rep.Manifest, rep.Name, rep.Version, rep.KubernetesVersion = m, m.Name, m.Version, m.KubernetesVersion
-		rep.Created, rep.Expires = m.Created, m.Expires
-	}
-	rep.Signer = b.Signer
+	b.fillReport(rep)
 	rep.Problems = probs
 	// Files are checked even when the bundle expired; not when the manifest
 	// itself is untrusted (its list would mean nothing).
@@ -210,6 +310,18 @@ func Verify(ctx context.Context, opts Options) (*Report, error) {
 		return rep, failed(opts.ISO, rep.Problems)
 	}
 	return rep, nil
+}
+
+// fillReport copies what the bundle's opening found into rep.
+func (b *Bundle) fillReport(rep *Report) {
+	if m := b.Manifest; m != nil {
+		rep.Manifest, rep.Name, rep.Version, rep.KubernetesVersion = m, m.Name, m.Version, m.KubernetesVersion
+		rep.Created, rep.Expires, rep.ValidUntil, rep.Expired = m.Created, m.Expires, b.ValidUntil, b.Expired
+	}
+	if v := b.Validity; v != nil {
+		rep.Extension = &Extension{Path: b.ValidityAt, Issued: v.Issued, Expires: v.Expires, Signer: *v.Signer}
+	}
+	rep.Signer, rep.Warnings = b.Signer, b.Warnings
 }
 
 // checkFiles checks listed == present, sizes and digests. With chunks, it

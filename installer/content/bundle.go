@@ -41,6 +41,14 @@ type BundleInfo struct {
 	SignerIdentity string    `json:"signerIdentity,omitempty"`
 	Created        time.Time `json:"created"`
 	Expires        time.Time `json:"expires"`
+	// ValidUntil is Expires, or the expiry of the validity statement
+	// beside the ISO that extends it (Extension). Expired says it has
+	// passed: the bundle is served still (it is installed), but no node
+	// can newly join or upgrade to it until it is extended.
+	ValidUntil     time.Time         `json:"validUntil"`
+	Expired        bool              `json:"expired"`
+	Extension      *verify.Extension `json:"extension,omitempty"`
+	ManifestSHA256 string            `json:"manifestSHA256"`
 	// Verified is when the bundle was verified and published.
 	Verified time.Time `json:"verified"`
 }
@@ -91,7 +99,10 @@ func statID(p string) (fileID, error) {
 }
 
 func (a fileID) same(b fileID) bool {
-	return a.fi != nil && b.fi != nil && os.SameFile(a.fi, b.fi) && a.size == b.size && a.mtime.Equal(b.mtime)
+	if a.fi == nil || b.fi == nil {
+		return a.fi == nil && b.fi == nil // both absent
+	}
+	return os.SameFile(a.fi, b.fi) && a.size == b.size && a.mtime.Equal(b.mtime)
 }
 
 // served is one verified bundle and its indexes. Everything but refs is
@@ -108,17 +119,26 @@ func (a fileID) same(b fileID) bool {
 //	          ▼
 //	refs == 0 ─▶ ISO file closed
 type served struct {
-	b     *verify.Bundle
-	info  BundleInfo
-	id    fileID
-	vfs   fs.FS
-	files map[string]bundle.File
+	b    *verify.Bundle
+	info BundleInfo
+	id   fileID
+	// validityID is the statement beside the ISO when it was verified
+	// (the zero fileID: none).
+	validityID fileID
+	vfs        fs.FS
+	files      map[string]bundle.File
 	// objects are the manifests and blobs reachable from the bundle's
 	// images, by digest; repos the image repositories by name.
 	objects map[digest.Digest]object
 	repos   map[string]*imageRepo
 	// yum lists the yum repository names.
 	yum map[string]bool
+	// validity is the statement file that extends the bundle (nil: none),
+	// served beside the ISO for nodes that join.
+	validity []byte
+
+	// warnedExpired and warnedSoon make CheckValidity log each once.
+	warnedExpired, warnedSoon atomic.Bool
 
 	refs        atomic.Int64
 	unpublished atomic.Bool
@@ -188,7 +208,11 @@ func splitName(name string) (repoName, tag string) {
 // the layout, a manifest or blob missing or of another size or digest than
 // its descriptor says, a yum repository whose repodata is unsigned or
 // names a file the bundle lacks.
-func loadBundle(vb *verify.Bundle, ring *signing.Keyring, now time.Time) (*served, error) {
+//
+// installed says the bundle is already imported (the configuration lists
+// it): its repodata signature stays good after its key expires, as the
+// manifest's does (verify.Options.Installed).
+func loadBundle(vb *verify.Bundle, ring *signing.Keyring, now time.Time, installed bool) (*served, error) {
 	m := vb.Manifest
 	files := m.FileMap()
 	b := &served{
@@ -201,7 +225,12 @@ func loadBundle(vb *verify.Bundle, ring *signing.Keyring, now time.Time) (*serve
 	}
 	b.info = BundleInfo{
 		Name: m.Name, Version: m.Version, KubernetesVersion: m.KubernetesVersion, Path: vb.Path,
-		Created: m.Created, Expires: m.Expires, Images: []string{}, Repositories: []string{},
+		Created: m.Created, Expires: m.Expires, ValidUntil: vb.ValidUntil, Expired: vb.Expired,
+		ManifestSHA256: vb.ManifestSHA256, Images: []string{}, Repositories: []string{},
+	}
+	if v := vb.Validity; v != nil {
+		b.info.Extension = &verify.Extension{Path: vb.ValidityAt, Issued: v.Issued, Expires: v.Expires, Signer: *v.Signer}
+		b.validity = v.Raw
 	}
 	if vb.Signer != nil {
 		b.info.Signer, b.info.SignerIdentity = vb.Signer.Fingerprint, vb.Signer.Identity
@@ -212,7 +241,7 @@ func loadBundle(vb *verify.Bundle, ring *signing.Keyring, now time.Time) (*serve
 		}
 	}
 	for _, r := range m.Repositories {
-		if err := b.checkYumRepo(r, ring, now); err != nil {
+		if err := b.checkYumRepo(r, ring, now, installed); err != nil {
 			return nil, err
 		}
 		b.yum[r.Name] = true
@@ -349,11 +378,15 @@ func (b *served) walk(ir *imageRepo, d digest.Digest, mediaType string, size int
 // checkYumRepo checks that repository r will work for dnf with
 // repo_gpgcheck=1: repomd.xml signed by a key of the keyring, primary
 // metadata readable, and every package it names present in the bundle.
-func (b *served) checkYumRepo(r bundle.Repository, ring *signing.Keyring, now time.Time) error {
+func (b *served) checkYumRepo(r bundle.Repository, ring *signing.Keyring, now time.Time, installed bool) error {
 	pkgs, err := repo.ReadRepodataFSWithOptions(b.vfs, r.Path, repo.ReadOptions{
 		VerifyRepomd: func(md, asc []byte) error {
 			if asc == nil {
 				return errors.New("repodata/repomd.xml.asc is missing: dnf's repo_gpgcheck would fail")
+			}
+			if installed {
+				_, _, err := ring.VerifyInstalled(md, asc, now)
+				return err
 			}
 			_, err := ring.Verify(bytes.NewReader(md), asc, now)
 			return err

@@ -1,6 +1,7 @@
 package content
 
 import (
+	"bytes"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ferry-k8s/ferry/bundle/validity"
 )
 
 // Routes of the handler.
@@ -36,7 +39,8 @@ const (
 //	/keys/ferry.pub.asc                    the trusted keyring, armored
 //	/bundles/<file>.iso                    a served bundle's ISO, GET and HEAD, Range
 //	/healthz                               200 while the process runs
-//	/readyz                                200 when bundles are served and none expired, else 503
+//	/bundles/<file>.validity               the validity statement extending a served bundle, if any
+//	/readyz                                200 when bundles are served (expired ones named), else 503
 //	/metrics                               Prometheus metrics (when the Service owns the registry)
 //
 // A path with ".", ".." or empty segments, a backslash or a NUL (encoded or
@@ -183,9 +187,9 @@ func getOrHead(w http.ResponseWriter, r *http.Request) bool {
 	return false
 }
 
-// serveReady answers 200 when at least one bundle is served and none has
-// expired (Expire withdraws them on its timer; this catches the moments
-// between), 503 with the reason otherwise.
+// serveReady answers 200 when at least one bundle is served, 503 with the
+// reason otherwise. A bundle past its validity does not fail readiness
+// (it is installed and served); a line names it.
 func (s *Service) serveReady(w http.ResponseWriter) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
@@ -196,14 +200,13 @@ func (s *Service) serveReady(w http.ResponseWriter) {
 		fmt.Fprintln(w, "not ready: no bundle is served")
 		return
 	}
+	fmt.Fprintf(w, "ok: serving %d bundle(s): %s\n", len(bs), servedVersions(bs))
 	for _, b := range bs {
-		if b.b.Manifest.Expired(now) {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			fmt.Fprintf(w, "not ready: bundle %s %s (%s) expired at %s\n", b.info.Name, b.info.Version, b.info.Path, b.info.Expires.Format(time.RFC3339))
-			return
+		if !now.Before(b.info.ValidUntil) {
+			fmt.Fprintf(w, "warning: bundle %s %s (%s): validity ended at %s; served as installed, but no node can join or upgrade to it until it is extended\n",
+				b.info.Name, b.info.Version, b.info.Path, b.info.ValidUntil.Format(time.RFC3339))
 		}
 	}
-	fmt.Fprintf(w, "ok: serving %d bundle(s): %s\n", len(bs), servedVersions(bs))
 }
 
 // countingWriter records the status code and the body bytes written.
@@ -241,6 +244,17 @@ func (w *countingWriter) Flush() {
 
 // serveISO serves the ISO of a served bundle by its file name.
 func (s *Service) serveISO(w http.ResponseWriter, r *http.Request, name string) {
+	if strings.HasSuffix(name, validity.Ext) {
+		for _, b := range s.cur.Load().bundles {
+			if filepath.Base(validity.Beside(b.info.Path)) == name && b.validity != nil {
+				w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+				http.ServeContent(w, r, name, b.info.Verified, bytes.NewReader(b.validity))
+				return
+			}
+		}
+		http.NotFound(w, r)
+		return
+	}
 	for _, b := range s.cur.Load().bundles {
 		if filepath.Base(b.info.Path) != name {
 			continue

@@ -208,9 +208,8 @@ func (c *clock) Set(t time.Time) {
 	c.mu.Unlock()
 }
 
-func TestSyncReconcilesAndExpires(t *testing.T) {
-	clk := &clock{t: time.Now()}
-	e := newEnv(t, Options{Now: clk.Now, ExpiryCheck: 20 * time.Millisecond})
+func TestSyncReconciles(t *testing.T) {
+	e := newEnv(t, Options{})
 	f := e.f
 	ctx := context.Background()
 	versions := func() string {
@@ -246,26 +245,6 @@ func TestSyncReconcilesAndExpires(t *testing.T) {
 	}
 	if err := e.svc.Remove("1.1.0"); !errors.Is(err, ErrNotServed) {
 		t.Errorf("removing again: %v", err)
-	}
-	e.mustAdd(f.iso110)
-
-	// Time passes beyond both bundles' expiry: the timer withdraws them.
-	expires := e.svc.Bundles()[0].Expires
-	clk.Set(expires.Add(time.Second))
-	waitFor(t, "expired bundles to be withdrawn", func() bool { return len(e.svc.Bundles()) == 0 })
-	if code, _, body := e.get("/readyz"); code != 503 || !strings.Contains(string(body), "no bundle") {
-		t.Errorf("readyz after expiry: %d %s", code, body)
-	}
-	if code, _, _ := e.get("/v2/" + appRepo + "/manifests/1.0"); code != 404 {
-		t.Errorf("expired content still served: %d", code)
-	}
-	if got := metric(t, e.svc.m.expired); got != 2 {
-		t.Errorf("expired = %v", got)
-	}
-	// And an expired ISO is refused by Sync, naming it.
-	errs := e.svc.Sync(ctx, []string{f.iso100})
-	if len(errs) != 1 || !strings.Contains(errs[0].Error(), f.iso100) || !strings.Contains(errs[0].Error(), "expired") {
-		t.Errorf("Sync of an expired ISO: %v", errs)
 	}
 }
 

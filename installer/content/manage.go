@@ -2,6 +2,8 @@ package content
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ferry-k8s/ferry/bundle"
+	"github.com/ferry-k8s/ferry/bundle/validity"
 	"github.com/ferry-k8s/ferry/bundle/verify"
 	"github.com/ferry-k8s/ferry/iso"
 	"github.com/ferry-k8s/ferry/signing"
@@ -22,24 +25,29 @@ import (
 // ErrNoServer is returned by SignalReload when no content service runs.
 var ErrNoServer = errors.New("no running content service found")
 
-// CheckISO verifies and indexes an ISO exactly as Add would, without
-// serving it: what `installer bundle add` checks before it changes the
-// configuration.
-func CheckISO(ctx context.Context, isoPath string, ring *signing.Keyring, now time.Time) (BundleInfo, error) {
+// CheckISO verifies and indexes an ISO as Add would, without serving it:
+// what `installer bundle add` checks before it changes the configuration.
+// Unlike Add it is a new import, so an expired bundle is refused unless a
+// validity statement (opts.ValidityFile, or the one beside the ISO)
+// extends it. Only opts' Now and ValidityFile are used.
+func CheckISO(ctx context.Context, isoPath string, ring *signing.Keyring, opts verify.Options) (BundleInfo, error) {
 	abs, err := filepath.Abs(isoPath)
 	if err != nil {
 		return BundleInfo{}, err
 	}
-	vb, _, err := verify.OpenVerified(ctx, abs, ring, verify.Options{Now: now})
+	if opts.Now.IsZero() {
+		opts.Now = time.Now()
+	}
+	vb, _, err := verify.OpenVerified(ctx, abs, ring, verify.Options{Now: opts.Now, ValidityFile: opts.ValidityFile})
 	if err != nil {
 		return BundleInfo{}, fmt.Errorf("refusing bundle %s: %w", abs, err)
 	}
 	defer vb.Close()
-	b, err := loadBundle(vb, ring, now)
+	b, err := loadBundle(vb, ring, opts.Now, false)
 	if err != nil {
 		return BundleInfo{}, fmt.Errorf("refusing bundle %s: %w", abs, err)
 	}
-	b.info.Verified = now
+	b.info.Verified = opts.Now
 	return b.infoCopy(), nil
 }
 
@@ -52,15 +60,21 @@ type ConfiguredBundle struct {
 	Name    string    `json:"name,omitempty"`
 	Version string    `json:"version,omitempty"`
 	Expires time.Time `json:"expires,omitzero"`
+	// ValidUntil is Expires, or the expiry of the validity statement
+	// beside the ISO; Expired says it has passed (checked: Trusted).
+	ValidUntil time.Time `json:"validUntil,omitzero"`
+	Expired    bool      `json:"expired"`
 	// Trusted is set when the manifest's signature checks against the
-	// keyring and the bundle has not expired (files are not hashed here;
-	// the server checks every byte when it loads the ISO).
-	Trusted bool   `json:"trusted"`
-	Problem string `json:"problem,omitempty"`
+	// keyring (files are not hashed here; the server checks every byte
+	// when it loads the ISO). A configured bundle is installed content:
+	// it stays trusted and served after it expires (Warnings say so).
+	Trusted  bool     `json:"trusted"`
+	Problem  string   `json:"problem,omitempty"`
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // ListConfigured describes every ISO of cfg: its manifest, and whether it
-// is signed by a key of ring (nil: not checked) and unexpired at now.
+// is signed by a key of ring (nil: not checked), and its validity at now.
 func ListConfigured(cfg *Config, ring *signing.Keyring, now time.Time) []ConfiguredBundle {
 	out := make([]ConfiguredBundle, 0, len(cfg.ISOs))
 	for _, e := range cfg.ISOs {
@@ -74,11 +88,11 @@ func ListConfigured(cfg *Config, ring *signing.Keyring, now time.Time) []Configu
 		cb.Name, cb.Version, cb.Expires = m.Name, m.Version, m.Expires
 		if ring == nil {
 			cb.Problem = "not checked: no keyring"
-		} else if b, err := verify.Open(cb.Path, ring, now); err != nil {
+		} else if b, err := verify.Open(cb.Path, ring, verify.Options{Now: now, Installed: true}); err != nil {
 			cb.Problem = err.Error()
 		} else {
 			b.Close()
-			cb.Trusted = true
+			cb.Trusted, cb.ValidUntil, cb.Expired, cb.Warnings = true, b.ValidUntil, b.Expired, b.Warnings
 		}
 		out = append(out, cb)
 	}
@@ -89,32 +103,69 @@ func ListConfigured(cfg *Config, ring *signing.Keyring, now time.Time) []Configu
 // signature: only to find which configured ISO holds a version (for
 // removing it, or for a message). Nothing it returns may be trusted.
 func ReadManifestUnverified(isoPath string) (*bundle.Manifest, error) {
+	m, _, err := readManifestUnverified(isoPath)
+	return m, err
+}
+
+// readManifestUnverified is ReadManifestUnverified, with the manifest's
+// sha256 (what validity statements name).
+func readManifestUnverified(isoPath string) (*bundle.Manifest, string, error) {
+	fail := func(err error) (*bundle.Manifest, string, error) { return nil, "", err }
 	f, err := os.Open(isoPath)
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
 	im, err := iso.Open(f, fi.Size())
 	if err != nil {
-		return nil, fmt.Errorf("%s: not a readable ISO image: %w", isoPath, err)
+		return fail(fmt.Errorf("%s: not a readable ISO image: %w", isoPath, err))
 	}
 	r, err := im.Open(bundle.ManifestPath)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", isoPath, err)
+		return fail(fmt.Errorf("%s: %w", isoPath, err))
 	}
 	data, err := io.ReadAll(io.LimitReader(r, bundle.MaxManifestSize+1))
 	if err != nil {
-		return nil, fmt.Errorf("%s: reading the manifest: %w", isoPath, err)
+		return fail(fmt.Errorf("%s: reading the manifest: %w", isoPath, err))
 	}
 	m, err := bundle.ParseManifest(data)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", isoPath, err)
+		return fail(fmt.Errorf("%s: %w", isoPath, err))
 	}
-	return m, nil
+	sum := sha256.Sum256(data)
+	return m, hex.EncodeToString(sum[:]), nil
+}
+
+// ExtendConfigured installs the validity statement data beside the
+// configured ISO it is for (found by its manifest's sha256): checked
+// against ring at now, and not older than the statement already there
+// (validity.Install). It returns the ISO's path and whether the statement
+// changed; the running service picks it up on reload.
+func ExtendConfigured(cfg *Config, data []byte, ring *signing.Keyring, now time.Time) (string, *validity.Verified, bool, error) {
+	text, err := signing.ClearSignedText(data)
+	if err != nil {
+		return "", nil, false, fmt.Errorf("%w: %w", validity.ErrInvalid, err)
+	}
+	st, err := validity.Parse(text)
+	if err != nil {
+		return "", nil, false, err
+	}
+	for _, e := range cfg.ISOs {
+		p := cfg.Path(e)
+		if _, sum, err := readManifestUnverified(p); err != nil || sum != st.Bundle.ManifestSHA256 {
+			continue
+		}
+		v, changed, err := validity.Install(p, data, ring, now, st.Bundle.ManifestSHA256)
+		if err != nil {
+			return p, nil, false, fmt.Errorf("bundle %s %s (%s): %w", st.Bundle.Name, st.Bundle.Version, p, err)
+		}
+		return p, v, changed, nil
+	}
+	return "", nil, false, fmt.Errorf("the statement is for bundle %s %s (manifest sha256 %s), which no configured ISO holds", st.Bundle.Name, st.Bundle.Version, st.Bundle.ManifestSHA256)
 }
 
 // AddISOToConfig adds isoPath (made absolute) to the configuration file's

@@ -15,10 +15,10 @@ import (
 //	ferry_content_requests_in_flight                  requests being served
 //	ferry_content_digest_failures_total               reads refused: the ISO changed after verification
 //	ferry_content_bundles_served{name,version}        1 per served bundle
-//	ferry_content_bundle_expiry_timestamp_seconds{name,version}
+//	ferry_content_bundle_expiry_timestamp_seconds{name,version}  end of validity (extensions included)
 //	ferry_content_bundles_open                        ISO files open (served, or draining downloads)
 //	ferry_content_bundles_refused_total               ISOs refused by Add/Sync
-//	ferry_content_bundles_expired_total               bundles withdrawn because they expired
+//	ferry_content_bundles_expired                     served bundles past their validity (served still)
 //	ferry_content_verification_duration_seconds       time to verify and index one ISO
 type metrics struct {
 	requests       *prometheus.CounterVec
@@ -29,7 +29,7 @@ type metrics struct {
 	expiry         *prometheus.GaugeVec
 	open           prometheus.Gauge
 	refused        prometheus.Counter
-	expired        prometheus.Counter
+	expired        prometheus.Gauge
 	verifySeconds  prometheus.Histogram
 }
 
@@ -52,7 +52,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "ferry_content_bundles_served", Help: "1 for each bundle being served.",
 		}, []string{"name", "version"}),
 		expiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "ferry_content_bundle_expiry_timestamp_seconds", Help: "When each served bundle expires (Unix time).",
+			Name: "ferry_content_bundle_expiry_timestamp_seconds", Help: "When each served bundle's validity ends (Unix time), validity extensions included. Alert well before it.",
 		}, []string{"name", "version"}),
 		open: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "ferry_content_bundles_open", Help: "Bundle ISO files held open: served ones and withdrawn ones with downloads still running.",
@@ -60,8 +60,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		refused: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ferry_content_bundles_refused_total", Help: "Bundle ISOs refused (verification or indexing failed, or a version conflict).",
 		}),
-		expired: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "ferry_content_bundles_expired_total", Help: "Bundles withdrawn because they expired while served.",
+		expired: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ferry_content_bundles_expired",
+			Help: "Served bundles whose validity has ended: served still (installed content is never withdrawn), but no node can newly join or upgrade to them until they are extended.",
 		}),
 		verifySeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "ferry_content_verification_duration_seconds",
@@ -87,6 +88,6 @@ func (m *metrics) setBundles(bs []*served) {
 	m.expiry.Reset()
 	for _, b := range bs {
 		m.bundles.WithLabelValues(b.info.Name, b.info.Version).Set(1)
-		m.expiry.WithLabelValues(b.info.Name, b.info.Version).Set(float64(b.info.Expires.Unix()))
+		m.expiry.WithLabelValues(b.info.Name, b.info.Version).Set(float64(b.info.ValidUntil.Unix()))
 	}
 }

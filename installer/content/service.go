@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/ferry-k8s/ferry/bundle/validity"
 	"github.com/ferry-k8s/ferry/bundle/verify"
 	"github.com/ferry-k8s/ferry/signing"
 )
@@ -23,15 +24,16 @@ import (
 // ErrNotServed is returned by Remove for a path or version not served.
 var ErrNotServed = errors.New("no such bundle is served")
 
-// DefaultExpiryCheck is how often served bundles are checked for expiry
-// when Options.ExpiryCheck is zero.
+// DefaultExpiryCheck is how often served bundles' validity is checked
+// (for logs and metrics; nothing is withdrawn) when Options.ExpiryCheck is
+// zero.
 const DefaultExpiryCheck = time.Minute
 
 // Options configure a Service.
 type Options struct {
 	// Keyring holds the keys bundles must be signed with (required).
 	Keyring *signing.Keyring
-	// Now is the clock for expiry checks; nil: time.Now.
+	// Now is the clock for validity checks; nil: time.Now.
 	Now func() time.Time
 	// Log receives the service's events; nil: discarded.
 	Log *slog.Logger
@@ -44,7 +46,7 @@ type Options struct {
 	// ("https://repo.example.internal:5443"), written into .repo files.
 	// Empty: https://<Host header of the request>.
 	ExternalURL string
-	// ExpiryCheck is how often bundles are checked for expiry (besides on
+	// ExpiryCheck is how often bundles' validity is checked (besides on
 	// every Sync); zero: DefaultExpiryCheck.
 	ExpiryCheck time.Duration
 	// OnChange, if set, is called with the served bundles (newest first)
@@ -58,7 +60,8 @@ type Options struct {
 //
 //	Add/Sync ─▶ verify.OpenVerified ─▶ loadBundle (indexes) ─▶ publish
 //	publish: new immutable snapshot ─▶ atomic.Pointer ◀─ every request
-//	Remove/Sync/expiry ─▶ publish without it ─▶ close when the last reader closes
+//	Remove/Sync ─▶ publish without it ─▶ close when the last reader closes
+//	expiry timer ─▶ CheckValidity: warns and sets metrics, withdraws nothing
 type Service struct {
 	opts    Options
 	log     *slog.Logger
@@ -152,17 +155,22 @@ func (s *Service) expiryLoop(interval time.Duration) {
 		case <-s.stop:
 			return
 		case <-t.C:
-			s.Expire()
+			s.CheckValidity()
 		}
 	}
 }
 
-// Add verifies the ISO at isoPath (signature, expiry, every file) and
-// indexes it, then publishes it atomically. It refuses, with an error
-// naming the ISO and the problem, a bundle that fails verification or
-// indexing, or whose version another ISO already serves. Adding a path
-// that is served and unchanged on disk (same file, size and mtime) does
-// nothing; a changed one is verified again and replaces the old.
+// Add verifies the ISO at isoPath (signature, every file) and indexes it,
+// then publishes it atomically. It refuses, with an error naming the ISO
+// and the problem, a bundle that fails verification or indexing, or whose
+// version another ISO already serves. What the service is given is
+// installed content: an expired bundle is served (and warned about, see
+// CheckValidity); refusing new imports of expired bundles is the job of
+// the commands that import (CheckISO). A validity statement beside the
+// ISO (validity.Beside) extends the bundle. Adding a path that is served
+// and unchanged on disk (same file, size and mtime, and the same
+// statement) does nothing; a changed one is verified again and replaces
+// the old.
 func (s *Service) Add(ctx context.Context, isoPath string) (BundleInfo, error) {
 	return s.add(ctx, isoPath, nil)
 }
@@ -179,19 +187,20 @@ func (s *Service) add(ctx context.Context, isoPath string, replaceable func(*ser
 		s.m.refused.Inc()
 		return BundleInfo{}, fmt.Errorf("refusing bundle %s: %w", abs, err)
 	}
+	vid, _ := statID(validity.Beside(abs)) // none: the zero fileID
 	for _, b := range s.cur.Load().bundles {
-		if b.info.Path == abs && b.id.same(id) {
+		if b.info.Path == abs && b.id.same(id) && b.validityID.same(vid) {
 			return b.infoCopy(), nil
 		}
 	}
 	now := s.now()
 	start := time.Now()
-	vb, _, err := verify.OpenVerified(ctx, abs, s.opts.Keyring, verify.Options{Now: now})
+	vb, _, err := verify.OpenVerified(ctx, abs, s.opts.Keyring, verify.Options{Now: now, Installed: true})
 	if err != nil {
 		s.m.refused.Inc()
 		return BundleInfo{}, fmt.Errorf("refusing bundle %s: %w", abs, err)
 	}
-	b, err := loadBundle(vb, s.opts.Keyring, now)
+	b, err := loadBundle(vb, s.opts.Keyring, now, true)
 	took := time.Since(start)
 	s.m.verifySeconds.Observe(took.Seconds())
 	if err != nil {
@@ -199,7 +208,7 @@ func (s *Service) add(ctx context.Context, isoPath string, replaceable func(*ser
 		s.m.refused.Inc()
 		return BundleInfo{}, fmt.Errorf("refusing bundle %s: %w", abs, err)
 	}
-	b.id = id
+	b.id, b.validityID = id, vid
 	b.info.Verified = now
 	b.onClose = s.bundleClosed
 	b.refs.Store(1)
@@ -234,7 +243,10 @@ func (s *Service) add(ctx context.Context, isoPath string, replaceable func(*ser
 	}
 	s.log.Info("bundle published", slog.String("iso", abs), slog.String("name", b.info.Name), slog.String("version", b.info.Version),
 		slog.Int("images", len(b.info.Images)), slog.Int("repositories", len(b.info.Repositories)),
-		slog.Time("expires", b.info.Expires), slog.String("signer", b.info.Signer), slog.Duration("verified_in", took))
+		slog.Time("expires", b.info.Expires), slog.Time("valid_until", b.info.ValidUntil), slog.String("signer", b.info.Signer), slog.Duration("verified_in", took))
+	for _, w := range vb.Warnings {
+		s.log.Warn("bundle validity", slog.String("iso", abs), slog.String("version", b.info.Version), slog.String("warning", w))
+	}
 	return b.infoCopy(), nil
 }
 
@@ -293,8 +305,9 @@ func (s *Service) Remove(isoPathOrVersion string) error {
 }
 
 // Sync makes the served set exactly the ISOs of isoPaths (used at start and
-// on reload): new ones are verified and added, changed ones verified again,
-// unlisted ones withdrawn, expired ones withdrawn. An ISO that fails is
+// on reload): new ones are verified and added, changed ones (or ones whose
+// validity statement changed) verified again, unlisted ones withdrawn;
+// expired ones are served still (CheckValidity warns). An ISO that fails is
 // refused and logged and its error returned (one per failing ISO, each
 // naming it); the others keep serving. A listed ISO whose version is
 // served from an unlisted path replaces it without a gap.
@@ -345,33 +358,39 @@ func (s *Service) Sync(ctx context.Context, isoPaths []string) []error {
 		s.log.Info("bundle withdrawn", slog.String("iso", b.info.Path), slog.String("version", b.info.Version))
 		b.unpublish()
 	}
-	s.Expire()
+	s.CheckValidity()
 	return errs
 }
 
-// Expire withdraws every served bundle that has expired (at Options.Now);
-// it runs on every Sync and on a timer.
-func (s *Service) Expire() {
+// CheckValidity looks at every served bundle's validity at Options.Now; it
+// runs on every Sync and on a timer. A bundle whose validity ended keeps
+// being served: it is installed, and freeze protection is about refusing
+// stale *new* content, never about switching off what runs (a cluster must
+// not take itself down because of a date). It is logged once (and once
+// when fewer than verify.WarnBefore are left), counted in
+// ferry_content_bundles_expired and named by /readyz, so alerting fires
+// well before the date (ferry_content_bundle_expiry_timestamp_seconds).
+func (s *Service) CheckValidity() {
 	now := s.now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var keep, drop []*served
+	expired := 0
 	for _, b := range s.cur.Load().bundles {
-		if b.b.Manifest.Expired(now) {
-			drop = append(drop, b)
-		} else {
-			keep = append(keep, b)
+		until := b.info.ValidUntil
+		switch {
+		case !now.Before(until):
+			expired++
+			if b.warnedExpired.CompareAndSwap(false, true) {
+				s.log.Warn("bundle validity ended: still served, as installed; no node can newly join or upgrade to it until it is extended (builder extend, installer bundle extend)",
+					slog.String("iso", b.info.Path), slog.String("version", b.info.Version), slog.Time("valid_until", until))
+			}
+		case until.Sub(now) < verify.WarnBefore:
+			if b.warnedSoon.CompareAndSwap(false, true) {
+				s.log.Warn("bundle validity ends soon: extend it (builder extend, installer bundle extend) or roll out a newer bundle",
+					slog.String("iso", b.info.Path), slog.String("version", b.info.Version), slog.Time("valid_until", until),
+					slog.Int("days_left", int(until.Sub(now).Hours()/24)))
+			}
 		}
 	}
-	if len(drop) == 0 {
-		return
-	}
-	s.publishLocked(keep)
-	for _, b := range drop {
-		s.m.expired.Inc()
-		s.log.Warn("bundle expired: withdrawn", slog.String("iso", b.info.Path), slog.String("version", b.info.Version), slog.Time("expired", b.info.Expires))
-		b.unpublish()
-	}
+	s.m.expired.Set(float64(expired))
 }
 
 // Bundles lists the served bundles, newest version first.

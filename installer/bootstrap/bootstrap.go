@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ferry-k8s/ferry/bundle/validity"
 	"github.com/ferry-k8s/ferry/bundle/verify"
 	"github.com/ferry-k8s/ferry/installer/cluster"
 	"github.com/ferry-k8s/ferry/installer/content"
@@ -87,6 +88,11 @@ var NodePackages = []string{"kubelet", "kubeadm", "kubectl", "containerd", "runc
 type Options struct {
 	// ISO is the bundle to install; empty for apply: the one imported.
 	ISO string
+	// Validity is a signed validity statement (builder extend) that
+	// extends the bundle to install or join; empty: the .validity file
+	// beside the ISO, or the one the content services serve for a
+	// fetched bundle. It is kept beside the imported ISO.
+	Validity string
 	// Config is cluster.yaml; empty for apply: the one bootstrap kept.
 	Config string
 	// Keyring holds the keys bundles must be signed by; empty for apply:
@@ -209,13 +215,31 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			return nil, err
 		}
 		defer os.Remove(isoPath)
+		if o.Validity == "" {
+			// The statement that extends the bundle, if the content
+			// services have one: checked below like one given by hand.
+			p, err := fetchValidity(ctx, o.join.ContentServices, []byte(o.join.ContentCA), o.join.Bundle, in(filepath.Join(StateDir, "downloads")), log)
+			if err != nil {
+				return nil, err
+			}
+			if p != "" {
+				defer os.Remove(p)
+				o.Validity = p
+			}
+		}
 	}
 	// Verify before any change: a wrong key, an expired or tampered bundle
-	// stop here.
+	// stop here. What the node runs already (apply, or a bootstrap or join
+	// run again with the bundle it imported) is installed content: its
+	// expiry is reported, never refused (R59).
+	installed := !bootstrap || alreadyImported(o.Root, isoPath)
 	log.Info("verifying bundle", slog.String("iso", isoPath))
-	facts, err := ReadFacts(ctx, isoPath, ring, o.Now())
+	facts, err := ReadFacts(ctx, isoPath, ring, verify.Options{Now: o.Now(), Installed: installed, ValidityFile: o.Validity})
 	if err != nil {
 		return nil, err
+	}
+	for _, w := range facts.Warnings {
+		log.Warn("bundle validity", slog.String("bundle", facts.Name+" "+facts.Version), slog.String("warning", w))
 	}
 	// Verified: the node may change from here.
 	if !o.DryRun {
@@ -237,6 +261,15 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		if changed {
 			res.Changes++
 			log.Info("bundle imported", slog.String("path", imported))
+		}
+		if statement := statementFor(o.Validity, isoPath); statement != "" && statement != validity.Beside(in(imported)) {
+			changed, err := installValidity(in(imported), statement, ring, o.Now(), facts)
+			if err != nil {
+				return nil, err
+			}
+			if changed {
+				res.Changes++
+			}
 		}
 		if err := writeState(o.Root, TargetFile, filepath.Base(imported)); err != nil {
 			return nil, err
@@ -326,7 +359,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			// The repository file names the content service, which runs
 			// from these very packages: the first install reads the
 			// repository straight from the verified ISO.
-			dir, cleanup, err := extractRepo(ctx, isoPath, ring, facts, o.Now())
+			dir, cleanup, err := extractRepo(ctx, isoPath, ring, facts, verify.Options{Now: o.Now(), Installed: installed, ValidityFile: o.Validity})
 			if err != nil {
 				return nil, err
 			}
@@ -408,6 +441,44 @@ func importISO(src, dst string) (bool, error) {
 		return err
 	})
 	return err == nil, err
+}
+
+// alreadyImported says the node holds this very bundle (the same signed
+// manifest) among its imported bundles: a bootstrap or join run again.
+func alreadyImported(root, isoPath string) bool {
+	m, err := content.ReadManifestUnverified(isoPath)
+	if err != nil {
+		return false
+	}
+	same, err := sameManifest(isoPath, filepath.Join(root, BundlesDir, m.Name+"-"+m.Version+".iso"))
+	return err == nil && same
+}
+
+// statementFor is the validity statement that goes with the ISO at
+// isoPath: explicit when given, else the file beside it if there is one.
+func statementFor(explicit, isoPath string) string {
+	if explicit != "" {
+		return explicit
+	}
+	if _, err := os.Stat(validity.Beside(isoPath)); err == nil {
+		return validity.Beside(isoPath)
+	}
+	return ""
+}
+
+// installValidity keeps the validity statement at p beside the imported
+// ISO (where the content service and later runs find it), refusing one
+// older than the statement already there; it reports a change.
+func installValidity(importedISO, p string, ring *signing.Keyring, now time.Time, f *BundleFacts) (bool, error) {
+	data, err := validity.ReadFile(p)
+	if err != nil {
+		return false, err
+	}
+	_, changed, err := validity.Install(importedISO, data, ring, now, f.ManifestSHA256)
+	if err != nil {
+		return false, fmt.Errorf("bundle %s %s: %s: %w", f.Name, f.Version, p, err)
+	}
+	return changed, nil
 }
 
 func sameManifest(a, b string) (bool, error) {
@@ -630,8 +701,8 @@ func dnfArgs(f *BundleFacts) []string {
 
 // extractRepo copies the distribution's repository out of the verified ISO
 // (each chunk checked as it is read) for the first install.
-func extractRepo(ctx context.Context, isoPath string, ring *signing.Keyring, f *BundleFacts, now time.Time) (string, func(), error) {
-	b, _, err := verify.OpenVerified(ctx, isoPath, ring, verify.Options{Now: now})
+func extractRepo(ctx context.Context, isoPath string, ring *signing.Keyring, f *BundleFacts, opts verify.Options) (string, func(), error) {
+	b, _, err := verify.OpenVerified(ctx, isoPath, ring, opts)
 	if err != nil {
 		return "", nil, err
 	}

@@ -29,6 +29,15 @@ type BundleFacts struct {
 	// ImageRepository is where the distribution's images are named
 	// (registry.ferry.dev/k8s).
 	ImageRepository string
+	// ManifestSHA256 identifies the bundle's content (validity statements
+	// bind to it); ValidUntil is its end of validity (a statement's, when
+	// one extends it), Expired whether that has passed (only possible for
+	// an installed bundle: a new one is refused), Warnings what the check
+	// found worth telling.
+	ManifestSHA256 string
+	ValidUntil     time.Time
+	Expired        bool
+	Warnings       []string
 }
 
 // Image returns the full name of the distribution image named base
@@ -43,16 +52,20 @@ func (f *BundleFacts) Image(base string) (string, bool) {
 	return "", false
 }
 
-// ReadFacts verifies the ISO in full (signature, expiry, every file) and
-// reads its facts. It changes nothing on the node.
-func ReadFacts(ctx context.Context, isoPath string, ring *signing.Keyring, now time.Time) (*BundleFacts, error) {
-	b, _, err := verify.OpenVerified(ctx, isoPath, ring, verify.Options{Now: now})
+// ReadFacts verifies the ISO in full (signature, validity, every file) and
+// reads its facts. It changes nothing on the node. Only opts' Now,
+// Installed and ValidityFile are used: a bundle newly imported, joined or
+// upgraded to must be within its validity (or extended); an installed one
+// (Installed) is reported expired, never refused.
+func ReadFacts(ctx context.Context, isoPath string, ring *signing.Keyring, opts verify.Options) (*BundleFacts, error) {
+	b, _, err := verify.OpenVerified(ctx, isoPath, ring, verify.Options{Now: opts.Now, Installed: opts.Installed, ValidityFile: opts.ValidityFile})
 	if err != nil {
 		return nil, err
 	}
 	defer b.Close()
 	m := b.Manifest
-	f := &BundleFacts{Name: m.Name, Version: m.Version, KubernetesVersion: m.KubernetesVersion, Packages: map[string]string{}}
+	f := &BundleFacts{Name: m.Name, Version: m.Version, KubernetesVersion: m.KubernetesVersion, Packages: map[string]string{},
+		ManifestSHA256: b.ManifestSHA256, ValidUntil: b.ValidUntil, Expired: b.Expired, Warnings: b.Warnings}
 	fsys := b.FS()
 	data, err := verify.ReadFile(fsys, bundle.DistributionRecordName, 4<<20)
 	if err != nil {

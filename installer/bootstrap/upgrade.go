@@ -23,6 +23,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/ferry-k8s/ferry/bundle/validity"
+	"github.com/ferry-k8s/ferry/bundle/verify"
 	"github.com/ferry-k8s/ferry/installer/cluster"
 	"github.com/ferry-k8s/ferry/installer/pki"
 	"github.com/ferry-k8s/ferry/installer/rollout"
@@ -40,6 +42,10 @@ const MaxBundleSize = 16 << 30
 type UpgradeOptions struct {
 	// ISO is the new bundle.
 	ISO string
+	// Validity is a signed validity statement extending it (builder
+	// extend); empty: the .validity file beside the ISO, if any. It is
+	// kept beside the imported ISO and served to the other nodes.
+	Validity string
 	// AllowDowngrade rolls out a bundle older than the installed one.
 	AllowDowngrade bool
 	// Force starts although a PodDisruptionBudget blocks an eviction now
@@ -91,7 +97,9 @@ func Upgrade(ctx context.Context, o UpgradeOptions) (*rollout.Report, error) {
 		return nil, fmt.Errorf("keyring: %w", err)
 	}
 	log.Info("verifying the new bundle", slog.String("iso", o.ISO))
-	next, err := ReadFacts(ctx, o.ISO, ring, o.Now())
+	// A bundle to upgrade to must be within its validity (or extended);
+	// the installed one is only reported (R59).
+	next, err := ReadFacts(ctx, o.ISO, ring, verify.Options{Now: o.Now(), Installed: alreadyImported(o.Root, o.ISO), ValidityFile: o.Validity})
 	if err != nil {
 		return nil, err
 	}
@@ -99,7 +107,7 @@ func Upgrade(ctx context.Context, o UpgradeOptions) (*rollout.Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	cur, err := ReadFacts(ctx, curISO, ring, o.Now())
+	cur, err := ReadFacts(ctx, curISO, ring, verify.Options{Now: o.Now(), Installed: true})
 	if err != nil {
 		return nil, fmt.Errorf("the installed bundle %s: %w", curISO, err)
 	}
@@ -112,6 +120,11 @@ func Upgrade(ctx context.Context, o UpgradeOptions) (*rollout.Report, error) {
 	}
 	if _, err := importISO(o.ISO, in(imported)); err != nil {
 		return nil, fmt.Errorf("importing %s: %w", o.ISO, err)
+	}
+	if statement := statementFor(o.Validity, o.ISO); statement != "" && statement != validity.Beside(in(imported)) {
+		if _, err := installValidity(in(imported), statement, ring, o.Now(), next); err != nil {
+			return nil, err
+		}
 	}
 	// This node's content service serves the new bundle too (the other
 	// nodes fetch it from there); nothing else changes yet.
@@ -239,6 +252,50 @@ func fetchBundleByName(ctx context.Context, services []string, name string, caPE
 	return "", fmt.Errorf("fetching bundle %s: %w", name, errors.Join(errs...))
 }
 
+// fetchValidity fetches the validity statement served beside the bundle
+// ISO file (validity.Beside) from the first content service that has one,
+// into dir; "" when none has. It is checked by whoever uses it.
+func fetchValidity(ctx context.Context, services []string, caPEM []byte, file, dir string, log *slog.Logger) (string, error) {
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return "", errors.New("the content CA holds no certificate")
+	}
+	client := &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	defer client.CloseIdleConnections()
+	name := filepath.Base(validity.Beside(file))
+	for _, s := range services {
+		u := "https://" + s + "/bundles/" + name
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		if err != nil {
+			return "", err
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			log.Warn("fetching the validity statement", slog.String("url", u), slog.Any("err", err))
+			continue
+		}
+		data, err := io.ReadAll(io.LimitReader(resp.Body, validity.MaxSize+1))
+		resp.Body.Close()
+		switch {
+		case resp.StatusCode == http.StatusNotFound:
+			continue
+		case resp.StatusCode != http.StatusOK || err != nil || len(data) > validity.MaxSize:
+			log.Warn("fetching the validity statement", slog.String("url", u), slog.String("status", resp.Status), slog.Any("err", err))
+			continue
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return "", err
+		}
+		p := filepath.Join(dir, name)
+		if err := atomicfile.WriteFile(p, data, 0o644); err != nil {
+			return "", err
+		}
+		log.Info("fetched the validity statement", slog.String("url", u))
+		return p, nil
+	}
+	return "", nil
+}
+
 func fetchOne(ctx context.Context, client *http.Client, url, dir string) (string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
@@ -280,6 +337,8 @@ func contentServices(c *cluster.Cluster) []string {
 // ensureBundle makes the bundle of version the node's target: imported
 // already, or fetched from the content services and verified in full
 // (signature, expiry, every file, and that it is that version).
+// A fetched bundle must be within its validity, or extended by the
+// statement the content services serve beside it.
 func ensureBundle(ctx context.Context, root string, c *cluster.Cluster, ring *signing.Keyring, name, version string, now time.Time, log *slog.Logger) error {
 	file, _, err := stageBundle(ctx, root, c, ring, name, version, now, log)
 	if err != nil {
@@ -302,17 +361,30 @@ func stageBundle(ctx context.Context, root string, c *cluster.Cluster, ring *sig
 	if err != nil {
 		return "", nil, err
 	}
-	p, err := fetchBundleByName(ctx, contentServices(c), file, ca, filepath.Join(root, StateDir, "downloads"), log)
+	downloads := filepath.Join(root, StateDir, "downloads")
+	p, err := fetchBundleByName(ctx, contentServices(c), file, ca, downloads, log)
 	if err != nil {
 		return "", nil, err
 	}
 	defer os.Remove(p)
-	f, err := ReadFacts(ctx, p, ring, now)
+	vp, err := fetchValidity(ctx, contentServices(c), ca, file, downloads, log)
+	if err != nil {
+		return "", nil, err
+	}
+	if vp != "" {
+		defer os.Remove(vp)
+	}
+	f, err := ReadFacts(ctx, p, ring, verify.Options{Now: now, ValidityFile: vp})
 	if err != nil {
 		return "", nil, err
 	}
 	if f.Name != name || f.Version != version {
 		return "", nil, fmt.Errorf("the content services served %s %s as %s", f.Name, f.Version, file)
+	}
+	if vp != "" {
+		if _, err := installValidity(dst, vp, ring, now, f); err != nil {
+			return "", nil, err
+		}
 	}
 	if err := os.Rename(p, dst); err != nil {
 		return "", nil, err

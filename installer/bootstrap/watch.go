@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/ferry-k8s/ferry/bundle/verify"
 	"github.com/ferry-k8s/ferry/installer/cluster"
 	"github.com/ferry-k8s/ferry/installer/content"
 	"github.com/ferry-k8s/ferry/installer/rollout"
@@ -162,7 +163,7 @@ func (d *Daemon) stage(ctx context.Context, root string, c *cluster.Cluster, nod
 		return fmt.Errorf("fetching %s: %w", name+"-"+version+".iso", err)
 	}
 	if facts == nil { // here already (imported by installer upgrade)
-		if facts, err = ReadFacts(ctx, in(filepath.Join(BundlesDir, file)), ring, time.Now()); err != nil {
+		if facts, err = ReadFacts(ctx, in(filepath.Join(BundlesDir, file)), ring, verify.Options{Now: time.Now(), Installed: true}); err != nil {
 			return err
 		}
 	}

@@ -25,24 +25,35 @@ func convergeFlags() []cli.Flag {
 	}
 }
 
+// validityFlag is --validity on the commands that newly import a bundle.
+var validityFlag = &cli.PathFlag{Name: "validity", Usage: "a signed validity statement (builder extend) extending an expired bundle (default: the .validity file beside the ISO, if any; join: also the one the content services serve)"}
+
 func bootstrapCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "bootstrap",
 		Usage:     "install the first control-plane node from a bundle ISO (install == upgrade: run it again, it changes nothing)",
 		UsageText: "installer bootstrap --iso ferry.iso --config cluster.yaml --keyring release.pub.asc --root-passphrase-file F",
-		Description: `Verifies the ISO (signature, expiry, every file) before changing anything,
+		Description: `Verifies the ISO (signature, validity, every file) before changing anything,
 imports it to /var/lib/ferry/bundles, then converges the node: PKI (one CA
 chain per realm, DNS-only certificates), the content service, every host
 binary as an RPM through dnf with gpgcheck, containerd, kubelet, kubeadm init
 with Ferry's hardened configuration, labels and taints. Every step is
 journaled in /var/lib/ferry/journal.jsonl; after a failure, the same command
-continues. 'installer apply' re-runs the convergence later.`,
+continues. 'installer apply' re-runs the convergence later.
+
+A bundle past its validity (its manifest's expires) is refused unless a
+signed validity statement extends it (--validity, or the .validity file
+beside the ISO); once installed, it is served and converged after it
+expires, with a warning (see docs/validity.md).`,
 		Flags: append(convergeFlags(),
 			&cli.PathFlag{Name: "iso", Usage: "the bundle ISO", Required: true},
 			&cli.PathFlag{Name: "config", Usage: "cluster.yaml (kind: Cluster)", Required: true},
 			&cli.PathFlag{Name: "keyring", Usage: "public keys the bundle must be signed by", Required: true},
+			validityFlag,
 		),
-		Action: func(c *cli.Context) error { return runConverge(c, c.Path("iso"), c.Path("config"), c.Path("keyring")) },
+		Action: func(c *cli.Context) error {
+			return runConvergeWith(c, bootstrap.Options{ISO: c.Path("iso"), Config: c.Path("config"), Keyring: c.Path("keyring"), Validity: c.Path("validity")})
+		},
 	}
 }
 
@@ -51,10 +62,13 @@ func applyCommand() *cli.Command {
 		Name:      "apply",
 		Usage:     "converge this node again to its bundle and cluster.yaml (0 changes when it already is)",
 		UsageText: "installer apply [--dry-run] [--config cluster.yaml]",
+		Description: `Converges the node to the bundle it imported. An imported bundle is
+installed content: past its validity it is converged still, with a warning
+(freeze protection only refuses new imports, joins and upgrades).`,
 		Flags: append(convergeFlags(),
 			&cli.PathFlag{Name: "config", Usage: "cluster.yaml (default: the one bootstrap kept in /etc/ferry)"},
 		),
-		Action: func(c *cli.Context) error { return runConverge(c, "", c.Path("config"), "") },
+		Action: func(c *cli.Context) error { return runConvergeWith(c, bootstrap.Options{Config: c.Path("config")}) },
 	}
 }
 
@@ -75,14 +89,19 @@ services (TLS verified with the content CA only, resumable, checked against
 the digest in the join file) and verified in full with the keyring before
 anything changes. Then the node converges like the first one: RPMs through
 dnf with gpgcheck, containerd mirroring the cluster's registry, the pod
-routes and the host firewall, and kubeadm join.`,
+routes and the host firewall, and kubeadm join.
+
+A bundle past its validity is refused unless a signed validity statement
+extends it: --validity, or the one the content services serve beside the
+bundle (installer bundle extend on a control plane).`,
 		Flags: append(convergeFlags(),
 			&cli.PathFlag{Name: "join-file", Usage: "the join file (installer token create)", Required: true},
 			&cli.PathFlag{Name: "iso", Usage: "the bundle ISO, when it is at hand (default: fetched from the content services)"},
 			&cli.StringFlag{Name: "certificate-key", Usage: "a control-plane node's key to the join file's secrets (printed by token create; carry it apart from the file)", EnvVars: []string{"FERRY_CERTIFICATE_KEY"}},
+			validityFlag,
 		),
 		Action: func(c *cli.Context) error {
-			return runConvergeWith(c, bootstrap.Options{ISO: c.Path("iso"), JoinFile: c.Path("join-file"), CertificateKey: c.String("certificate-key")})
+			return runConvergeWith(c, bootstrap.Options{ISO: c.Path("iso"), JoinFile: c.Path("join-file"), CertificateKey: c.String("certificate-key"), Validity: c.Path("validity")})
 		},
 	}
 }
@@ -135,7 +154,7 @@ func upgradeCommand() *cli.Command {
 		Name:      "upgrade",
 		Usage:     "roll a new bundle over the cluster, node by node (on a control-plane node; run it again to resume)",
 		UsageText: "installer upgrade --iso ferry-kubernetes-1.1.0.iso [--force] [--allow-downgrade]",
-		Description: `Verifies the new ISO (signature, expiry, every file) and that it may follow
+		Description: `Verifies the new ISO (signature, validity, every file) and that it may follow
 the installed bundle (newer, Kubernetes at most one minor ahead), imports it
 into this node's content service (after checking there is room for it), and
 runs the roll-out. Preflight: every API server ready, etcd healthy (every
@@ -154,6 +173,7 @@ kube-system/ferry-rollout and node annotations): killed at any point, the
 same command resumes; after a finished roll-out it reports nothing to do.`,
 		Flags: []cli.Flag{
 			&cli.PathFlag{Name: "iso", Usage: "the new bundle ISO", Required: true},
+			validityFlag,
 			&cli.BoolFlag{Name: "force", Usage: "start although a PodDisruptionBudget blocks an eviction now (the drain still never breaks a budget)"},
 			&cli.BoolFlag{Name: "allow-downgrade", Usage: "roll out a bundle older than the installed one"},
 			&cli.DurationFlag{Name: "drain-timeout", Usage: "bound of each node's drain (default 5m; a Pod's ferry.dev/drain-timeout may extend it)"},
@@ -165,7 +185,7 @@ same command resumes; after a finished roll-out it reports nothing to do.`,
 			if err != nil {
 				return err
 			}
-			rep, err := bootstrap.Upgrade(c.Context, bootstrap.UpgradeOptions{ISO: c.Path("iso"), Force: c.Bool("force"), AllowDowngrade: c.Bool("allow-downgrade"),
+			rep, err := bootstrap.Upgrade(c.Context, bootstrap.UpgradeOptions{ISO: c.Path("iso"), Validity: c.Path("validity"), Force: c.Bool("force"), AllowDowngrade: c.Bool("allow-downgrade"),
 				DrainTimeout: c.Duration("drain-timeout"), NodeTimeout: c.Duration("node-timeout"), Log: log})
 			if rep != nil {
 				if c.Bool("json") {
@@ -217,10 +237,6 @@ roles (groups like system:masters are refused by cluster.yaml validation).`,
 			},
 		}},
 	}
-}
-
-func runConverge(c *cli.Context, iso, config, keyring string) error {
-	return runConvergeWith(c, bootstrap.Options{ISO: iso, Config: config, Keyring: keyring})
 }
 
 func runConvergeWith(c *cli.Context, o bootstrap.Options) error {

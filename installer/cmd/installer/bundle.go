@@ -8,6 +8,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/ferry-k8s/ferry/bundle/validity"
+	"github.com/ferry-k8s/ferry/bundle/verify"
 	"github.com/ferry-k8s/ferry/installer/content"
 	"github.com/ferry-k8s/ferry/internal/cliutil"
 	"github.com/ferry-k8s/ferry/signing"
@@ -21,17 +23,39 @@ func bundleCommand() *cli.Command {
 	keyringFlag := &cli.PathFlag{Name: "keyring", Usage: "trusted keys (default: the file's keyring)"}
 	return &cli.Command{
 		Name:  "bundle",
-		Usage: "add, remove or list the bundles the content service serves",
+		Usage: "add, remove, list or extend the bundles the content service serves",
 		Description: `Edits the isos of the content service's configuration file (atomically,
 keeping comments) and sends SIGHUP to the running server (found by its pid
-file), which then verifies and serves or withdraws the bundle.`,
+file), which then verifies and serves or withdraws the bundle.
+
+A bundle past its validity (its manifest's expires, or a validity statement
+that extends it) is refused by add, and served still once configured:
+installed content is never withdrawn because of a date. extend installs a
+signed validity statement (builder extend) beside the configured ISO it is
+for, so that nodes can join and upgrade to the bundle again.`,
 		Subcommands: []*cli.Command{
 			{
 				Name:      "add",
 				Usage:     "verify an ISO, add it to the configuration, reload the server",
-				UsageText: "bundle add --iso ferry-1.1.0.iso [--config /etc/ferry/serve.yaml] [--json]",
-				Flags:     []cli.Flag{&cli.PathFlag{Name: "iso", Required: true, Usage: "the bundle ISO"}, configFlag, keyringFlag, pidFlag, cliutil.JSONFlag},
-				Action:    runBundleAdd,
+				UsageText: "bundle add --iso ferry-1.1.0.iso [--validity ferry-1.1.0.validity] [--config /etc/ferry/serve.yaml] [--json]",
+				Flags: []cli.Flag{&cli.PathFlag{Name: "iso", Required: true, Usage: "the bundle ISO"},
+					&cli.PathFlag{Name: "validity", Usage: "a signed validity statement extending the bundle (builder extend; default: the .validity file beside the ISO, if any); kept beside the ISO"},
+					configFlag, keyringFlag, pidFlag, cliutil.JSONFlag},
+				Action: runBundleAdd,
+			},
+			{
+				Name:      "extend",
+				Usage:     "install a signed validity statement for a configured bundle, reload the server",
+				UsageText: "bundle extend --validity ferry-1.1.0.validity [--config /etc/ferry/serve.yaml] [--json]",
+				Description: `Checks the statement (signed by a key of the keyring, valid now, for a
+configured bundle, not older than the statement already accepted for it),
+writes it beside that bundle's ISO and sends SIGHUP to the server.
+
+Example:
+   builder extend --iso ferry-1.1.0.iso --until 2028-06-01 --signing-key release.key.asc --output ferry-1.1.0.validity
+   installer bundle extend --validity ferry-1.1.0.validity`,
+				Flags:  []cli.Flag{&cli.PathFlag{Name: "validity", Required: true, Usage: "the statement (builder extend)"}, configFlag, keyringFlag, pidFlag, cliutil.JSONFlag},
+				Action: runBundleExtend,
 			},
 			{
 				Name:      "remove",
@@ -53,13 +77,17 @@ file), which then verifies and serves or withdraws the bundle.`,
 
 // bundleChange is what add and remove print with --json.
 type bundleChange struct {
-	Action    string              `json:"action"`
-	Config    string              `json:"config"`
-	Changed   bool                `json:"changed"`
-	Bundle    *content.BundleInfo `json:"bundle,omitempty"`
-	Removed   []string            `json:"removed,omitempty"`
-	Signalled int                 `json:"signalledPid,omitempty"`
-	Note      string              `json:"note,omitempty"`
+	Action  string              `json:"action"`
+	Config  string              `json:"config"`
+	Changed bool                `json:"changed"`
+	Bundle  *content.BundleInfo `json:"bundle,omitempty"`
+	Removed []string            `json:"removed,omitempty"`
+	// Extended is the ISO a validity statement was installed for, and
+	// ValidUntil the bundle's new end of validity (extend).
+	Extended   string    `json:"extended,omitempty"`
+	ValidUntil time.Time `json:"validUntil,omitzero"`
+	Signalled  int       `json:"signalledPid,omitempty"`
+	Note       string    `json:"note,omitempty"`
 }
 
 func loadBundleConfig(c *cli.Context) (*content.Config, error) {
@@ -79,20 +107,24 @@ func runBundleAdd(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	keyring := cfg.Path(cfg.Keyring)
-	if c.IsSet("keyring") {
-		keyring = c.Path("keyring")
-	}
-	if keyring == "" {
-		return cli.Exit("no keyring: set keyring in "+c.Path("config")+" or give --keyring", 2)
-	}
-	ring, err := loadKeyring(keyring)
+	ring, err := configKeyring(c, cfg)
 	if err != nil {
 		return err
 	}
-	info, err := content.CheckISO(c.Context, c.Path("iso"), ring, time.Now())
+	now := time.Now()
+	info, err := content.CheckISO(c.Context, c.Path("iso"), ring, verify.Options{Now: now, ValidityFile: c.Path("validity")})
 	if err != nil {
 		return cli.Exit(err.Error(), 1)
+	}
+	if c.IsSet("validity") {
+		// Kept beside the ISO, where the server (and status) find it.
+		data, err := validity.ReadFile(c.Path("validity"))
+		if err != nil {
+			return cli.Exit(err.Error(), 1)
+		}
+		if _, _, err := validity.Install(info.Path, data, ring, now, info.ManifestSHA256); err != nil {
+			return cli.Exit(err.Error(), 1)
+		}
 	}
 	changed, err := content.AddISOToConfig(c.Path("config"), info.Path, info.Version)
 	if err != nil {
@@ -100,6 +132,43 @@ func runBundleAdd(c *cli.Context) error {
 	}
 	out := bundleChange{Action: "add", Config: c.Path("config"), Changed: changed, Bundle: &info}
 	return reportChange(c, log, cfg, out)
+}
+
+func runBundleExtend(c *cli.Context) error {
+	log, err := cliutil.Logger(c)
+	if err != nil {
+		return err
+	}
+	cfg, err := loadBundleConfig(c)
+	if err != nil {
+		return err
+	}
+	ring, err := configKeyring(c, cfg)
+	if err != nil {
+		return err
+	}
+	data, err := validity.ReadFile(c.Path("validity"))
+	if err != nil {
+		return cli.Exit(err.Error(), 1)
+	}
+	iso, v, changed, err := content.ExtendConfigured(cfg, data, ring, time.Now())
+	if err != nil {
+		return cli.Exit(fmt.Sprintf("%s: %v", c.Path("validity"), err), 1)
+	}
+	out := bundleChange{Action: "extend", Config: c.Path("config"), Changed: changed, Extended: iso, ValidUntil: v.Expires}
+	return reportChange(c, log, cfg, out)
+}
+
+// configKeyring loads --keyring, else the configuration file's keyring.
+func configKeyring(c *cli.Context, cfg *content.Config) (*signing.Keyring, error) {
+	keyring := cfg.Path(cfg.Keyring)
+	if c.IsSet("keyring") {
+		keyring = c.Path("keyring")
+	}
+	if keyring == "" {
+		return nil, cli.Exit("no keyring: set keyring in "+c.Path("config")+" or give --keyring", 2)
+	}
+	return loadKeyring(keyring)
 }
 
 func runBundleRemove(c *cli.Context) error {
@@ -152,7 +221,11 @@ func reportChange(c *cli.Context, log interface{ Info(string, ...any) }, cfg *co
 	case out.Action == "add" && !out.Changed:
 		fmt.Fprintf(w, "%s %s (%s) is already in %s\n", out.Bundle.Name, out.Bundle.Version, out.Bundle.Path, out.Config)
 	case out.Action == "add":
-		fmt.Fprintf(w, "added   %s %s (%s) to %s\n", out.Bundle.Name, out.Bundle.Version, out.Bundle.Path, out.Config)
+		fmt.Fprintf(w, "added   %s %s (%s) to %s, valid until %s\n", out.Bundle.Name, out.Bundle.Version, out.Bundle.Path, out.Config, out.Bundle.ValidUntil.Format(time.RFC3339))
+	case out.Action == "extend" && !out.Changed:
+		fmt.Fprintf(w, "%s already has this validity statement (valid until %s)\n", out.Extended, out.ValidUntil.Format(time.RFC3339))
+	case out.Action == "extend":
+		fmt.Fprintf(w, "extended %s: valid until %s\n", out.Extended, out.ValidUntil.Format(time.RFC3339))
 	default:
 		for _, r := range out.Removed {
 			fmt.Fprintf(w, "removed %s from %s\n", r, out.Config)
@@ -194,10 +267,20 @@ func runBundleList(c *cli.Context) error {
 	}
 	for _, b := range list {
 		state := "ok"
-		if !b.Trusted {
+		switch {
+		case !b.Trusted:
 			state = "PROBLEM: " + b.Problem
+		case b.Expired:
+			state = "EXPIRED (served; extend it to join or upgrade)"
 		}
-		fmt.Fprintf(w, "%-10s %-12s %s  expires %s  %s\n", b.Version, b.Name, b.Path, b.Expires.Format(time.DateOnly), state)
+		until := b.ValidUntil
+		if until.IsZero() {
+			until = b.Expires
+		}
+		fmt.Fprintf(w, "%-10s %-12s %s  valid until %s  %s\n", b.Version, b.Name, b.Path, until.Format(time.DateOnly), state)
+		for _, warn := range b.Warnings {
+			fmt.Fprintf(w, "           warning: %s\n", warn)
+		}
 	}
 	return nil
 }

@@ -63,7 +63,7 @@ func buildExample(t *testing.T) *fixture {
 func TestBuildExample(t *testing.T) {
 	f := buildExample(t)
 	r := f.res
-	if r.Name != "example" || r.Version != "1.0.0" || !r.Created.Equal(epoch) || !r.Expires.Equal(epoch.Add(365*24*time.Hour)) {
+	if r.Name != "example" || r.Version != "1.0.0" || !r.Created.Equal(epoch) || !r.Expires.Equal(epoch.Add(36500*24*time.Hour)) {
 		t.Errorf("result %+v", r)
 	}
 	if len(r.Images) != 2 || len(r.Repositories) != 1 || r.Repositories[0].Packages != 3 {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ferry-k8s/ferry/builder"
 	"github.com/ferry-k8s/ferry/builder/distro"
+	"github.com/ferry-k8s/ferry/bundle/validity"
 	"github.com/ferry-k8s/ferry/internal/cliutil"
 	"github.com/ferry-k8s/ferry/internal/progress"
 	"github.com/ferry-k8s/ferry/internal/version"
@@ -48,6 +49,7 @@ Quick start:
 			lockCommand(),
 			phaseCommand(),
 			cliutil.VerifyCommand(),
+			extendCommand(),
 			keyCommand(),
 		},
 	}
@@ -223,17 +225,8 @@ func runBuild(c *cli.Context, only, skip []string) error {
 		opts.SourceDateEpoch = time.Unix(sec, 0).UTC()
 	}
 	if key := c.Path("signing-key"); key != "" {
-		var pass []byte
-		if pf := c.Path("passphrase-file"); pf != "" {
-			if pass, err = signing.ReadPassphraseFile(pf); err != nil {
-				return cli.Exit(err.Error(), 2)
-			}
-		}
-		if opts.Signer, err = signing.LoadSignerFile(key, pass); err != nil {
-			if errors.Is(err, signing.ErrPassphrase) {
-				return cli.Exit(err.Error()+": give --passphrase-file", 2)
-			}
-			return cli.Exit(err.Error(), 2)
+		if opts.Signer, err = loadSigner(c); err != nil {
+			return err
 		}
 	}
 	res, err := builder.Build(c.Context, opts)
@@ -254,6 +247,104 @@ func runBuild(c *cli.Context, only, skip []string) error {
 		fmt.Fprintf(c.App.Writer, "workdir %s\n", res.WorkDir)
 	}
 	return nil
+}
+
+// loadSigner loads --signing-key, unlocked with --passphrase-file.
+func loadSigner(c *cli.Context) (*signing.Signer, error) {
+	var pass []byte
+	if pf := c.Path("passphrase-file"); pf != "" {
+		var err error
+		if pass, err = signing.ReadPassphraseFile(pf); err != nil {
+			return nil, cli.Exit(err.Error(), 2)
+		}
+	}
+	s, err := signing.LoadSignerFile(c.Path("signing-key"), pass)
+	if err != nil {
+		if errors.Is(err, signing.ErrPassphrase) {
+			return nil, cli.Exit(err.Error()+": give --passphrase-file", 2)
+		}
+		return nil, cli.Exit(err.Error(), 2)
+	}
+	return s, nil
+}
+
+func extendCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "extend",
+		Usage:     "sign a validity statement that extends a bundle's expiry, without rebuilding its ISO",
+		UsageText: "builder extend --iso ferry-1.0.0.iso --until 2028-06-01 --signing-key release.key.asc [--output ferry-1.0.0.validity] [--keyring old.pub.asc]",
+		Description: `A bundle is valid for spec.expiresAfter (365 days) from its build. Past that,
+installers refuse to newly import, join or upgrade to it (freeze protection;
+a cluster that runs it keeps being served). A site that keeps its DVD in a
+vault gets a small signed statement instead of a new image: it binds the
+sha256 of the ISO's signed manifest to a new expiry, issued now. The
+statement is a cleartext-signed OpenPGP message: 'gpg --verify' checks it.
+
+Installers take it as --validity FILE, or as the .validity file beside the
+ISO; on a running cluster 'installer bundle extend --validity FILE' hands it
+to the content service. They refuse a statement for another bundle, one
+signed by a key they do not trust or that has expired, and one issued before
+a statement they already accepted for the bundle (no rollback).
+
+The manifest's signature is checked first, with the signing key's own
+public half, or with --keyring when another key built the ISO.
+
+Example:
+   builder extend --iso ferry-1.0.0.iso --until 2028-06-01 --signing-key release.key.asc
+   builder verify --iso ferry-1.0.0.iso --keyring release.pub.asc   # finds ferry-1.0.0.validity beside it`,
+		Flags: []cli.Flag{
+			&cli.PathFlag{Name: "iso", Required: true, Usage: "the bundle ISO to extend"},
+			&cli.StringFlag{Name: "until", Required: true, Usage: "the new end of validity: a date (2028-06-01, midnight UTC) or an RFC 3339 time"},
+			&cli.PathFlag{Name: "signing-key", Required: true, Usage: "OpenPGP secret key that signs the statement (its public key must be in the nodes' keyring)", EnvVars: []string{"FERRY_SIGNING_KEY"}},
+			&cli.PathFlag{Name: "passphrase-file", Usage: "file whose first line unlocks the signing key", EnvVars: []string{"FERRY_PASSPHRASE_FILE"}},
+			&cli.PathFlag{Name: "keyring", Usage: "public key(s) the ISO's manifest is signed by (default: the signing key's)"},
+			&cli.PathFlag{Name: "output", Aliases: []string{"o"}, Usage: "the statement to write (default: the ISO's path with .validity)"},
+			cliutil.JSONFlag,
+		},
+		Action: runExtend,
+	}
+}
+
+func runExtend(c *cli.Context) error {
+	until, err := parseUntil(c.String("until"))
+	if err != nil {
+		return cli.Exit("--until: "+err.Error(), 2)
+	}
+	signer, err := loadSigner(c)
+	if err != nil {
+		return err
+	}
+	o := builder.ExtendOptions{ISO: c.Path("iso"), Until: until, Signer: signer, Output: c.Path("output")}
+	if k := c.Path("keyring"); k != "" {
+		if o.Keyring, err = signing.LoadKeyringFile(k); err != nil {
+			return cli.Exit(err.Error(), 2)
+		}
+	}
+	st, out, err := builder.Extend(o)
+	if err != nil {
+		return cli.Exit(err.Error(), 1)
+	}
+	if c.Bool("json") {
+		return cliutil.PrintJSON(c, struct {
+			Output    string              `json:"output"`
+			Statement *validity.Statement `json:"statement"`
+		}{out, st})
+	}
+	fmt.Fprintf(c.App.Writer, "wrote %s: bundle %s %s valid until %s (issued %s, signed by %s)\n",
+		out, st.Bundle.Name, st.Bundle.Version, st.Expires.Format(time.RFC3339), st.Issued.Format(time.RFC3339), signer.Fingerprint())
+	return nil
+}
+
+// parseUntil reads a date (midnight UTC) or an RFC 3339 time.
+func parseUntil(s string) (time.Time, error) {
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t.UTC(), nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is neither a date (2028-06-01) nor an RFC 3339 time", s)
+	}
+	return t.UTC(), nil
 }
 
 func keyCommand() *cli.Command {

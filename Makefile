@@ -11,8 +11,19 @@ FUZZTIME ?= 30s
 # would otherwise compile go-sqlite3 from C for its blob-info cache).
 export CGO_ENABLED := 0
 EXAMPLE_DIR ?= _example
-SOURCE_DATE_EPOCH ?= 1767225600
+# A bundle's `created` is SOURCE_DATE_EPOCH, and it is valid for its spec's
+# expiresAfter (365 days by default) from then (docs/validity.md). Unless set,
+# it is the last commit's time: the same commit builds the same ISO on every
+# machine, and a bundle built from a fresh checkout is valid for a year from
+# about its build day. Outside a git checkout: now.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
 export SOURCE_DATE_EPOCH
+# The example bundle keeps a fixed time, its key's creation (2026-01-01): the
+# example ISO is byte-identical on every machine and at every commit, which
+# is what it shows. Its spec's expiresAfter (36500d) ends in 2125, after the
+# project's lifetime, so it never expires under a test; its key is made from
+# fixed, public entropy, so that long validity vouches for nothing.
+EXAMPLE_SOURCE_DATE_EPOCH := 1767225600
 
 .PHONY: help build test unit lint fuzz example bundle bench bench-serve bench-upstream bench-rollout e2e deps clean conformance vagrant-up vagrant-upgrade vagrant-check
 
@@ -41,12 +52,12 @@ fuzz: ## run every fuzz target for FUZZTIME each (.ci/fuzz.sh)
 example: build ## build and verify the example bundle from generated fixtures
 	$(GO) run -tags '$(GO_TAGS)' ./internal/example/mkexample $(EXAMPLE_DIR)
 	bin/builder build --spec $(EXAMPLE_DIR)/bundle.yaml --output $(EXAMPLE_DIR)/example-1.0.0.iso \
-	  --signing-key $(EXAMPLE_DIR)/release.key.asc --installer bin/installer
+	  --signing-key $(EXAMPLE_DIR)/release.key.asc --installer bin/installer --source-date-epoch $(EXAMPLE_SOURCE_DATE_EPOCH)
 	bin/installer verify --iso $(EXAMPLE_DIR)/example-1.0.0.iso --keyring $(EXAMPLE_DIR)/release.pub.asc
 
 BUNDLE_DIR ?= _bundle
 KUBERNETES_VERSION ?=
-bundle: build ## the default bundle: Kubernetes built from source (KUBERNETES_VERSION=v1.35.4 for another)
+bundle: build ## the default bundle: Kubernetes built from source, valid 365 days from SOURCE_DATE_EPOCH (default: the last commit's time; KUBERNETES_VERSION=v1.35.4 for another)
 	mkdir -p $(BUNDLE_DIR)
 	test -f $(BUNDLE_DIR)/release.key.asc || bin/builder key generate --name "Ferry Release" --email release@ferry.invalid \
 	  --output $(BUNDLE_DIR)/release.key.asc --public-output $(BUNDLE_DIR)/release.pub.asc

@@ -20,7 +20,8 @@ import (
 	"github.com/ferry-k8s/ferry/signing"
 )
 
-// Epoch is the fixed creation time of the example's key.
+// Epoch is the fixed creation time of the example's key, and the example
+// bundle's SOURCE_DATE_EPOCH in `make example`.
 var Epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // Example is what Write produced.
@@ -109,7 +110,11 @@ metadata:
   name: example
   version: 1.0.0
 spec:
-  expiresAfter: 365d
+  # The example never expires within the project's lifetime (100 years, the
+  # longest allowed): its key is made from public entropy and vouches for
+  # nothing. A real bundle keeps the default, 365d, and is extended with
+  # builder extend when a site needs it longer.
+  expiresAfter: 36500d
   images:
     - source: oci:images/layout:app
       name: registry.example.com/ferry/app:1.0

@@ -4,14 +4,21 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
+	"time"
 
+	"github.com/ferry-k8s/ferry/bundle/validity"
 	"github.com/ferry-k8s/ferry/installer/content"
 	"github.com/ferry-k8s/ferry/installer/converge"
+	"github.com/ferry-k8s/ferry/signing"
 )
 
 // Status is what `installer status` shows of a node.
@@ -28,6 +35,21 @@ type Status struct {
 	Failed    bool             `json:"failed"`
 	// Initialized: kubeadm init has run on this node.
 	Initialized bool `json:"initialized"`
+	// Expiries are the dates on this node at which something ends, the
+	// nearest first: the imported bundles' validity and every certificate
+	// of Ferry's and kubeadm's PKI (docs/validity.md lists what renews
+	// each).
+	Expiries []Expiry `json:"expiries"`
+}
+
+// Expiry is one thing on the node that ends at a date.
+type Expiry struct {
+	// Kind is "bundle", "ca" or "certificate".
+	Kind     string    `json:"kind"`
+	Path     string    `json:"path"`
+	NotAfter time.Time `json:"notAfter"`
+	// Renewal says what renews it.
+	Renewal string `json:"renewal"`
 }
 
 // StatusBundle is one imported bundle.
@@ -36,6 +58,9 @@ type StatusBundle struct {
 	Name              string `json:"name"`
 	Version           string `json:"version"`
 	KubernetesVersion string `json:"kubernetesVersion,omitempty"`
+	// ValidUntil is the manifest's expires, or the expiry of the validity
+	// statement beside the ISO (read, not verified, like the rest).
+	ValidUntil time.Time `json:"validUntil,omitzero"`
 }
 
 // ReadStatus reads the node's status; it changes nothing.
@@ -43,7 +68,7 @@ func ReadStatus(ctx context.Context, root string) (*Status, error) {
 	if root == "" {
 		root = "/"
 	}
-	st := &Status{Packages: map[string]string{}}
+	st := &Status{Packages: map[string]string{}, Bundles: []StatusBundle{}, Expiries: []Expiry{}}
 	for _, p := range NodePackages {
 		st.Packages[p] = ""
 	}
@@ -61,10 +86,21 @@ func ReadStatus(ctx context.Context, root string) (*Status, error) {
 	for _, iso := range isos {
 		b := StatusBundle{Path: strings.TrimPrefix(iso, filepath.Clean(root))}
 		if m, err := content.ReadManifestUnverified(iso); err == nil {
-			b.Name, b.Version, b.KubernetesVersion = m.Name, m.Version, m.KubernetesVersion
+			b.Name, b.Version, b.KubernetesVersion, b.ValidUntil = m.Name, m.Version, m.KubernetesVersion, m.Expires
+			if data, err := validity.ReadFile(validity.Beside(iso)); err == nil {
+				if text, err := signing.ClearSignedText(data); err == nil {
+					if v, err := validity.Parse(text); err == nil {
+						b.ValidUntil = v.Expires
+					}
+				}
+			}
+			st.Expiries = append(st.Expiries, Expiry{Kind: "bundle", Path: b.Path, NotAfter: b.ValidUntil,
+				Renewal: "a newer bundle (installer upgrade) or a validity statement (builder extend, installer bundle extend); installed content is served after it"})
 		}
 		st.Bundles = append(st.Bundles, b)
 	}
+	st.Expiries = append(st.Expiries, certExpiries(root, PKIDir, "/etc/kubernetes/pki")...)
+	sort.SliceStable(st.Expiries, func(i, j int) bool { return st.Expiries[i].NotAfter.Before(st.Expiries[j].NotAfter) })
 	if data, err := os.ReadFile(filepath.Join(root, StateDir, "journal.jsonl")); err == nil {
 		lines := strings.Split(strings.TrimSpace(string(data)), "\n")
 		var r converge.Record
@@ -76,4 +112,36 @@ func ReadStatus(ctx context.Context, root string) (*Status, error) {
 	_, err := os.Stat(filepath.Join(root, "/etc/kubernetes/admin.conf"))
 	st.Initialized = err == nil
 	return st, nil
+}
+
+// certExpiries lists the certificates (*.crt, PEM) under dirs of root.
+func certExpiries(root string, dirs ...string) []Expiry {
+	var out []Expiry
+	for _, d := range dirs {
+		_ = filepath.WalkDir(filepath.Join(root, d), func(p string, e fs.DirEntry, err error) error {
+			if err != nil || e.IsDir() || !strings.HasSuffix(p, ".crt") {
+				return nil
+			}
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return nil
+			}
+			blk, _ := pem.Decode(data)
+			if blk == nil || blk.Type != "CERTIFICATE" {
+				return nil
+			}
+			c, err := x509.ParseCertificate(blk.Bytes)
+			if err != nil {
+				return nil
+			}
+			ex := Expiry{Kind: "certificate", Path: strings.TrimPrefix(p, filepath.Clean(root)), NotAfter: c.NotAfter.UTC(),
+				Renewal: "installer apply, hourly by ferry-node (control planes); workers through the CSR API"}
+			if c.IsCA {
+				ex.Kind, ex.Renewal = "ca", "by hand: root CAs are offline (R25); see docs/validity.md"
+			}
+			out = append(out, ex)
+			return nil
+		})
+	}
+	return out
 }

@@ -6,6 +6,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -264,6 +265,14 @@ func runConvergeWith(c *cli.Context, o bootstrap.Options) error {
 	return nil
 }
 
+// until says when t is, from now: "valid until DATE (N days)" or "EXPIRED on DATE".
+func until(t, now time.Time) string {
+	if !now.Before(t) {
+		return "EXPIRED on " + t.Format(time.DateOnly)
+	}
+	return fmt.Sprintf("valid until %s (%d days)", t.Format(time.DateOnly), int(t.Sub(now).Hours()/24))
+}
+
 func statusCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "status",
@@ -289,8 +298,17 @@ func statusCommand() *cli.Command {
 				fmt.Fprintf(w, "  %-16s %s\n", p, v)
 			}
 			fmt.Fprintln(w, "bundles:")
+			now := time.Now()
 			for _, b := range st.Bundles {
-				fmt.Fprintf(w, "  %s %s (Kubernetes %s) %s\n", b.Name, b.Version, b.KubernetesVersion, b.Path)
+				fmt.Fprintf(w, "  %s %s (Kubernetes %s) %s, %s\n", b.Name, b.Version, b.KubernetesVersion, b.Path, until(b.ValidUntil, now))
+			}
+			fmt.Fprintln(w, "nearest expiries:")
+			for i, e := range st.Expiries {
+				if i == 5 {
+					fmt.Fprintf(w, "  … %d more (--json lists them)\n", len(st.Expiries)-5)
+					break
+				}
+				fmt.Fprintf(w, "  %-11s %s  %s\n", e.Kind, until(e.NotAfter, now), e.Path)
 			}
 			if st.LastApply != nil {
 				fmt.Fprintf(w, "last apply: %s %s %s\n", st.LastApply.Time.Format("2006-01-02 15:04:05Z"), st.LastApply.Status, st.LastApply.Op)

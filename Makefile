@@ -25,7 +25,7 @@ export SOURCE_DATE_EPOCH
 # fixed, public entropy, so that long validity vouches for nothing.
 EXAMPLE_SOURCE_DATE_EPOCH := 1767225600
 
-.PHONY: help build test unit lint fuzz example bundle bench bench-serve bench-upstream bench-rollout e2e deps clean conformance vagrant-up vagrant-upgrade vagrant-check
+.PHONY: help build test unit lint fuzz example bundle validity-check bench bench-serve bench-upstream bench-rollout e2e deps clean conformance vagrant-up vagrant-upgrade vagrant-check
 
 help: ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -54,6 +54,9 @@ example: build ## build and verify the example bundle from generated fixtures
 	bin/builder build --spec $(EXAMPLE_DIR)/bundle.yaml --output $(EXAMPLE_DIR)/example-1.0.0.iso \
 	  --signing-key $(EXAMPLE_DIR)/release.key.asc --installer bin/installer --source-date-epoch $(EXAMPLE_SOURCE_DATE_EPOCH)
 	bin/installer verify --iso $(EXAMPLE_DIR)/example-1.0.0.iso --keyring $(EXAMPLE_DIR)/release.pub.asc
+
+validity-check: build ## the bundles of `make example` and `make bundle` 400 days on: the example valid, the default bundle expired until `builder extend` (.ci/validity.sh)
+	EXAMPLE_DIR='$(EXAMPLE_DIR)' BUNDLE_DIR='$(BUNDLE_DIR)' bash .ci/validity.sh
 
 BUNDLE_DIR ?= _bundle
 KUBERNETES_VERSION ?=

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -57,6 +58,8 @@ func main() {
 // from fixed entropy (its cached RPMs are reused across runs).
 type distroBundle struct {
 	iso, pub, installer string
+	// signer is the release key (for validity statements).
+	signer *signing.Signer
 }
 
 func buildDistroBundle(t *testing.T, dir string) *distroBundle {
@@ -121,6 +124,7 @@ func buildDistroBundleOf(t *testing.T, dir, kubernetesVersion, version string) *
 	if err != nil {
 		t.Fatal(err)
 	}
+	b.signer = signer
 	cache := os.Getenv("FERRY_CACHE_DIR")
 	if cache == "" {
 		cache = filepath.Join(CacheDir(), "builder")
@@ -404,11 +408,13 @@ spec:
 		t.Errorf("node daemon apply:\n%s", daemonApply)
 	}
 	status := bootstrap("status", "--json")
-	for _, want := range []string{`"initialized": true`, `"kubelet": "1.36.3-1.ferry"`, `"status": "done"`, `"name": "ferry-kubernetes"`} {
+	for _, want := range []string{`"initialized": true`, `"kubelet": "1.36.3-1.ferry"`, `"status": "done"`, `"name": "ferry-kubernetes"`, `"kind": "ca"`, `"kind": "bundle"`} {
 		if !strings.Contains(status, want) {
 			t.Errorf("installer status lacks %s:\n%s", want, status)
 		}
 	}
+
+	t.Run("validity", func(t *testing.T) { checkValidity(t, node, b, fqdn, svcIP) })
 
 	// R30: the server's address changes and DNS (here /etc/hosts) follows:
 	// `installer apply` reconverges with the fewest changes (the files that
@@ -463,4 +469,75 @@ func firstN(s string, n int) string {
 		return s[:n]
 	}
 	return s
+}
+
+// checkValidity is R59 on a running node: the installed bundle's validity
+// ends, and the node keeps converging (apply: 0 changes) and serving it
+// (registry, readiness); a new import of it is refused until a newer
+// statement extends it; an older statement is refused (no rollback).
+//
+// The calendar cannot be moved for a real node, so its validity ends the
+// way a publisher can end it: a signed statement whose expiry has passed
+// (the manifest's own expiry passing has the same effect, tested with an
+// injected clock in installer/content and installer/bootstrap).
+func checkValidity(t *testing.T, node *Node, b *distroBundle, fqdn, svcIP string) {
+	ended, renewed := validityStatements(t, b)
+	node.WriteFile("/root/ended.validity", ended, 0o644)
+	if out := installer(t, node, "bundle", "extend", "--validity", "/root/ended.validity"); !strings.Contains(out, "extended /var/lib/ferry/bundles/ferry-kubernetes-1.0.0.iso") {
+		t.Errorf("bundle extend:\n%s", out)
+	}
+	readyz := func() (string, error) {
+		return node.Exec("curl", "-sS", "--max-time", "10", "--cacert", "/etc/ferry/pki/content/ca.crt", "-w", " %{http_code}", "https://"+fqdn+":5443/readyz")
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		out, err := readyz()
+		if err == nil && strings.Contains(out, "validity ended") && strings.HasSuffix(out, " 200") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz does not name the ended validity while staying 200: %v %s", err, out)
+		}
+		time.Sleep(time.Second)
+	}
+	// Installed content is converged and served still.
+	if out := installer(t, node, "apply"); !regexp.MustCompile(`: 0 changes in `).MatchString(out) {
+		t.Errorf("installer apply with the bundle's validity ended:\n%s", out)
+	}
+	if out, err := node.Exec("curl", "-sS", "--max-time", "10", "--cacert", "/etc/ferry/pki/content/ca.crt", "-o", "/dev/null", "-w", "%{http_code}",
+		"-H", "Accept: application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json",
+		"https://"+fqdn+":5443/v2/"+strings.TrimSuffix(webImage, ":1.0")+"/manifests/1.0"); err != nil || out != "200" {
+		t.Errorf("the registry with the bundle's validity ended: %v %s", err, out)
+	}
+	if out, err := node.Exec("curl", "-sS", "--max-time", "5", "http://"+svcIP+"/"); err != nil || !strings.HasPrefix(out, "ferry-e2e-web web-") {
+		t.Errorf("the workload with the bundle's validity ended: %v %s", err, out)
+	}
+	if out := installer(t, node, "status"); !strings.Contains(out, "EXPIRED on") {
+		t.Errorf("installer status does not say the bundle expired:\n%s", out)
+	}
+	// A new import of it, with that statement, is refused and names why.
+	if out, err := node.Exec(nodeInstaller, "bundle", "add", "--iso", "/root/ferry.iso", "--validity", "/root/ended.validity"); err == nil || !strings.Contains(out, "ended on") {
+		t.Errorf("bundle add of a bundle whose validity ended: %v\n%s", err, out)
+	}
+	// The publisher extends it (builder extend): valid again.
+	node.WriteFile("/root/renewed.validity", renewed, 0o644)
+	installer(t, node, "bundle", "extend", "--validity", "/root/renewed.validity")
+	deadline = time.Now().Add(time.Minute)
+	for {
+		out, err := readyz()
+		if err == nil && !strings.Contains(out, "validity ended") && strings.HasSuffix(out, " 200") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz after the renewal: %v %s", err, out)
+		}
+		time.Sleep(time.Second)
+	}
+	// The ended statement again is a rollback: refused.
+	if out, err := node.Exec(nodeInstaller, "bundle", "extend", "--validity", "/root/ended.validity"); err == nil || !strings.Contains(out, "rollback") {
+		t.Errorf("bundle extend with an older statement: %v\n%s", err, out)
+	}
+	if out := installer(t, node, "apply"); !regexp.MustCompile(`: 0 changes in `).MatchString(out) {
+		t.Errorf("installer apply after the renewal:\n%s", out)
+	}
 }

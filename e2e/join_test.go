@@ -86,6 +86,19 @@ func TestJoin(t *testing.T) {
 		t.Fatal(err)
 	}
 	n2.WriteFile("/root/node2.join", joinFile, 0o600)
+	// R59: with the bundle's validity ended (a statement node1's content
+	// service serves beside the bundle), the join is refused before node2
+	// changes; a newer statement extends it, and node2 joins with it.
+	ended, renewed := validityStatements(t, b)
+	extendOn(t, n1, "node1."+e2eDomain, ended)
+	if out, err := n2.Exec(nodeInstaller, "join", "--join-file", "/root/node2.join", ignore); err == nil || !strings.Contains(out, "ended on") {
+		t.Errorf("join with the bundle's validity ended: %v\n%s", err, firstN(out, 2000))
+	}
+	if out, err := n2.Exec("/bin/sh", "-c", "ls -d /var/lib/ferry/bundles /var/lib/ferry/journal.jsonl 2>/dev/null"); strings.TrimSpace(out) != "" {
+		t.Errorf("the refused join changed node2: %v\n%s", err, out)
+	}
+	extendOn(t, n1, "node1."+e2eDomain, renewed)
+	phase("join refused with the validity ended, allowed once extended")
 	out = installer(n2, "join", "--join-file", "/root/node2.join", ignore)
 	t.Logf("join:\n%s", out)
 	phase("installer join done on node2")

@@ -4,9 +4,16 @@ package e2e
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ferry-k8s/ferry/builder"
+	"github.com/ferry-k8s/ferry/bundle/validity"
+	"github.com/ferry-k8s/ferry/bundle/verify"
+	"github.com/ferry-k8s/ferry/signing"
 )
 
 // The nspawn machines need kubeadm to skip these preflight checks (see
@@ -113,5 +120,57 @@ func (w web) apply(t *testing.T, n *Node) {
 	t.Helper()
 	if out, err := n.ExecInput(strings.NewReader(w.manifest()), "kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "apply", "-f", "-"); err != nil {
 		t.Fatalf("kubectl apply: %v\n%s", err, out)
+	}
+}
+
+// validityStatements are two validity statements for b's bundle: one that
+// ended a minute ago (issued two minutes ago), and a newer one from
+// builder extend that extends it 400 days. A signed statement whose expiry
+// has passed ends a bundle's validity on a real node as the calendar
+// passing the manifest's expiry would, without moving the node's clock.
+func validityStatements(t *testing.T, b *distroBundle) (ended, renewed []byte) {
+	t.Helper()
+	ring, err := signing.LoadKeyringFile(b.pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vb, err := verify.Open(b.iso, ring, verify.Options{Installed: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &validity.Statement{SchemaVersion: validity.SchemaVersion, Kind: validity.Kind,
+		Bundle: validity.BundleRef{Name: vb.Manifest.Name, Version: vb.Manifest.Version, ManifestSHA256: vb.ManifestSHA256}}
+	vb.Close()
+	now := time.Now().UTC().Truncate(time.Second)
+	st.Issued, st.Expires = now.Add(-2*time.Minute), now.Add(-time.Minute)
+	if ended, err = validity.Sign(st, b.signer); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "renewed.validity")
+	if _, _, err := builder.Extend(builder.ExtendOptions{ISO: b.iso, Until: now.Add(400 * 24 * time.Hour), Signer: b.signer, Output: p}); err != nil {
+		t.Fatal(err)
+	}
+	if renewed, err = os.ReadFile(p); err != nil {
+		t.Fatal(err)
+	}
+	return ended, renewed
+}
+
+// extendOn hands a validity statement to n's content service (installer
+// bundle extend) and waits until the service serves it beside the bundle.
+func extendOn(t *testing.T, n *Node, fqdn string, statement []byte) {
+	t.Helper()
+	n.WriteFile("/root/statement.validity", statement, 0o644)
+	installer(t, n, "bundle", "extend", "--validity", "/root/statement.validity")
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		out, err := n.Exec("curl", "-sS", "--max-time", "10", "--cacert", "/etc/ferry/pki/content/ca.crt", "https://"+fqdn+":5443/bundles/ferry-kubernetes-1.0.0.validity")
+		if err == nil && out == string(statement) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s's content service does not serve the statement: %v %s", n.Name, err, firstN(out, 300))
+		}
+		time.Sleep(time.Second)
 	}
 }

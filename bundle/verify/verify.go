@@ -57,13 +57,13 @@ type Problem struct {
 
 // Report is the outcome of Verify.
 type Report struct {
-	ISO               string             `json:"iso"`
-	OK                bool               `json:"ok"`
-	Name              string             `json:"name,omitempty"`
-	Version           string             `json:"version,omitempty"`
-	KubernetesVersion string             `json:"kubernetesVersion,omitempty"`
-	Created           time.Time          `json:"created,omitzero"`
-	Expires           time.Time          `json:"expires,omitzero"`
+	ISO               string    `json:"iso"`
+	OK                bool      `json:"ok"`
+	Name              string    `json:"name,omitempty"`
+	Version           string    `json:"version,omitempty"`
+	KubernetesVersion string    `json:"kubernetesVersion,omitempty"`
+	Created           time.Time `json:"created,omitzero"`
+	Expires           time.Time `json:"expires,omitzero"`
 	// ValidUntil is Expires, or the expiry of the validity statement
 	// that extends it (Extension).
 	ValidUntil time.Time          `json:"validUntil,omitzero"`
@@ -71,10 +71,10 @@ type Report struct {
 	Expired    bool               `json:"expired"`
 	Warnings   []string           `json:"warnings,omitempty"`
 	Signer     *signing.Signature `json:"signer,omitempty"`
-	Files             int                `json:"files"`
-	Bytes             int64              `json:"bytes"`
-	Problems          []Problem          `json:"problems,omitempty"`
-	Manifest          *bundle.Manifest   `json:"-"`
+	Files      int                `json:"files"`
+	Bytes      int64              `json:"bytes"`
+	Problems   []Problem          `json:"problems,omitempty"`
+	Manifest   *bundle.Manifest   `json:"-"`
 }
 
 // Extension describes the validity statement a bundle was checked with.

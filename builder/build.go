@@ -38,6 +38,9 @@ type Options struct {
 	Progress io.Writer
 	// Log receives structured logs; nil discards them.
 	Log *slog.Logger
+	// Now is the clock a finished bundle's validity is compared with (a
+	// warning when it has already ended); nil: time.Now.
+	Now func() time.Time
 	// Workers bounds parallel hashing and blob copies; 0: one per CPU.
 	Workers int
 	// Lock is the lock file pinning registry images named by tag; empty:

@@ -3,6 +3,7 @@ package builder
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -158,5 +159,25 @@ func TestInstalledOutlivesItsKey(t *testing.T) {
 	defer b.Close()
 	if len(b.Warnings) != 1 || !strings.Contains(b.Warnings[0], "has expired since it signed") {
 		t.Errorf("warnings %v", b.Warnings)
+	}
+}
+
+// TestBuildWarnsWhenAlreadyExpired: rebuilding an old bundle is fine, and
+// the builder says when what it wrote is already past its validity.
+func TestBuildWarnsWhenAlreadyExpired(t *testing.T) {
+	ex, _ := buildValid(t, "30d", nil)
+	for _, tc := range []struct {
+		now  time.Time
+		warn bool
+	}{{epoch.Add(10 * 24 * time.Hour), false}, {epoch.Add(31 * 24 * time.Hour), true}} {
+		var logs bytes.Buffer
+		out := filepath.Join(t.TempDir(), "x.iso")
+		if _, err := Build(context.Background(), Options{SpecPath: ex.Spec, Output: out, Signer: ex.Signer, SourceDateEpoch: epoch,
+			Log: slog.New(slog.NewTextHandler(&logs, nil)), Now: func() time.Time { return tc.now }}); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(logs.String(), "validity has already ended"); got != tc.warn {
+			t.Errorf("at %s: warned %v, want %v\n%s", tc.now, got, tc.warn, logs.String())
+		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/ferry-k8s/ferry/internal/atomicfile"
 
@@ -171,5 +172,15 @@ func (b *build) check(ctx context.Context) error {
 	b.result.Files = len(m.Files)
 	b.result.ContentBytes = rep.Bytes
 	b.result.Images, b.result.Repositories = m.Images, m.Repositories
+	now := time.Now
+	if b.opts.Now != nil {
+		now = b.opts.Now
+	}
+	if !now().Before(m.Expires) {
+		// Reproducible rebuilds of old bundles are legitimate; shipping
+		// one is not: installers refuse it as new content.
+		b.log.Warn("the bundle's validity has already ended: installers will refuse to import, join or upgrade to it (a later SOURCE_DATE_EPOCH, a longer spec.expiresAfter, or builder extend)",
+			slog.String("iso", b.opts.Output), slog.Time("created", m.Created), slog.Time("expires", m.Expires))
+	}
 	return nil
 }

@@ -63,6 +63,15 @@ type Daemon struct {
 	}
 }
 
+// now is the daemon's clock for validity checks: its apply options' Now,
+// else the system's.
+func (d *Daemon) now() time.Time {
+	if d.opts.Apply.Now != nil {
+		return d.opts.Apply.Now()
+	}
+	return time.Now()
+}
+
 // NewDaemon makes a daemon; Serve runs it.
 func NewDaemon(o DaemonOptions) *Daemon {
 	if o.Socket == "" {

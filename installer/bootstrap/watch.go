@@ -121,7 +121,7 @@ func (d *Daemon) watchOnce(ctx context.Context) error {
 			return err
 		}
 		d.log.Info("roll-out: new target", slog.String("from", current), slog.String("to", desired))
-		if err := ensureBundle(ctx, root, c, ring, name, desired, time.Now(), d.log); err != nil {
+		if err := ensureBundle(ctx, root, c, ring, name, desired, d.now(), d.log); err != nil {
 			return fmt.Errorf("bundle %s %s: %w", name, desired, err)
 		}
 		current = desired
@@ -158,12 +158,12 @@ func (d *Daemon) stage(ctx context.Context, root string, c *cluster.Cluster, nod
 	if err != nil {
 		return err
 	}
-	file, facts, err := stageBundle(ctx, root, c, ring, name, version, time.Now(), d.log)
+	file, facts, err := stageBundle(ctx, root, c, ring, name, version, d.now(), d.log)
 	if err != nil {
 		return fmt.Errorf("fetching %s: %w", name+"-"+version+".iso", err)
 	}
 	if facts == nil { // here already (imported by installer upgrade)
-		if facts, err = ReadFacts(ctx, in(filepath.Join(BundlesDir, file)), ring, verify.Options{Now: time.Now(), Installed: true}); err != nil {
+		if facts, err = ReadFacts(ctx, in(filepath.Join(BundlesDir, file)), ring, verify.Options{Now: d.now(), Installed: true}); err != nil {
 			return err
 		}
 	}

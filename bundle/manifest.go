@@ -230,8 +230,3 @@ func (m *Manifest) FileMap() map[string]File {
 	}
 	return out
 }
-
-// Expired reports whether the bundle's validity has ended at now.
-func (m *Manifest) Expired(now time.Time) bool {
-	return !now.Before(m.Expires)
-}

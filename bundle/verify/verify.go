@@ -90,9 +90,9 @@ type Extension struct {
 const WarnBefore = 30 * 24 * time.Hour
 
 // Bundle is an opened ISO whose manifest is signed by a trusted key, parsed
-// and not expired (or, with Options.Installed, expired and reported). After Open, file contents are not checked yet; after
-// OpenVerified they are, and File/NewReader re-check each chunk as it is
-// read.
+// and not expired (or, with Options.Installed, expired and reported).
+// After Open, file contents are not checked yet; after OpenVerified they
+// are, and File/NewReader re-check each chunk as it is read.
 type Bundle struct {
 	Path     string
 	Image    *iso.Image

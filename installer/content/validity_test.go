@@ -2,6 +2,7 @@ package content
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	digest "github.com/opencontainers/go-digest"
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ferry-k8s/ferry/bundle/validity"
@@ -47,8 +50,16 @@ func TestExpiredBundleKeepsServing(t *testing.T) {
 	if got := len(e.svc.Bundles()); got != 1 {
 		t.Fatalf("%d bundles served after expiry, want 1", got)
 	}
-	if code, _, _ := e.get("/v2/" + appRepo + "/manifests/1.0"); code != 200 {
-		t.Errorf("an expired bundle's image manifest: %d, want 200", code)
+	// A pull: the manifest, then its layers, every byte checked.
+	code, _, body := e.get("/v2/"+appRepo+"/manifests/1.0", "Accept", imgspecv1.MediaTypeImageManifest)
+	var mf imgspecv1.Manifest
+	if code != 200 || json.Unmarshal(body, &mf) != nil || len(mf.Layers) == 0 {
+		t.Fatalf("an expired bundle's image manifest: %d %s", code, body)
+	}
+	for _, l := range mf.Layers {
+		if code, _, blob := e.get("/v2/" + appRepo + "/blobs/" + l.Digest.String()); code != 200 || digest.FromBytes(blob) != l.Digest {
+			t.Errorf("an expired bundle's layer %s: %d, %d bytes", l.Digest, code, len(blob))
+		}
 	}
 	if code, _, body := e.get("/readyz"); code != 200 || !strings.Contains(string(body), "validity ended") || !strings.Contains(string(body), iso) {
 		t.Errorf("/readyz with an expired bundle: %d %s", code, body)

@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -393,7 +392,7 @@ spec:
 	}
 	again := time.Now()
 	out = bootstrap("apply")
-	if !strings.Contains(out, "0 changes") {
+	if !zeroChanges.MatchString(out) {
 		t.Errorf("installer apply after bootstrap:\n%s", out)
 	}
 	phase(fmt.Sprintf("installer apply: 0 changes in %s", time.Since(again).Round(time.Millisecond)))
@@ -450,7 +449,7 @@ sed -i -E 's/^%[4]s([[:space:]])/%[1]s\1/' /etc/hosts`, newIP, oldIP, c.Bridge()
 		return err == nil && strings.HasPrefix(out, "ferry-e2e-web web-"), out
 	})
 	phase(fmt.Sprintf("reconverged after the address change in %s", time.Since(moved).Round(time.Second)))
-	if out := bootstrap("apply"); !strings.Contains(out, "0 changes") {
+	if out := bootstrap("apply"); !zeroChanges.MatchString(out) {
 		t.Errorf("installer apply after the reconvergence:\n%s", out)
 	}
 	if conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", net.JoinHostPort(newIP.String(), "6443"), &tls.Config{InsecureSkipVerify: true}); err != nil {
@@ -501,7 +500,7 @@ func checkValidity(t *testing.T, node *Node, b *distroBundle, fqdn, svcIP string
 		time.Sleep(time.Second)
 	}
 	// Installed content is converged and served still.
-	if out := installer(t, node, "apply"); !regexp.MustCompile(`: 0 changes in `).MatchString(out) {
+	if out := installer(t, node, "apply"); !zeroChanges.MatchString(out) {
 		t.Errorf("installer apply with the bundle's validity ended:\n%s", out)
 	}
 	if out, err := node.Exec("curl", "-sS", "--max-time", "10", "--cacert", "/etc/ferry/pki/content/ca.crt", "-o", "/dev/null", "-w", "%{http_code}",
@@ -537,7 +536,7 @@ func checkValidity(t *testing.T, node *Node, b *distroBundle, fqdn, svcIP string
 	if out, err := node.Exec(nodeInstaller, "bundle", "extend", "--validity", "/root/ended.validity"); err == nil || !strings.Contains(out, "rollback") {
 		t.Errorf("bundle extend with an older statement: %v\n%s", err, out)
 	}
-	if out := installer(t, node, "apply"); !regexp.MustCompile(`: 0 changes in `).MatchString(out) {
+	if out := installer(t, node, "apply"); !zeroChanges.MatchString(out) {
 		t.Errorf("installer apply after the renewal:\n%s", out)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -57,6 +58,11 @@ func (s *steps) waitFor(what string, timeout time.Duration, ok func() (bool, str
 
 // installer runs the installer under test on n; a failure fails the test
 // with the node's journal, kubelet log and containers.
+// zeroChanges matches the installer's summary when it counts exactly no
+// change ("node n converged to b: 0 changes in 1 round(s)"); "10 changes"
+// does not match.
+var zeroChanges = regexp.MustCompile(`: 0 changes in `)
+
 func installer(t *testing.T, n *Node, args ...string) string {
 	t.Helper()
 	out, err := n.Exec(append([]string{nodeInstaller}, args...)...)

@@ -154,7 +154,7 @@ func TestUpgrade(t *testing.T) {
 		t.Errorf("a second installer upgrade:\n%s", out)
 	}
 	for _, n := range c.Nodes {
-		if out := installer(n, "apply"); !strings.Contains(out, "0 changes") {
+		if out := installer(n, "apply"); !zeroChanges.MatchString(out) {
 			t.Errorf("installer apply on %s after the roll-out:\n%s", n.Name, out)
 		}
 	}

@@ -27,6 +27,7 @@ var (
 	ErrSignatureExpired = errors.New("signature has expired")
 	ErrNoSignature      = errors.New("no OpenPGP signature found")
 	ErrPassphrase       = errors.New("secret key is passphrase-protected")
+	ErrSecretKey        = errors.New("the keyring holds secret key material: give the public key only (builder key generate --public-output, gpg --export)")
 )
 
 // maxKeySize bounds the key and signature files we read: real ones are a few
@@ -186,7 +187,10 @@ func LoadKeyringFile(path string) (*Keyring, error) {
 	return k, nil
 }
 
-// ReadKeyring reads armored or binary public keys from r.
+// ReadKeyring reads armored or binary public keys from r. It refuses a
+// file that holds secret key material (ErrSecretKey): a keyring is copied
+// to every node and into join files, and one mistyped path must not
+// publish a release signing key.
 func ReadKeyring(r io.Reader) (*Keyring, error) {
 	el, err := readEntities(r)
 	if err != nil {
@@ -195,7 +199,25 @@ func ReadKeyring(r io.Reader) (*Keyring, error) {
 	if len(el) == 0 {
 		return nil, errors.New("no keys found")
 	}
+	for _, e := range el {
+		if hasSecret(e) {
+			return nil, fmt.Errorf("key %s: %w", fingerprint(e), ErrSecretKey)
+		}
+	}
 	return &Keyring{entities: el}, nil
+}
+
+// hasSecret says whether e carries any secret key material.
+func hasSecret(e *openpgp.Entity) bool {
+	if e.PrivateKey != nil {
+		return true
+	}
+	for _, sk := range e.Subkeys {
+		if sk.PrivateKey != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // Fingerprints lists the primary key fingerprints of the keyring.

@@ -258,3 +258,28 @@ func TestGenerateKeyFromFixedEntropyIsReproducible(t *testing.T) {
 func newStream(seed string) io.Reader {
 	return mrand.NewChaCha8(sha256.Sum256([]byte(seed)))
 }
+
+// TestKeyringRefusesSecretKeys: a secret key given where a keyring goes is
+// refused, naming the key and the remedy, so it is never copied to nodes.
+func TestKeyringRefusesSecretKeys(t *testing.T) {
+	sec, pub, err := GenerateKey(KeyOptions{Name: "K", Email: "k@ferry.invalid", Created: epoch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string][]byte{"secret key": sec, "public then secret": append(append(append([]byte{}, pub...), '\n'), sec...)} {
+		if _, err := ReadKeyring(bytes.NewReader(data)); !errors.Is(err, ErrSecretKey) || !strings.Contains(err.Error(), "public key only") {
+			t.Errorf("%s: %v, want ErrSecretKey", name, err)
+		}
+	}
+	ring, err := ReadKeyring(bytes.NewReader(pub))
+	if err != nil {
+		t.Fatal(err)
+	}
+	armored, err := ring.Armored()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(armored, []byte("PRIVATE KEY")) {
+		t.Error("Armored wrote secret key material")
+	}
+}

@@ -14,7 +14,19 @@ import (
 	"github.com/ferry-k8s/ferry/installer/converge"
 	"github.com/ferry-k8s/ferry/installer/nodeconfig"
 	"github.com/ferry-k8s/ferry/installer/pki"
+	"github.com/ferry-k8s/ferry/signing"
 )
+
+// publicKeyring is the keyring file at p as Ferry writes it to nodes and
+// join files: its public keys only, armored, whatever else the file held
+// (signing.ReadKeyring refuses secret key material).
+func publicKeyring(p string) ([]byte, error) {
+	ring, err := signing.LoadKeyringFile(p)
+	if err != nil {
+		return nil, err
+	}
+	return ring.Armored()
+}
 
 // desired is the node as the bundle and cluster.yaml want it: a function
 // of its inputs and of what is on the node already only where keys and
@@ -24,7 +36,7 @@ func desired(c *cluster.Cluster, n *cluster.Node, f *BundleFacts, nf *nodeFacts,
 	if !n.HasRole(cluster.RoleControlPlane) {
 		return desiredWorker(c, n, f, nf, o, imported)
 	}
-	keyring, err := os.ReadFile(o.Keyring)
+	keyring, err := publicKeyring(o.Keyring)
 	if err != nil {
 		return converge.Desired{}, err
 	}

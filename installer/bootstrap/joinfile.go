@@ -221,7 +221,7 @@ func CreateJoinFile(ctx context.Context, o TokenOptions) (*JoinFile, error) {
 	if n == nil {
 		return nil, fmt.Errorf("node %q is not in %s: add it there (and apply) first", o.Node, ClusterConfig)
 	}
-	keyring, err := os.ReadFile(in(KeyringFile))
+	keyring, err := publicKeyring(in(KeyringFile))
 	if err != nil {
 		return nil, err
 	}

@@ -28,7 +28,7 @@ const (
 // containerd mirroring their registry, its own certificates (from its
 // join file, kept afterwards), and kubeadm join.
 func desiredWorker(c *cluster.Cluster, n *cluster.Node, f *BundleFacts, nf *nodeFacts, o Options, imported string) (converge.Desired, error) {
-	keyring, err := os.ReadFile(o.Keyring)
+	keyring, err := publicKeyring(o.Keyring)
 	if err != nil {
 		return converge.Desired{}, err
 	}

@@ -27,6 +27,7 @@ var (
 	ErrSignatureExpired = errors.New("signature has expired")
 	ErrNoSignature      = errors.New("no OpenPGP signature found")
 	ErrPassphrase       = errors.New("secret key is passphrase-protected")
+	ErrWeak             = errors.New("signature too weak to trust")
 	ErrSecretKey        = errors.New("the keyring holds secret key material: give the public key only (builder key generate --public-output, gpg --export)")
 )
 
@@ -245,10 +246,24 @@ func (k *Keyring) Verify(msg io.Reader, sig []byte, now time.Time) (*Signature, 
 
 // verifyBody is Verify for a binary signature.
 func (k *Keyring) verifyBody(msg io.Reader, body []byte, now time.Time) (*Signature, error) {
+	// go-crypto's reader skips a signature it cannot parse (an MD5 one)
+	// and then reports an unknown signer: say what is wrong instead.
+	if _, err := packet.Read(bytes.NewReader(body)); err != nil {
+		var ue pgperrors.UnsupportedError
+		if errors.As(err, &ue) {
+			if name, ok := legacyHashes[sigHashID(body)]; ok {
+				return nil, fmt.Errorf("%w: the signature uses %s; SHA-256 or stronger is needed", ErrWeak, name)
+			}
+			return nil, fmt.Errorf("%w: %v", ErrWeak, err)
+		}
+	}
 	cfg := &packet.Config{Time: func() time.Time { return now }}
 	p, signer, err := openpgp.VerifyDetachedSignature(k.entities, msg, bytes.NewReader(body), cfg)
 	if err != nil {
 		return nil, classify(err)
+	}
+	if err := checkStrength(p, signer); err != nil {
+		return nil, err
 	}
 	out := &Signature{Fingerprint: fingerprint(signer), Created: p.CreationTime}
 	if p.IssuerKeyId != nil {
@@ -258,6 +273,74 @@ func (k *Keyring) verifyBody(msg io.Reader, body []byte, now time.Time) (*Signat
 		out.Identity = id.Name
 	}
 	return out, nil
+}
+
+// weakHashes are digests a signature may not be made with.
+var weakHashes = map[crypto.Hash]bool{crypto.MD5: true, crypto.SHA1: true, crypto.RIPEMD160: true}
+
+// legacyHashes are OpenPGP hash algorithm ids go-crypto cannot even parse.
+var legacyHashes = map[byte]string{1: "MD5", 2: "SHA-1", 3: "RIPEMD-160"}
+
+// sigHashID reads the hash algorithm id of the v4 signature packet that
+// starts body (0 when it is not one), without go-crypto, which refuses to
+// parse a signature with a hash it does not support.
+func sigHashID(body []byte) byte {
+	if len(body) < 2 || body[0]&0x80 == 0 {
+		return 0
+	}
+	hdr := 0
+	if body[0]&0x40 != 0 { // new format: tag, then a 1, 2 or 5 byte length
+		switch l := body[1]; {
+		case l < 192:
+			hdr = 2
+		case l < 224:
+			hdr = 3
+		case l == 255:
+			hdr = 6
+		default:
+			return 0 // partial lengths: not a signature
+		}
+	} else { // old format: the length type is in the low two bits
+		hdr = map[byte]int{0: 2, 1: 3, 2: 5}[body[0]&3]
+		if hdr == 0 {
+			return 0
+		}
+	}
+	// version, signature type, public-key algorithm, hash algorithm
+	if len(body) < hdr+4 || body[hdr] != 4 {
+		return 0
+	}
+	return body[hdr+3]
+}
+
+// MinRSABits is the smallest RSA key a signature is accepted from.
+const MinRSABits = 2048
+
+// checkStrength refuses, after go-crypto checked the signature, what it
+// accepts and should not: a weak digest, a short RSA key, a signature
+// dated before its key was made.
+func checkStrength(p *packet.Signature, signer *openpgp.Entity) error {
+	if weakHashes[p.Hash] {
+		return fmt.Errorf("%w: the signature uses %s; SHA-256 or stronger is needed", ErrWeak, p.Hash)
+	}
+	key := signer.PrimaryKey
+	if p.IssuerKeyId != nil {
+		for _, sk := range signer.Subkeys {
+			if sk.PublicKey.KeyId == *p.IssuerKeyId {
+				key = sk.PublicKey
+			}
+		}
+	}
+	if key.PubKeyAlgo == packet.PubKeyAlgoRSA || key.PubKeyAlgo == packet.PubKeyAlgoRSASignOnly {
+		if bits, err := key.BitLength(); err == nil && bits < MinRSABits {
+			return fmt.Errorf("%w: key %s is RSA of %d bits, fewer than %d", ErrWeak, fingerprint(signer), bits, MinRSABits)
+		}
+	}
+	if p.CreationTime.Before(key.CreationTime) {
+		return fmt.Errorf("%w: the signature is dated %s, before its key was made (%s)", ErrBadSignature,
+			p.CreationTime.UTC().Format(time.RFC3339), key.CreationTime.UTC().Format(time.RFC3339))
+	}
+	return nil
 }
 
 // classify maps go-crypto's errors to ours, keeping the original as context.

@@ -51,6 +51,25 @@ func CheckISO(ctx context.Context, isoPath string, ring *signing.Keyring, opts v
 	return b.infoCopy(), nil
 }
 
+// PrepareImport is what `installer bundle add` does before it changes the
+// configuration: CheckISO, then the validity statement given
+// (validityFile, "" for none) kept beside the ISO, where the service and
+// `installer status` find it (validity.Install: no rollback).
+func PrepareImport(ctx context.Context, isoPath, validityFile string, ring *signing.Keyring, now time.Time) (BundleInfo, error) {
+	info, err := CheckISO(ctx, isoPath, ring, verify.Options{Now: now, ValidityFile: validityFile})
+	if err != nil || validityFile == "" {
+		return info, err
+	}
+	data, err := validity.ReadFile(validityFile)
+	if err != nil {
+		return BundleInfo{}, err
+	}
+	if _, _, err := validity.Install(info.Path, data, ring, now, info.ManifestSHA256); err != nil {
+		return BundleInfo{}, fmt.Errorf("bundle %s: %s: %w", info.Path, validityFile, err)
+	}
+	return info, nil
+}
+
 // ConfiguredBundle is one ISO of a configuration, as `bundle list` shows it.
 type ConfiguredBundle struct {
 	// Path as written in the configuration, and resolved.

@@ -111,6 +111,13 @@ func TestExpiredBundleKeepsServing(t *testing.T) {
 	if got, err := CheckISO(ctx, iso, e.f.ring, verify.Options{Now: clk.Now(), ValidityFile: extFile}); err != nil || !got.ValidUntil.Equal(now.Add(300*24*time.Hour)) || got.Expired {
 		t.Errorf("importing with the statement: %+v, %v", got, err)
 	}
+	// bundle add --validity: the statement is kept beside the ISO.
+	imported := copyISO(t, iso)
+	if got, err := PrepareImport(ctx, imported, extFile, e.f.ring, clk.Now()); err != nil || got.Extension == nil {
+		t.Errorf("bundle add --validity: %+v, %v", got, err)
+	} else if data, _ := os.ReadFile(validity.Beside(imported)); string(data) != string(ext) {
+		t.Error("bundle add --validity did not keep the statement beside the ISO")
+	}
 	cfg := &Config{Dir: filepath.Dir(iso), ISOs: []string{iso}}
 	if p, _, changed, err := ExtendConfigured(cfg, ext, e.f.ring, clk.Now()); err != nil || !changed || p != iso {
 		t.Fatalf("bundle extend: %s %v %v", p, changed, err)

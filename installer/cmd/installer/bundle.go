@@ -3,13 +3,13 @@ package main
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/ferry-k8s/ferry/bundle/validity"
-	"github.com/ferry-k8s/ferry/bundle/verify"
 	"github.com/ferry-k8s/ferry/installer/content"
 	"github.com/ferry-k8s/ferry/internal/cliutil"
 	"github.com/ferry-k8s/ferry/signing"
@@ -99,32 +99,13 @@ func loadBundleConfig(c *cli.Context) (*content.Config, error) {
 }
 
 func runBundleAdd(c *cli.Context) error {
-	log, err := cliutil.Logger(c)
+	log, cfg, ring, err := bundleSetup(c)
 	if err != nil {
 		return err
 	}
-	cfg, err := loadBundleConfig(c)
-	if err != nil {
-		return err
-	}
-	ring, err := configKeyring(c, cfg)
-	if err != nil {
-		return err
-	}
-	now := time.Now()
-	info, err := content.CheckISO(c.Context, c.Path("iso"), ring, verify.Options{Now: now, ValidityFile: c.Path("validity")})
+	info, err := content.PrepareImport(c.Context, c.Path("iso"), c.Path("validity"), ring, time.Now())
 	if err != nil {
 		return cli.Exit(err.Error(), 1)
-	}
-	if c.IsSet("validity") {
-		// Kept beside the ISO, where the server (and status) find it.
-		data, err := validity.ReadFile(c.Path("validity"))
-		if err != nil {
-			return cli.Exit(err.Error(), 1)
-		}
-		if _, _, err := validity.Install(info.Path, data, ring, now, info.ManifestSHA256); err != nil {
-			return cli.Exit(err.Error(), 1)
-		}
 	}
 	changed, err := content.AddISOToConfig(c.Path("config"), info.Path, info.Version)
 	if err != nil {
@@ -135,15 +116,7 @@ func runBundleAdd(c *cli.Context) error {
 }
 
 func runBundleExtend(c *cli.Context) error {
-	log, err := cliutil.Logger(c)
-	if err != nil {
-		return err
-	}
-	cfg, err := loadBundleConfig(c)
-	if err != nil {
-		return err
-	}
-	ring, err := configKeyring(c, cfg)
+	log, cfg, ring, err := bundleSetup(c)
 	if err != nil {
 		return err
 	}
@@ -157,6 +130,24 @@ func runBundleExtend(c *cli.Context) error {
 	}
 	out := bundleChange{Action: "extend", Config: c.Path("config"), Changed: changed, Extended: iso, ValidUntil: v.Expires}
 	return reportChange(c, log, cfg, out)
+}
+
+// bundleSetup loads what add and extend need: the logger, the
+// configuration and its keyring.
+func bundleSetup(c *cli.Context) (*slog.Logger, *content.Config, *signing.Keyring, error) {
+	log, err := cliutil.Logger(c)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cfg, err := loadBundleConfig(c)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ring, err := configKeyring(c, cfg)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return log, cfg, ring, nil
 }
 
 // configKeyring loads --keyring, else the configuration file's keyring.

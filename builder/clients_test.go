@@ -243,3 +243,35 @@ func TestVerifyRefusesForeignISOs(t *testing.T) {
 		t.Fatalf("traversal: %v %+v", err, rep.Problems)
 	}
 }
+
+// TestInstallerVerifiedBeforeItRuns is the README's first step on a node:
+// the /installer binary is checked with gpg and sha256sum alone (the signed
+// SHA256SUMS lists it) before it is ever run, and a changed binary fails
+// that check.
+func TestInstallerVerifiedBeforeItRuns(t *testing.T) {
+	f := buildExample(t)
+	dir := t.TempDir()
+	run(t, dir, "xorriso", "-osirrox", "on", "-indev", f.iso,
+		"-extract", "/installer", "installer", "-extract", "/SHA256SUMS", "SHA256SUMS", "-extract", "/SHA256SUMS.asc", "SHA256SUMS.asc")
+	home := filepath.Join(t.TempDir(), "gnupg")
+	if err := os.Mkdir(home, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	run(t, dir, "gpg", "--homedir", home, "--batch", "--no-tty", "--import", f.ex.PublicKey)
+	run(t, dir, "gpg", "--homedir", home, "--batch", "--no-tty", "--verify", "SHA256SUMS.asc", "SHA256SUMS")
+	if out := run(t, dir, "sha256sum", "--strict", "--ignore-missing", "-c", "SHA256SUMS"); strings.TrimSpace(out) != "installer: OK" {
+		t.Fatalf("sha256sum did not check the installer alone:\n%s", out)
+	}
+	p := filepath.Join(dir, "installer")
+	if err := os.Chmod(p, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte("#!/bin/sh\necho evil\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("sha256sum", "--strict", "--ignore-missing", "-c", "SHA256SUMS")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err == nil {
+		t.Fatalf("sha256sum accepted a changed installer:\n%s", out)
+	}
+}

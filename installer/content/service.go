@@ -247,6 +247,12 @@ func (s *Service) add(ctx context.Context, isoPath string, replaceable func(*ser
 	for _, w := range vb.Warnings {
 		s.log.Warn("bundle validity", slog.String("iso", abs), slog.String("version", b.info.Version), slog.String("warning", w))
 	}
+	// Those warnings said it already: CheckValidity does not again.
+	if b.info.Expired {
+		b.warnedExpired.Store(true)
+	} else if b.info.ValidUntil.Sub(now) < verify.WarnBefore {
+		b.warnedSoon.Store(true)
+	}
 	return b.infoCopy(), nil
 }
 

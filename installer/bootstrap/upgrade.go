@@ -260,7 +260,10 @@ func fetchValidity(ctx context.Context, services []string, caPEM []byte, file, d
 	if !pool.AppendCertsFromPEM(caPEM) {
 		return "", errors.New("the content CA holds no certificate")
 	}
-	client := &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	// A statement is a few hundred bytes: a service that does not answer
+	// quickly (a dead node) is passed over.
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+		DialContext: (&net.Dialer{Timeout: 10 * time.Second}).DialContext}}
 	defer client.CloseIdleConnections()
 	name := filepath.Base(validity.Beside(file))
 	for _, s := range services {

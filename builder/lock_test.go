@@ -49,9 +49,14 @@ func tlsRegistry(t *testing.T, store registry.Store) (host, certDir string) {
 	return strings.TrimPrefix(srv.URL, "https://"), certDir
 }
 
+// testSigner is a key made at the tests' epoch. Made now, it would date
+// every signature now, and the builder's check (at the signature's time)
+// would find the epoch's 365-day bundles expired from 2027-02-01 on: a
+// calendar time bomb, found by running the suite with the clock 400 days
+// ahead (docs/validity.md).
 func testSigner(t *testing.T) *signing.Signer {
 	t.Helper()
-	sec, _, err := signing.GenerateKey(signing.KeyOptions{Name: "Lock Test", Email: "lock@example.com"})
+	sec, _, err := signing.GenerateKey(signing.KeyOptions{Name: "Lock Test", Email: "lock@example.com", Created: epoch})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -278,7 +278,8 @@ func (k *Keyring) verifyBody(msg io.Reader, body []byte, now time.Time) (*Signat
 // weakHashes are digests a signature may not be made with.
 var weakHashes = map[crypto.Hash]bool{crypto.MD5: true, crypto.SHA1: true, crypto.RIPEMD160: true}
 
-// legacyHashes are OpenPGP hash algorithm ids go-crypto cannot even parse.
+// legacyHashes name the OpenPGP ids of weak digests, for a signature
+// go-crypto would not even parse.
 var legacyHashes = map[byte]string{1: "MD5", 2: "SHA-1", 3: "RIPEMD-160"}
 
 // sigHashID reads the hash algorithm id of the v4 signature packet that

@@ -121,6 +121,18 @@ func Parse(text []byte) (*Statement, error) {
 	return &s, nil
 }
 
+// ParseUnverified reads a statement file's text WITHOUT checking its
+// signature: only for a file that was verified when it was written (the
+// rollback check against the accepted statement, status display) or to
+// find which bundle a statement names before Verify checks it.
+func ParseUnverified(data []byte) (*Statement, error) {
+	text, err := signing.ClearSignedText(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	return Parse(text)
+}
+
 // Sign makes the statement file: its text, cleartext-signed by signer at
 // the statement's issue time.
 func Sign(s *Statement, signer *signing.Signer) ([]byte, error) {
@@ -222,11 +234,9 @@ func Install(isoPath string, data []byte, ring *signing.Keyring, now time.Time, 
 		}
 		// The file there was checked when it was written; a statement
 		// for another bundle (an ISO replaced since) is simply replaced.
-		if text, err := signing.ClearSignedText(old); err == nil {
-			if prev, err := Parse(text); err == nil && prev.Bundle.ManifestSHA256 == manifestSHA256 {
-				if err := CheckNewer(prev, &v.Statement); err != nil {
-					return nil, false, fmt.Errorf("%w (accepted statement: %s)", err, dst)
-				}
+		if prev, err := ParseUnverified(old); err == nil && prev.Bundle.ManifestSHA256 == manifestSHA256 {
+			if err := CheckNewer(prev, &v.Statement); err != nil {
+				return nil, false, fmt.Errorf("%w (accepted statement: %s)", err, dst)
 			}
 		}
 	} else if !errors.Is(err, os.ErrNotExist) {

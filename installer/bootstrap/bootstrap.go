@@ -262,14 +262,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			res.Changes++
 			log.Info("bundle imported", slog.String("path", imported))
 		}
-		if statement := statementFor(o.Validity, isoPath); statement != "" && statement != validity.Beside(in(imported)) {
-			changed, err := installValidity(in(imported), statement, ring, o.Now(), facts)
-			if err != nil {
-				return nil, err
-			}
-			if changed {
-				res.Changes++
-			}
+		changed, err = keepValidity(in(imported), o.Validity, isoPath, ring, o.Now(), facts)
+		if err != nil {
+			return nil, err
+		}
+		if changed {
+			res.Changes++
 		}
 		if err := writeState(o.Root, TargetFile, filepath.Base(imported)); err != nil {
 			return nil, err
@@ -454,22 +452,20 @@ func alreadyImported(root, isoPath string) bool {
 	return err == nil && same
 }
 
-// statementFor is the validity statement that goes with the ISO at
-// isoPath: explicit when given, else the file beside it if there is one.
-func statementFor(explicit, isoPath string) string {
-	if explicit != "" {
-		return explicit
+// keepValidity keeps the validity statement that came with a bundle
+// (explicit, else the file beside srcISO, if any) beside the imported ISO,
+// where the content service and later runs find it; it refuses one older
+// than the statement already there, and reports a change.
+func keepValidity(importedISO, explicit, srcISO string, ring *signing.Keyring, now time.Time, f *BundleFacts) (bool, error) {
+	p := explicit
+	if p == "" {
+		if _, err := os.Stat(validity.Beside(srcISO)); err == nil {
+			p = validity.Beside(srcISO)
+		}
 	}
-	if _, err := os.Stat(validity.Beside(isoPath)); err == nil {
-		return validity.Beside(isoPath)
+	if p == "" || p == validity.Beside(importedISO) {
+		return false, nil
 	}
-	return ""
-}
-
-// installValidity keeps the validity statement at p beside the imported
-// ISO (where the content service and later runs find it), refusing one
-// older than the statement already there; it reports a change.
-func installValidity(importedISO, p string, ring *signing.Keyring, now time.Time, f *BundleFacts) (bool, error) {
 	data, err := validity.ReadFile(p)
 	if err != nil {
 		return false, err

@@ -53,12 +53,12 @@ func (f *BundleFacts) Image(base string) (string, bool) {
 }
 
 // ReadFacts verifies the ISO in full (signature, validity, every file) and
-// reads its facts. It changes nothing on the node. Only opts' Now,
-// Installed and ValidityFile are used: a bundle newly imported, joined or
-// upgraded to must be within its validity (or extended); an installed one
-// (Installed) is reported expired, never refused.
+// reads its facts. It changes nothing on the node. A bundle newly
+// imported, joined or upgraded to must be within its validity (or
+// extended, opts.ValidityFile); an installed one (opts.Installed) is
+// reported expired, never refused.
 func ReadFacts(ctx context.Context, isoPath string, ring *signing.Keyring, opts verify.Options) (*BundleFacts, error) {
-	b, _, err := verify.OpenVerified(ctx, isoPath, ring, verify.Options{Now: opts.Now, Installed: opts.Installed, ValidityFile: opts.ValidityFile})
+	b, _, err := verify.OpenVerified(ctx, isoPath, ring, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -18,7 +18,6 @@ import (
 	"github.com/ferry-k8s/ferry/bundle/validity"
 	"github.com/ferry-k8s/ferry/installer/content"
 	"github.com/ferry-k8s/ferry/installer/converge"
-	"github.com/ferry-k8s/ferry/signing"
 )
 
 // Status is what `installer status` shows of a node.
@@ -88,10 +87,8 @@ func ReadStatus(ctx context.Context, root string) (*Status, error) {
 		if m, err := content.ReadManifestUnverified(iso); err == nil {
 			b.Name, b.Version, b.KubernetesVersion, b.ValidUntil = m.Name, m.Version, m.KubernetesVersion, m.Expires
 			if data, err := validity.ReadFile(validity.Beside(iso)); err == nil {
-				if text, err := signing.ClearSignedText(data); err == nil {
-					if v, err := validity.Parse(text); err == nil {
-						b.ValidUntil = v.Expires
-					}
+				if v, err := validity.ParseUnverified(data); err == nil {
+					b.ValidUntil = v.Expires
 				}
 			}
 			st.Expiries = append(st.Expiries, Expiry{Kind: "bundle", Path: b.Path, NotAfter: b.ValidUntil,

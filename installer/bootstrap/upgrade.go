@@ -121,10 +121,8 @@ func Upgrade(ctx context.Context, o UpgradeOptions) (*rollout.Report, error) {
 	if _, err := importISO(o.ISO, in(imported)); err != nil {
 		return nil, fmt.Errorf("importing %s: %w", o.ISO, err)
 	}
-	if statement := statementFor(o.Validity, o.ISO); statement != "" && statement != validity.Beside(in(imported)) {
-		if _, err := installValidity(in(imported), statement, ring, o.Now(), next); err != nil {
-			return nil, err
-		}
+	if _, err := keepValidity(in(imported), o.Validity, o.ISO, ring, o.Now(), next); err != nil {
+		return nil, err
 	}
 	// This node's content service serves the new bundle too (the other
 	// nodes fetch it from there); nothing else changes yet.
@@ -384,10 +382,8 @@ func stageBundle(ctx context.Context, root string, c *cluster.Cluster, ring *sig
 	if f.Name != name || f.Version != version {
 		return "", nil, fmt.Errorf("the content services served %s %s as %s", f.Name, f.Version, file)
 	}
-	if vp != "" {
-		if _, err := installValidity(dst, vp, ring, now, f); err != nil {
-			return "", nil, err
-		}
+	if _, err := keepValidity(dst, vp, p, ring, now, f); err != nil {
+		return "", nil, err
 	}
 	if err := os.Rename(p, dst); err != nil {
 		return "", nil, err

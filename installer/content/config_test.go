@@ -2,8 +2,10 @@ package content
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -171,7 +173,11 @@ func TestSignalReload(t *testing.T) {
 	}
 	defer sleep.Process.Kill()
 	pf := filepath.Join(dir, "content.pid")
-	os.WriteFile(pf, []byte(strconv.Itoa(sleep.Process.Pid)+"\n"), 0o644)
+	start, err := processStart(sleep.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(pf, fmt.Appendf(nil, "%d %d\n", sleep.Process.Pid, start), 0o644)
 	if _, err := SignalReload(pf); !errors.Is(err, ErrNoServer) || !strings.Contains(err.Error(), "not the installer") {
 		t.Errorf("foreign process: %v", err)
 	}
@@ -185,5 +191,90 @@ func TestSignalReload(t *testing.T) {
 	os.WriteFile(pf, []byte("abc"), 0o644)
 	if _, err := SignalReload(pf); err == nil {
 		t.Error("garbage pid file accepted")
+	}
+}
+
+// TestSignalReloadOnlyTheServer: the pid in a pid file may be reused by
+// any process. The attack: a process whose argv[0] starts with
+// "installer" (a stand-in: sleep started under that name) has the pid a
+// stale pid file names. The argv[0] check alone signalled it (SIGHUP
+// kills a sleep); the start time in the pid file refuses it. The pid file
+// this process writes for itself is signalled.
+func TestSignalReloadOnlyTheServer(t *testing.T) {
+	dir := t.TempDir()
+	sleepBin, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	impostor := &exec.Cmd{Path: sleepBin, Args: []string{"installer-impostor", "30"}}
+	if err := impostor.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer impostor.Process.Kill()
+	done := make(chan error, 1)
+	go func() { done <- impostor.Wait() }()
+	start, err := processStart(impostor.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pf := filepath.Join(dir, "content.pid")
+	for _, tc := range []struct{ content, want string }{
+		{fmt.Sprintf("%d\n", impostor.Process.Pid), "has no start time"},                        // an old pid file
+		{fmt.Sprintf("%d %d\n", impostor.Process.Pid, start+1), "another process has that pid"}, // the pid reused
+		{fmt.Sprintf("%d %d extra\n", impostor.Process.Pid, start), "want \"PID STARTTIME\""},
+	} {
+		os.WriteFile(pf, []byte(tc.content), 0o644)
+		if _, err := SignalReload(pf); !errors.Is(err, ErrNoServer) && !strings.Contains(fmt.Sprint(err), tc.want) || !strings.Contains(fmt.Sprint(err), tc.want) {
+			t.Errorf("%q: %v, want %q", tc.content, err, tc.want)
+		}
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("the impostor was signalled: %v", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	// The server's own pid file: a child under the installer's name
+	// (this test binary run again) writes it and waits for SIGHUP.
+	child := &exec.Cmd{Path: os.Args[0], Args: []string{"installer-pidfile-child"},
+		Env: append(os.Environ(), "FERRY_TEST_PIDFILE="+pf), Stderr: os.Stderr}
+	os.Remove(pf)
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer child.Process.Kill()
+	for i := 0; ; i++ {
+		data, _ := os.ReadFile(pf)
+		if f := strings.Fields(string(data)); len(f) == 2 && f[0] == strconv.Itoa(child.Process.Pid) {
+			break
+		}
+		if i == 500 {
+			t.Fatal("the child wrote no pid file")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if pid, err := SignalReload(pf); err != nil || pid != child.Process.Pid {
+		t.Fatalf("the server's own pid file: pid %d: %v", pid, err)
+	}
+	if err := child.Wait(); err != nil {
+		t.Fatalf("the child did not get its SIGHUP: %v", err)
+	}
+}
+
+// pidFileChild is the child of TestSignalReloadOnlyTheServer (TestMain
+// runs it under the installer's name): it writes its pid file and exits 0
+// on SIGHUP, 1 after 20 s without.
+func pidFileChild(pf string) int {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	if err := writePIDFile(pf); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	select {
+	case <-hup:
+		return 0
+	case <-time.After(20 * time.Second):
+		fmt.Fprintln(os.Stderr, "no SIGHUP")
+		return 1
 	}
 }

@@ -68,6 +68,9 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	if pf := os.Getenv("FERRY_TEST_PIDFILE"); pf != "" {
+		os.Exit(pidFileChild(pf)) // TestSignalReloadOnlyTheServer's child
+	}
 	code := m.Run()
 	if fixDir != "" {
 		os.RemoveAll(fixDir)

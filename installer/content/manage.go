@@ -1,6 +1,7 @@
 package content
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -248,10 +249,11 @@ func RemoveISOFromConfig(configPath, pathOrVersion string) ([]string, error) {
 	return slices.Clip(removed), nil
 }
 
-// SignalReload sends SIGHUP to the content service whose pid is in
-// pidFile. It returns ErrNoServer when there is no pid file or its process
-// is gone, and refuses to signal a process that is not an installer (a
-// stale pid file naming another program).
+// SignalReload sends SIGHUP to the content service whose pid file is
+// pidFile ("PID STARTTIME", writePIDFile). It returns ErrNoServer when
+// there is no pid file or its process is gone, and refuses to signal a
+// process that is not the one that wrote the file: another start time
+// (the pid was reused) or another program.
 func SignalReload(pidFile string) (int, error) {
 	data, err := os.ReadFile(pidFile)
 	if errors.Is(err, os.ErrNotExist) {
@@ -260,9 +262,27 @@ func SignalReload(pidFile string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	fields := strings.Fields(string(data))
+	if len(fields) == 0 || len(fields) > 2 {
+		return 0, fmt.Errorf("pid file %s: %q: want \"PID STARTTIME\"", pidFile, strings.TrimSpace(string(data)))
+	}
+	pid, err := strconv.Atoi(fields[0])
 	if err != nil || pid <= 1 {
-		return 0, fmt.Errorf("pid file %s: %q is not a process id", pidFile, strings.TrimSpace(string(data)))
+		return 0, fmt.Errorf("pid file %s: %q is not a process id", pidFile, fields[0])
+	}
+	if len(fields) == 1 {
+		return pid, fmt.Errorf("%w: pid file %s has no start time (an older installer wrote it): not signalling process %d; restart the content service", ErrNoServer, pidFile, pid)
+	}
+	want, err := strconv.ParseUint(fields[1], 10, 64)
+	if err != nil {
+		return pid, fmt.Errorf("pid file %s: start time %q is not a number", pidFile, fields[1])
+	}
+	got, err := processStart(pid)
+	if err != nil {
+		return pid, fmt.Errorf("%w (pid file %s names process %d, which is gone)", ErrNoServer, pidFile, pid)
+	}
+	if got != want {
+		return pid, fmt.Errorf("%w: pid file %s names process %d started at tick %d, but process %d started at tick %d: another process has that pid now; not signalling it", ErrNoServer, pidFile, pid, want, pid, got)
 	}
 	cmdline, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
 	if err != nil {
@@ -276,4 +296,30 @@ func SignalReload(pidFile string) (int, error) {
 		return pid, fmt.Errorf("signalling content service (pid %d): %w", pid, err)
 	}
 	return pid, nil
+}
+
+// processStart is the start time of process pid, in clock ticks since
+// boot (field 22 of /proc/PID/stat): with the pid, it names one process
+// for the life of the machine.
+func processStart(pid int) (uint64, error) {
+	data, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) is in parentheses and may hold spaces
+	// and parentheses: the fields after it follow the last ')'.
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: no command name", pid)
+	}
+	rest := strings.Fields(string(data[i+1:]))
+	const startField = 22 - 3 // fields counted from 1; rest starts at field 3
+	if len(rest) <= startField {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(rest)+2)
+	}
+	start, err := strconv.ParseUint(rest[startField], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: start time: %w", pid, err)
+	}
+	return start, nil
 }

@@ -333,17 +333,27 @@ func statusLine(bs []BundleInfo) string {
 	return fmt.Sprintf("serving %d %s: %s", len(bs), noun, strings.Join(names, ", "))
 }
 
+// writePIDFile writes "PID STARTTIME": the process and its start time
+// (/proc/PID/stat), so that SignalReload signals this process and never
+// another that got its pid later.
 func writePIDFile(p string) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return err
 	}
-	return writeFileAtomic(p, []byte(strconv.Itoa(os.Getpid())+"\n"))
+	start, err := processStart(os.Getpid())
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(p, fmt.Appendf(nil, "%d %d\n", os.Getpid(), start))
 }
 
 // removePIDFile removes p if it still names this process.
 func removePIDFile(p string) {
 	data, err := os.ReadFile(p)
-	if err == nil && strings.TrimSpace(string(data)) == strconv.Itoa(os.Getpid()) {
+	if err != nil {
+		return
+	}
+	if fields := strings.Fields(string(data)); len(fields) > 0 && fields[0] == strconv.Itoa(os.Getpid()) {
 		os.Remove(p)
 	}
 }

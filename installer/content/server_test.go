@@ -117,7 +117,7 @@ shutdownTimeout: 1m
 	if !strings.Contains(n.String(), "STATUS=serving 1 bundle: example 1.0.0") {
 		t.Errorf("notifications:\n%s", n)
 	}
-	if data, err := os.ReadFile(pidFile); err != nil || strings.TrimSpace(string(data)) != strconv.Itoa(os.Getpid()) {
+	if data, err := os.ReadFile(pidFile); err != nil || !strings.HasPrefix(string(data), strconv.Itoa(os.Getpid())+" ") {
 		t.Errorf("pid file: %q %v", data, err)
 	}
 

@@ -253,6 +253,14 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	res := &Result{Node: node.Name, Bundle: facts.Name + " " + facts.Version}
 	imported := filepath.Join(BundlesDir, facts.Name+"-"+facts.Version+".iso")
+	if bootstrap {
+		// Run again on a node that runs another bundle: the same rules as
+		// a roll-out (no silent downgrade, minUpgradeFrom, Kubernetes
+		// skew).
+		if err := mayReplaceTarget(o.Root, facts); err != nil {
+			return nil, fmt.Errorf("node %s: %w", node.Name, err)
+		}
+	}
 	if bootstrap && !o.DryRun {
 		changed, err := importISO(isoPath, in(imported))
 		if err != nil {

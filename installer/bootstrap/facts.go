@@ -19,6 +19,9 @@ import (
 type BundleFacts struct {
 	Name, Version     string
 	KubernetesVersion string
+	// MinUpgradeFrom is the oldest installed bundle version this one
+	// may upgrade (the manifest's minUpgradeFrom; empty: any).
+	MinUpgradeFrom string
 	// Repo is the yum repository of the distribution's RPMs.
 	Repo string
 	// Packages maps each package of Repo to its version-release.
@@ -64,7 +67,7 @@ func ReadFacts(ctx context.Context, isoPath string, ring *signing.Keyring, opts 
 	}
 	defer b.Close()
 	m := b.Manifest
-	f := &BundleFacts{Name: m.Name, Version: m.Version, KubernetesVersion: m.KubernetesVersion, Packages: map[string]string{},
+	f := &BundleFacts{Name: m.Name, Version: m.Version, KubernetesVersion: m.KubernetesVersion, MinUpgradeFrom: m.MinUpgradeFrom, Packages: map[string]string{},
 		ManifestSHA256: b.ManifestSHA256, ValidUntil: b.ValidUntil, Expired: b.Expired, Warnings: b.Warnings}
 	fsys := b.FS()
 	data, err := verify.ReadFile(fsys, bundle.DistributionRecordName, 4<<20)

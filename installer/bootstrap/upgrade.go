@@ -111,7 +111,7 @@ func Upgrade(ctx context.Context, o UpgradeOptions) (*rollout.Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("the installed bundle %s: %w", curISO, err)
 	}
-	if err := mayFollow(cur, next, o.AllowDowngrade); err != nil {
+	if err := mayFollow(cur.release(), next.release(), o.AllowDowngrade); err != nil {
 		return nil, err
 	}
 	imported := filepath.Join(BundlesDir, next.Name+"-"+next.Version+".iso")
@@ -146,6 +146,8 @@ func Upgrade(ctx context.Context, o UpgradeOptions) (*rollout.Report, error) {
 		// localhost: the member's certificate names it (DNS only, R29).
 		Snapshotter: &rollout.EtcdSnapshotter{Endpoint: "https://localhost:2379", TLS: tlsConf, Dir: in(SnapshotsDir)},
 		Force:       o.Force,
+		// Older: the nodes move back only on the order this records.
+		Rollback: semver.Compare(semVersion(next.Version), semVersion(cur.Version)) < 0,
 		Preflight: func(ctx context.Context) error {
 			return checkAPIServers(ctx, apiServers(c), in(filepath.Join(KubernetesPKI, "ca.crt")))
 		},
@@ -153,37 +155,6 @@ func Upgrade(ctx context.Context, o UpgradeOptions) (*rollout.Report, error) {
 		NodeTimeout:  o.NodeTimeout,
 		Log:          log,
 	})
-}
-
-// mayFollow checks that next may be rolled over a cluster that runs cur:
-// the same distribution, a newer bundle (or allowed older), and
-// Kubernetes at most one minor ahead (kubeadm upgrades minor by minor)
-// and never behind.
-func mayFollow(cur, next *BundleFacts, allowDowngrade bool) error {
-	if cur.Name != next.Name {
-		return fmt.Errorf("bundle %s %s is not a %s bundle (the cluster runs %s %s)", next.Name, next.Version, cur.Name, cur.Name, cur.Version)
-	}
-	cv, nv := "v"+strings.TrimPrefix(cur.Version, "v"), "v"+strings.TrimPrefix(next.Version, "v")
-	if !semver.IsValid(cv) || !semver.IsValid(nv) {
-		return fmt.Errorf("bundle versions %q and %q: want semantic versions", cur.Version, next.Version)
-	}
-	if semver.Compare(nv, cv) < 0 && !allowDowngrade {
-		return fmt.Errorf("bundle %s is older than the installed %s: give --allow-downgrade to roll it out anyway", next.Version, cur.Version)
-	}
-	ck, nk := cur.KubernetesVersion, next.KubernetesVersion
-	if !semver.IsValid(ck) || !semver.IsValid(nk) {
-		return fmt.Errorf("kubernetes versions %q and %q: want vX.Y.Z", ck, nk)
-	}
-	if semver.Compare(nk, ck) < 0 {
-		return fmt.Errorf("bundle %s carries Kubernetes %s, older than the cluster's %s: Kubernetes is never downgraded", next.Version, nk, ck)
-	}
-	var cmaj, cmin, nmaj, nmin int
-	fmt.Sscanf(semver.MajorMinor(ck), "v%d.%d", &cmaj, &cmin)
-	fmt.Sscanf(semver.MajorMinor(nk), "v%d.%d", &nmaj, &nmin)
-	if nmaj != cmaj || nmin > cmin+1 {
-		return fmt.Errorf("bundle %s carries Kubernetes %s: from %s, upgrade one minor version at a time (%d.%d first)", next.Version, nk, ck, cmaj, cmin+1)
-	}
-	return nil
 }
 
 func kubeClient(kubeconfig string) (kubernetes.Interface, error) {
@@ -333,19 +304,6 @@ func contentServices(c *cluster.Cluster) []string {
 		}
 	}
 	return out
-}
-
-// ensureBundle makes the bundle of version the node's target: imported
-// already, or fetched from the content services and verified in full
-// (signature, expiry, every file, and that it is that version).
-// A fetched bundle must be within its validity, or extended by the
-// statement the content services serve beside it.
-func ensureBundle(ctx context.Context, root string, c *cluster.Cluster, ring *signing.Keyring, name, version string, now time.Time, log *slog.Logger) error {
-	file, _, err := stageBundle(ctx, root, c, ring, name, version, now, log)
-	if err != nil {
-		return err
-	}
-	return writeState(root, TargetFile, file)
 }
 
 // stageBundle puts the bundle of version among the node's bundles

@@ -11,8 +11,10 @@ import (
 	"path/filepath"
 	"time"
 
+	"golang.org/x/mod/semver"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/ferry-k8s/ferry/bundle/verify"
 	"github.com/ferry-k8s/ferry/installer/cluster"
@@ -121,11 +123,32 @@ func (d *Daemon) watchOnce(ctx context.Context) error {
 			return err
 		}
 		d.log.Info("roll-out: new target", slog.String("from", current), slog.String("to", desired))
-		if err := ensureBundle(ctx, root, c, ring, name, desired, d.now(), d.log); err != nil {
+		file, _, err := stageBundle(ctx, root, c, ring, name, desired, d.now(), d.log)
+		if err != nil {
 			return fmt.Errorf("bundle %s %s: %w", name, desired, err)
 		}
+		refused, err := mayMove(ctx, client, root, file)
+		if err != nil {
+			return fmt.Errorf("bundle %s %s: %w", name, desired, err)
+		}
+		if refused != nil {
+			// The desired version is written with the kubelet's own
+			// credentials: no move back without the orchestrator's order.
+			d.log.Warn("roll-out: refusing the desired version", slog.String("version", desired), slog.Any("err", refused))
+			msg := desired + ": " + refused.Error()
+			if n.Annotations[rollout.AnnotationTargetRefused] != msg {
+				patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{rollout.AnnotationTargetRefused: msg}}})
+				if _, err := client.CoreV1().Nodes().Patch(ctx, node.Name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "ferry-node"}); err != nil {
+					return fmt.Errorf("reporting the refusal of %s: %w", desired, err)
+				}
+			}
+			return nil
+		}
+		if err := writeState(root, TargetFile, file); err != nil {
+			return err
+		}
 		current = desired
-	} else if reported == current {
+	} else if reported == current && n.Annotations[rollout.AnnotationTargetRefused] == "" {
 		return nil
 	}
 	res, ran, err := d.tryApply(ctx)
@@ -135,12 +158,44 @@ func (d *Daemon) watchOnce(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("converging to %s: %w", current, err)
 	}
-	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{rollout.AnnotationVersion: current}}})
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{rollout.AnnotationVersion: current, rollout.AnnotationTargetRefused: nil}}})
 	if _, err := client.CoreV1().Nodes().Patch(ctx, node.Name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "ferry-node"}); err != nil {
 		return fmt.Errorf("reporting version %s: %w", current, err)
 	}
 	d.log.Info("roll-out: node converged", slog.String("version", current), slog.Int("changes", res.Changes))
 	return nil
+}
+
+// mayMove decides whether the node may move from the bundle it runs to
+// file (in BundlesDir, verified when it was stored there): refused says
+// why not (reported on the Node), err is a failure to decide (tried again
+// next round). Moving back needs the orchestrator's order
+// (rollout.RollbackOrdered), which no node can write.
+func mayMove(ctx context.Context, client kubernetes.Interface, root, file string) (refused, err error) {
+	curISO, err := importedISO(root)
+	if err != nil {
+		return nil, err
+	}
+	curM, err := content.ReadManifestUnverified(curISO)
+	if err != nil {
+		return nil, fmt.Errorf("the bundle this node runs, %s: %w", curISO, err)
+	}
+	nextM, err := content.ReadManifestUnverified(filepath.Join(root, BundlesDir, file))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	cur, next := manifestRelease(curM), manifestRelease(nextM)
+	back := false
+	if semver.IsValid(semVersion(cur.Version)) && semver.Compare(semVersion(next.Version), semVersion(cur.Version)) < 0 {
+		if back, err = rollout.RollbackOrdered(ctx, client, next.Version); err != nil {
+			return nil, err
+		}
+		if !back {
+			return fmt.Errorf("bundle %s is older than the installed %s, and no rollback to it is ordered (configmap %s/%s): a node moves back only in a roll-out ordered with installer upgrade --allow-downgrade",
+				next.Version, cur.Version, rollout.ConfigMapNamespace, rollout.RollbackConfigMap), nil
+		}
+	}
+	return mayFollow(cur, next, back), nil
 }
 
 // errApplyBusy: an apply runs; the staging waits for the next round.

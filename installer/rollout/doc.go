@@ -54,6 +54,15 @@
 //     by a budget are retried every EvictionRetryDelay until the node's
 //     drain timeout (DrainTimeout, or the longest ferry.dev/drain-timeout of
 //     its Pods: the per-workload policy), then the node fails.
+//   - Rollback (rollback.go): a node's daemon refuses a desired version older
+//     than the bundle it runs (a kubelet's credentials can write its own
+//     Node's annotations) unless the ConfigMap kube-system/ferry-rollback,
+//     which only administrators write and nodes may only read, orders a
+//     rollback to that version. A run with Options.Rollback records that
+//     order after the snapshot and before the first node changes, and
+//     deletes it once the roll-out is complete. A daemon that refuses
+//     reports ferry.dev/target-refused ("<version>: <reason>"); the wait
+//     stops that node with ErrRefused and the reason at once.
 //   - A node that does not report the version and Ready within NodeTimeout
 //     fails: it stays cordoned with phase failed, nodes done stay done, no
 //     other node is started, and the run returns a StoppedError. The next

@@ -34,13 +34,15 @@ type testCluster struct {
 	etcdURL  string
 	etcdTLS  *tls.Config
 	kwokDone <-chan struct{}
+	cp       *testcluster.Cluster
 }
 
 func startCluster(t testing.TB) *testCluster {
 	t.Helper()
 	kwokBin := kwok(t)
-	cp := testcluster.Start(t, testcluster.Options{APIServerArgs: []string{"--max-requests-inflight=2000", "--max-mutating-requests-inflight=1000"}})
-	tc := &testCluster{dir: cp.Dir, config: cp.Config, client: cp.Client, etcdURL: cp.EtcdURL, etcdTLS: cp.EtcdTLS}
+	// Node,RBAC as on a Ferry cluster: tests act as nodes too.
+	cp := testcluster.Start(t, testcluster.Options{Authorization: "Node,RBAC", APIServerArgs: []string{"--max-requests-inflight=2000", "--max-mutating-requests-inflight=1000"}})
+	tc := &testCluster{dir: cp.Dir, config: cp.Config, client: cp.Client, etcdURL: cp.EtcdURL, etcdTLS: cp.EtcdTLS, cp: cp}
 	home := filepath.Join(cp.Dir, "kwok-home")
 	if err := os.MkdirAll(home, 0o700); err != nil {
 		t.Fatal(err)

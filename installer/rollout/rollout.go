@@ -72,6 +72,12 @@ type Options struct {
 	// blocking fails that node after its drain timeout, which stops the
 	// roll-out.
 	Force bool
+	// Rollback says the target is older than the bundle the nodes run
+	// (installer upgrade --allow-downgrade): the roll-out records the
+	// order nodes check before they move back (OrderRollback), before the
+	// first node changes, and withdraws it once every node is done.
+	// Without it, nodes refuse an older target.
+	Rollback bool
 	// DrainTimeout bounds a node's drain, retries of evictions that a
 	// budget refuses included; a Pod's AnnotationDrainTimeout may extend
 	// it for its node. Default DefaultDrainTimeout.
@@ -253,6 +259,9 @@ func (r *run) run(ctx context.Context) (*Report, error) {
 	}
 	if Plan(r.Target, *r.MaxUnavailable, states(nodes), nil).Complete {
 		r.report.NothingToDo = true
+		if err := WithdrawRollback(ctx, c); err != nil {
+			return nil, err
+		}
 		if state != nil {
 			r.report.Snapshot = state.Plan.Snapshot
 			if state.Plan.Status != StatusComplete {
@@ -311,6 +320,13 @@ func (r *run) run(ctx context.Context) (*Report, error) {
 		state.Plan.Snapshot = snap
 	}
 	r.report.Snapshot = state.Plan.Snapshot
+	if r.Rollback {
+		if err := OrderRollback(ctx, c, r.Target.Version, r.id, time.Now()); err != nil {
+			return r.report, err
+		}
+		r.log.Info("rollback ordered", "version", r.Target.Version, "configmap", ConfigMapNamespace+"/"+RollbackConfigMap)
+		state.Plan.Rollback = true
+	}
 	state.Plan.Status, state.Plan.StoppedAt, state.Plan.Reason = StatusRunning, nil, ""
 	state.Plan.MaxUnavailable = r.MaxUnavailable.String()
 	state.Plan.KubernetesVersion = r.Target.KubernetesVersion
@@ -356,9 +372,16 @@ func (r *run) run(ctx context.Context) (*Report, error) {
 		st.Plan.Status = StatusComplete
 	}
 	r.report.Rows = st.Rows(time.Now())
+	complete := st.Plan.Status == StatusComplete
 	r.rec.mu.Unlock()
 	if err := r.rec.flush(ctx); err != nil {
 		return r.report, errors.Join(runErr, err)
+	}
+	if complete {
+		// Every node is back: no node may move back on its own word.
+		if err := WithdrawRollback(ctx, c); err != nil {
+			return r.report, err
+		}
 	}
 	return r.report, runErr
 }
@@ -563,11 +586,20 @@ func (r *run) work(ctx context.Context, n *corev1.Node) result {
 			if Observe(n).upgraded(r.Target) {
 				phase = PhaseDone
 			}
-			next, err = r.patch(ctx, n, map[string]any{AnnotationDesiredVersion: r.Target.Version, AnnotationPhase: string(phase)}, nil)
+			next, err = r.patch(ctx, n, map[string]any{AnnotationDesiredVersion: r.Target.Version, AnnotationPhase: string(phase), AnnotationTargetRefused: nil}, nil)
 			if err == nil {
 				r.progress(ctx, next, phase, "DesiredVersion", "desired version set to "+r.Target.Version)
 			}
 		case StepWait:
+			if refusal(n, r.Target.Version) != "" {
+				// From an earlier run: the daemon decides again (the
+				// rollback may be ordered now).
+				var cleared *corev1.Node
+				if cleared, err = r.patch(ctx, n, map[string]any{AnnotationTargetRefused: nil}, nil); err != nil {
+					break
+				}
+				n = cleared
+			}
 			if err = r.Upgrader.Start(ctx, n.Name, r.Target.Version); err == nil {
 				next, err = r.wait(ctx, n)
 			}
@@ -658,6 +690,9 @@ func (r *run) wait(ctx context.Context, n *corev1.Node) (*corev1.Node, error) {
 	defer cancel()
 	nodes := r.Client.CoreV1().Nodes()
 	for NextStep(r.Target, Observe(n)) == StepWait {
+		if reason := refusal(n, r.Target.Version); reason != "" {
+			return n, fmt.Errorf("%w %s: %s", ErrRefused, r.Target.Version, reason)
+		}
 		w, err := nodes.Watch(wctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", n.Name).String(), ResourceVersion: n.ResourceVersion})
 		if err == nil {
 			n, err = r.watchNode(w, n)
@@ -716,7 +751,7 @@ func (r *run) watchNode(w watch.Interface, n *corev1.Node) (*corev1.Node, error)
 		case watch.Added, watch.Modified:
 			if nn, ok := ev.Object.(*corev1.Node); ok {
 				n = nn
-				if NextStep(r.Target, Observe(n)) != StepWait {
+				if NextStep(r.Target, Observe(n)) != StepWait || refusal(n, r.Target.Version) != "" {
 					return n, nil
 				}
 			}

@@ -13,6 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
+
+	"golang.org/x/mod/semver"
 )
 
 // simDaemon stands in for Ferry's node daemon: THE FAKE BOUNDARY. kwok
@@ -37,7 +39,12 @@ type simDaemon struct {
 	// daemon never reports.
 	stageDelay  time.Duration
 	stageSilent map[string]bool
-	wg          sync.WaitGroup
+	// orders, when set, is a node's client (system:nodes): before it
+	// moves a node to an older version, the simulated daemon checks the
+	// rollback order with it (RollbackOrdered), as the real daemon does,
+	// and reports its refusal (AnnotationTargetRefused) when there is none.
+	orders kubernetes.Interface
+	wg     sync.WaitGroup
 }
 
 // Stage reports the node staged (or its staging failed) as the daemon
@@ -81,6 +88,14 @@ func (d *simDaemon) Start(_ context.Context, node, version string) error {
 	defer d.mu.Unlock()
 	if d.started[node] == version || d.never[node] {
 		return nil
+	}
+	if d.orders != nil && semver.Compare("v"+version, "v1.0.0") < 0 {
+		ordered, err := RollbackOrdered(context.Background(), d.orders, version)
+		if err != nil || !ordered {
+			meta := fmt.Appendf(nil, `{"metadata":{"annotations":{%q:%q}}}`, AnnotationTargetRefused, fmt.Sprintf("%s: older than 1.0.0, and no rollback is ordered (%v)", version, err))
+			_, err := d.client.CoreV1().Nodes().Patch(context.Background(), node, types.MergePatchType, meta, metav1.PatchOptions{})
+			return err
+		}
 	}
 	d.started[node] = version
 	d.wg.Add(1)

@@ -51,6 +51,9 @@ type PlanRecord struct {
 	Started  time.Time       `json:"started"`
 	Updated  time.Time       `json:"updated"`
 	Snapshot *SnapshotRecord `json:"snapshot,omitempty"`
+	// Rollback records a roll-out to an older bundle, ordered with
+	// OrderRollback.
+	Rollback bool `json:"rollback,omitempty"`
 	// StoppedAt names the failed nodes and Reason says why, when Status
 	// is Stopped.
 	StoppedAt []string `json:"stoppedAt,omitempty"`

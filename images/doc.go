@@ -2,8 +2,18 @@
 // their digests, and reads such a layout back.
 //
 // The builder calls Copy to put every image of a bundle into a single layout
-// (which then goes on the ISO); the installer calls ReadIndex on the layout
-// inside the ISO, through an fs.FS.
+// (which then goes on the ISO); installers call CheckLayout (and through it
+// ReadIndex) on the layout inside the ISO, through an fs.FS.
+//
+// # Rules
+//
+// CheckLayout holds the rules every image of a bundle follows: supported
+// manifest media types, manifests and configs of at most 4 MiB, no index
+// inside an index, sha256 digests only, and every blob present with exactly
+// the size its descriptor claims and the sha256 its digest names. The
+// builder applies it before signing, bundle/verify on every bundle it
+// checks, and the node's content service before serving; one function, so
+// that none accepts what another refuses.
 //
 // # Layout written by Copy
 //

@@ -9,7 +9,9 @@
 //	compose   place the RPMs (packages/<repo>/Packages/), the installer binary
 //	          and the public key
 //	repodata  write each repository's repodata and sign repomd.xml
-//	manifest  hash every file; write SHA256SUMS (+.asc) and manifest.json
+//	manifest  hash every file; check the images against the rules installers
+//	          enforce (images.CheckLayout); write SHA256SUMS (+.asc) and
+//	          manifest.json
 //	sign      sign manifest.json (manifest.json.asc)
 //	iso       write the ISO next to the output, then rename it into place
 //	check     verify the written ISO as an installer would

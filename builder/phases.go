@@ -421,11 +421,21 @@ func (b *build) buildManifest(files []bundle.File) (*bundle.Manifest, error) {
 		Files:             files,
 	}
 	if _, err := os.Stat(filepath.Join(b.tree, bundle.ImagesDir, "index.json")); err == nil {
-		imgs, err := images.ReadIndex(os.DirFS(b.tree), bundle.ImagesDir)
-		if err != nil {
-			return nil, fmt.Errorf("reading the bundle's image index: %w", err)
+		// The rules the content service serves by (images.CheckLayout),
+		// judged on the files about to be signed: a bundle that would be
+		// refused on the node is not built.
+		byPath := make(map[string]bundle.File, len(files))
+		for _, f := range files {
+			byPath[f.Path] = f
 		}
-		for _, im := range imgs {
+		layout, err := images.CheckLayout(os.DirFS(b.tree), bundle.ImagesDir, func(name string) (int64, string, bool) {
+			f, ok := byPath[name]
+			return f.Size, f.SHA256, ok
+		})
+		if err != nil {
+			return nil, fmt.Errorf("the bundle's images break the rules installers enforce: %w", err)
+		}
+		for _, im := range layout.Images {
 			m.Images = append(m.Images, bundle.Image{Name: im.Name, Digest: im.Digest.String(), MediaType: im.MediaType, Platforms: im.Platforms, Source: im.Source})
 		}
 	}

@@ -5,7 +5,8 @@
 // phase can be run alone against a kept work directory (builder phase NAME):
 //
 //	resolve   load and check the spec; every source readable and pinned
-//	fetch     copy the images into one OCI layout (images/), digests kept
+//	fetch     copy the images into one OCI layout (images/), digests kept;
+//	          archive sources are unpacked in the work directory (tmp/)
 //	compose   place the RPMs (packages/<repo>/Packages/), the installer binary
 //	          and the public key
 //	repodata  write each repository's repodata and sign repomd.xml

@@ -3,6 +3,7 @@ package builder
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -109,5 +110,39 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestOCIArchiveUnpacksInWorkDir: an oci-archive source is unpacked in
+// the build's work directory, not in /var/tmp (containers/image's
+// default) nor in TMPDIR: a build works with TMPDIR pointing nowhere,
+// and leaves nothing behind.
+func TestOCIArchiveUnpacksInWorkDir(t *testing.T) {
+	ex, err := example.Write(filepath.Join(t.TempDir(), "in"), example.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	archive := filepath.Join(ex.Dir, "images", "app.tar")
+	out, err := exec.Command("skopeo", "copy", "--quiet", "oci:"+filepath.Join(ex.Dir, "images", "layout")+":app", "oci-archive:"+archive).CombinedOutput()
+	if err != nil {
+		t.Fatalf("skopeo: %v\n%s", err, out)
+	}
+	rewriteSpec(t, ex, "oci:images/layout:app", "oci-archive:images/app.tar")
+	missing := filepath.Join(t.TempDir(), "no-such-tmp")
+	t.Setenv("TMPDIR", missing)
+	work := t.TempDir()
+	opts := Options{SpecPath: ex.Spec, Output: filepath.Join(t.TempDir(), "x.iso"), Signer: ex.Signer, SourceDateEpoch: epoch, WorkDir: work}
+	res, err := Build(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Images) != 2 || res.Images[0].Digest != ex.AppDigest {
+		t.Fatalf("images %+v, want the app at %s", res.Images, ex.AppDigest)
+	}
+	if _, err := os.Stat(missing); err == nil {
+		t.Errorf("the build created TMPDIR %s", missing)
+	}
+	if _, err := os.Stat(filepath.Join(work, "tmp")); err == nil {
+		t.Errorf("the build left %s", filepath.Join(work, "tmp"))
 	}
 }

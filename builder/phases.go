@@ -116,7 +116,15 @@ func (b *build) fetch(ctx context.Context) error {
 	}
 	var mu sync.Mutex
 	bars := map[string]*progress.Bar{}
-	opts := images.CopyOptions{Parallel: b.opts.Workers, SystemContext: b.opts.Registry.systemContext()}
+	// Archive sources are unpacked in the work directory (next to the
+	// output, or Options.WorkDir): neither containers/image's /var/tmp nor
+	// a TMPDIR that may be a small tmpfs.
+	tmp := filepath.Join(b.workDir, "tmp")
+	if err := resetDir(tmp); err != nil {
+		return fmt.Errorf("preparing %s: %w", tmp, err)
+	}
+	defer os.RemoveAll(tmp)
+	opts := images.CopyOptions{Parallel: b.opts.Workers, SystemContext: b.opts.Registry.systemContext(), TempDir: tmp}
 	if b.opts.CacheDir != "" {
 		// Registry images go through the shared cache's OCI layout: a
 		// rebuild of the same lock downloads nothing, and needs no registry.

@@ -124,6 +124,14 @@
 // into a fresh directory gives the same index.json and the same set of files,
 // whatever the order of the sources.
 //
+// # Temporary files
+//
+// containers/image unpacks oci-archive sources (and copies streamed
+// docker-archive ones) into a temporary directory, /var/tmp by default
+// whatever TMPDIR says. Copy and Resolve use CopyOptions.TempDir (the
+// builder's work directory), else os.TempDir(), unless the caller's
+// SystemContext sets BigFilesTemporaryDir.
+//
 // # Build tags
 //
 // Build with -tags containers_image_openpgp (pure-Go OpenPGP instead of cgo

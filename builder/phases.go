@@ -41,7 +41,7 @@ func (b *build) resolve(ctx context.Context) error {
 		if len(p.Names) > 0 {
 			continue // checkNamedPackages
 		}
-		rpms, err := listRPMs(spec.Path(p.Directory))
+		rpms, err := b.specRPMs(p.Directory)
 		field := fmt.Sprintf("spec.packages[%d].directory", i)
 		switch {
 		case err != nil:
@@ -116,7 +116,15 @@ func (b *build) fetch(ctx context.Context) error {
 	}
 	var mu sync.Mutex
 	bars := map[string]*progress.Bar{}
-	opts := images.CopyOptions{Parallel: b.opts.Workers, SystemContext: b.opts.Registry.systemContext()}
+	// Archive sources are unpacked in the work directory (next to the
+	// output, or Options.WorkDir): neither containers/image's /var/tmp nor
+	// a TMPDIR that may be a small tmpfs.
+	tmp := filepath.Join(b.workDir, "tmp")
+	if err := resetDir(tmp); err != nil {
+		return fmt.Errorf("preparing %s: %w", tmp, err)
+	}
+	defer os.RemoveAll(tmp)
+	opts := images.CopyOptions{Parallel: b.opts.Workers, SystemContext: b.opts.Registry.systemContext(), TempDir: tmp}
 	if b.opts.CacheDir != "" {
 		// Registry images go through the shared cache's OCI layout: a
 		// rebuild of the same lock downloads nothing, and needs no registry.
@@ -184,7 +192,7 @@ func (b *build) compose(ctx context.Context) error {
 		if repoName == "" {
 			repoName = bundle.DefaultRepo
 		}
-		rpms, err := listRPMs(b.spec.Path(p.Directory))
+		rpms, err := b.specRPMs(p.Directory)
 		if err != nil {
 			return &bundle.FieldError{Field: fmt.Sprintf("spec.packages[%d].directory", i), Err: err}
 		}
@@ -192,16 +200,17 @@ func (b *build) compose(ctx context.Context) error {
 		if err := os.MkdirAll(dest, 0o755); err != nil {
 			return err
 		}
-		for _, src := range rpms {
+		for _, r := range rpms {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			d := filepath.Join(dest, filepath.Base(src))
+			d := filepath.Join(dest, r.name)
 			if prev, dup := placed[d]; dup {
-				return fmt.Errorf("spec.packages[%d]: %s and %s would both be %s in repository %q", i, prev, src, filepath.Base(src), repoName)
+				return fmt.Errorf("spec.packages[%d]: %s and %s would both be %s in repository %q", i, prev, r.entry, r.name, repoName)
 			}
-			placed[d] = src
-			if err := linkOrCopy(src, d, 0o644); err != nil {
+			placed[d] = r.entry
+			// The file itself, never a link: os.Link does not follow one.
+			if err := linkOrCopy(r.path, d, 0o644); err != nil {
 				return err
 			}
 		}
@@ -227,7 +236,116 @@ func (b *build) compose(ctx context.Context) error {
 	return nil
 }
 
-// listRPMs lists dir/*.rpm, sorted; other files are ignored.
+// localRPM is one *.rpm of a spec's package directory.
+type localRPM struct {
+	entry string // the directory entry, as the spec names it
+	name  string // its base name: the file's name in the bundle
+	path  string // the file read: entry, or the target of a link
+}
+
+// specRPMs lists the *.rpm entries of a packages directory of the spec,
+// sorted, refusing rather than dropping what it cannot take (all of it
+// named at once):
+//
+//   - a symbolic link is followed when its target is a regular file
+//     inside the spec's directory or the package directory; one that
+//     leads elsewhere, dangles or ends at anything else is refused,
+//     naming the link and its target;
+//   - any other entry that is not a regular file is refused;
+//   - a file whose name is not its header's name-version-release.arch.rpm
+//     is refused, naming the file and the header's NEVRA (a name that lies
+//     about the package would mislead whoever reads the ISO's listing).
+//
+// Other files are ignored.
+func (b *build) specRPMs(directory string) ([]localRPM, error) {
+	dir := b.spec.Path(directory)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("reading package directory: %w", err)
+	}
+	// Where link targets may be: the spec's directory and the package
+	// directory, both with their own links resolved.
+	var roots []string
+	for _, d := range []string{b.spec.Dir, dir} {
+		if r, err := filepath.EvalSymlinks(d); err == nil {
+			if r, err = filepath.Abs(r); err == nil {
+				roots = append(roots, r)
+			}
+		}
+	}
+	var out []localRPM
+	var errs []error
+	for _, e := range ents {
+		if !strings.HasSuffix(e.Name(), ".rpm") {
+			continue
+		}
+		r := localRPM{entry: filepath.Join(dir, e.Name()), name: e.Name()}
+		r.path = r.entry
+		switch t := e.Type(); {
+		case t&fs.ModeSymlink != 0:
+			p, err := rpmLinkTarget(r.entry, roots)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			r.path = p
+		case !t.IsRegular():
+			errs = append(errs, fmt.Errorf("%s is not a regular file (%s): only RPM files and links to them are taken", r.entry, t))
+			continue
+		}
+		pkg, err := repo.ReadPackageHeader(r.path)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if want := pkg.FileName(); r.name != want {
+			errs = append(errs, fmt.Errorf("%s holds the package %s: its file name must be %s", r.entry, pkg.NEVRA(), want))
+			continue
+		}
+		out = append(out, r)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out, nil
+}
+
+// rpmLinkTarget resolves the symbolic link p, which must lead to a regular
+// file below one of roots.
+func rpmLinkTarget(p string, roots []string) (string, error) {
+	target, err := os.Readlink(p)
+	if err != nil {
+		return "", fmt.Errorf("reading link %s: %w", p, err)
+	}
+	resolved, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		return "", fmt.Errorf("link %s -> %s: %w", p, target, err)
+	}
+	if resolved, err = filepath.Abs(resolved); err != nil {
+		return "", err
+	}
+	inside := false
+	for _, root := range roots {
+		if rel, err := filepath.Rel(root, resolved); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+			inside = true
+		}
+	}
+	if !inside {
+		return "", fmt.Errorf("link %s -> %s leads to %s, outside the spec's directory: only links within it are followed", p, target, resolved)
+	}
+	fi, err := os.Stat(resolved)
+	if err != nil {
+		return "", fmt.Errorf("link %s -> %s: %w", p, target, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("link %s -> %s leads to %s, not a regular file", p, target, resolved)
+	}
+	return resolved, nil
+}
+
+// listRPMs lists dir/*.rpm of the content tree (where compose placed
+// regular files only), sorted; other files are ignored.
 func listRPMs(dir string) ([]string, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -421,11 +539,21 @@ func (b *build) buildManifest(files []bundle.File) (*bundle.Manifest, error) {
 		Files:             files,
 	}
 	if _, err := os.Stat(filepath.Join(b.tree, bundle.ImagesDir, "index.json")); err == nil {
-		imgs, err := images.ReadIndex(os.DirFS(b.tree), bundle.ImagesDir)
-		if err != nil {
-			return nil, fmt.Errorf("reading the bundle's image index: %w", err)
+		// The rules the content service serves by (images.CheckLayout),
+		// judged on the files about to be signed: a bundle that would be
+		// refused on the node is not built.
+		byPath := make(map[string]bundle.File, len(files))
+		for _, f := range files {
+			byPath[f.Path] = f
 		}
-		for _, im := range imgs {
+		layout, err := images.CheckLayout(os.DirFS(b.tree), bundle.ImagesDir, func(name string) (int64, string, bool) {
+			f, ok := byPath[name]
+			return f.Size, f.SHA256, ok
+		})
+		if err != nil {
+			return nil, fmt.Errorf("the bundle's images break the rules installers enforce: %w", err)
+		}
+		for _, im := range layout.Images {
 			m.Images = append(m.Images, bundle.Image{Name: im.Name, Digest: im.Digest.String(), MediaType: im.MediaType, Platforms: im.Platforms, Source: im.Source})
 		}
 	}

@@ -104,6 +104,10 @@ type ImageSpec struct {
 // repositories with their dependencies (exactly one of Directory, Names).
 type PackagesSpec struct {
 	// Directory: every *.rpm in it (not recursive), relative to the spec.
+	// Each must be named name-version-release.arch.rpm as its header says;
+	// a symbolic link is followed to a regular file inside the spec's
+	// directory (or this one) and refused elsewhere; any other *.rpm that
+	// is not a regular file is refused.
 	Directory string `json:"directory,omitempty"`
 	// Repo names the repository (/packages/<repo>/ on the ISO); default "base".
 	Repo string `json:"repo,omitempty"`

@@ -80,8 +80,15 @@ type CopyOptions struct {
 	// call for an image that succeeded has done == total.
 	Progress func(name string, done, total int64)
 	// SystemContext is used to read sources (auth, certificates, registries
-	// configuration for docker://); nil means containers/image defaults.
+	// configuration for docker://); nil means containers/image defaults,
+	// but for BigFilesTemporaryDir (see TempDir).
 	SystemContext *types.SystemContext
+	// TempDir holds Copy's temporary files: oci-archive and docker-archive
+	// sources unpacked (SystemContext.BigFilesTemporaryDir, unless set) and
+	// containers/image's blob info cache. Empty: os.TempDir(), that is
+	// $TMPDIR or /tmp; never containers/image's own default of /var/tmp,
+	// which ignores TMPDIR.
+	TempDir string
 	// Parallel is the number of blobs copied at once per image; 0 means the
 	// containers/image default (6).
 	Parallel int
@@ -124,6 +131,10 @@ func Copy(ctx context.Context, layoutDir string, srcs []Source, opts CopyOptions
 	if err != nil {
 		return nil, err
 	}
+	if opts.TempDir == "" {
+		opts.TempDir = os.TempDir()
+	}
+	opts.SystemContext = withBigFilesDir(opts.SystemContext, opts.TempDir)
 	if strings.Contains(layoutDir, ":") {
 		return nil, fmt.Errorf("layout directory %q: the oci transport does not accept ':' in paths", layoutDir)
 	}
@@ -154,13 +165,14 @@ func Copy(ctx context.Context, layoutDir string, srcs []Source, opts CopyOptions
 		// Keep uncompressed layers uncompressed when a manifest list is
 		// edited (platform filtering); without it copy would compress them.
 		OCIAcceptUncompressedLayers: true,
+		BigFilesTemporaryDir:        opts.TempDir,
 	}
 	if opts.SystemContext != nil && opts.SystemContext.BlobInfoCacheDir != "" {
 		destSys.BlobInfoCacheDir = opts.SystemContext.BlobInfoCacheDir
 	} else {
 		// Keep containers/image's blob info cache out of the host's
 		// /var/lib/containers or ~/.local/share/containers.
-		cacheDir, err := os.MkdirTemp("", "ferry-blobinfocache-")
+		cacheDir, err := os.MkdirTemp(opts.TempDir, "ferry-blobinfocache-")
 		if err != nil {
 			return nil, err
 		}
@@ -563,4 +575,19 @@ func (s Source) origin() string {
 		return s.Origin
 	}
 	return s.Ref
+}
+
+// withBigFilesDir returns sys (a copy; a new one when nil) with
+// BigFilesTemporaryDir set to dir unless it is set already: where
+// containers/image unpacks archive sources, /var/tmp by default whatever
+// TMPDIR says.
+func withBigFilesDir(sys *types.SystemContext, dir string) *types.SystemContext {
+	c := &types.SystemContext{}
+	if sys != nil {
+		*c = *sys
+	}
+	if c.BigFilesTemporaryDir == "" {
+		c.BigFilesTemporaryDir = dir
+	}
+	return c
 }

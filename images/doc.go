@@ -2,8 +2,18 @@
 // their digests, and reads such a layout back.
 //
 // The builder calls Copy to put every image of a bundle into a single layout
-// (which then goes on the ISO); the installer calls ReadIndex on the layout
-// inside the ISO, through an fs.FS.
+// (which then goes on the ISO); installers call CheckLayout (and through it
+// ReadIndex) on the layout inside the ISO, through an fs.FS.
+//
+// # Rules
+//
+// CheckLayout holds the rules every image of a bundle follows: supported
+// manifest media types, manifests and configs of at most 4 MiB, no index
+// inside an index, sha256 digests only, and every blob present with exactly
+// the size its descriptor claims and the sha256 its digest names. The
+// builder applies it before signing, bundle/verify on every bundle it
+// checks, and the node's content service before serving; one function, so
+// that none accepts what another refuses.
 //
 // # Layout written by Copy
 //
@@ -113,6 +123,14 @@
 // rewritten by Copy with entries sorted by name, so copying the same sources
 // into a fresh directory gives the same index.json and the same set of files,
 // whatever the order of the sources.
+//
+// # Temporary files
+//
+// containers/image unpacks oci-archive sources (and copies streamed
+// docker-archive ones) into a temporary directory, /var/tmp by default
+// whatever TMPDIR says. Copy and Resolve use CopyOptions.TempDir (the
+// builder's work directory), else os.TempDir(), unless the caller's
+// SystemContext sets BigFilesTemporaryDir.
 //
 // # Build tags
 //

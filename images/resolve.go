@@ -3,6 +3,7 @@ package images
 import (
 	"context"
 	"fmt"
+	"os"
 
 	digest "github.com/opencontainers/go-digest"
 	"go.podman.io/image/v5/types"
@@ -21,8 +22,10 @@ type Resolved struct {
 // Resolve reads the manifest ref (a containers-transports reference, such
 // as "docker://registry.example/app:1.0") points to and selects the
 // instances of platforms (all when empty) as Copy would, without copying
-// blobs. sys is as CopyOptions.SystemContext.
+// blobs. sys is as CopyOptions.SystemContext; an archive source is
+// unpacked in sys.BigFilesTemporaryDir, else os.TempDir().
 func Resolve(ctx context.Context, ref string, platforms []string, sys *types.SystemContext) (*Resolved, error) {
+	sys = withBigFilesDir(sys, os.TempDir())
 	r, err := parseRef(ref)
 	if err != nil {
 		return nil, err

@@ -89,6 +89,41 @@ func (p *Package) NEVRA() string {
 	return fmt.Sprintf("%s-%s-%s.%s", p.Name, p.Version, p.Release, p.Arch)
 }
 
+// FileName is the package's conventional file name,
+// name-version-release.arch.rpm (no epoch, as rpmbuild and dnf name them;
+// a source package's arch is "src").
+func (p *Package) FileName() string {
+	return fmt.Sprintf("%s-%s-%s.%s.rpm", p.Name, p.Version, p.Release, p.Arch)
+}
+
+// ReadPackageHeader reads only the headers of the RPM at path (a regular
+// file): the package's identity and metadata, Location its base name,
+// Checksum empty. Nothing past the main header is read or checked.
+func ReadPackageHeader(path string) (*Package, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading rpm %s: %w", path, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("reading rpm %s: %w", path, err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("reading rpm %s: not a regular file", path)
+	}
+	raw, err := readRawHeaders(f, st.Size())
+	if err != nil {
+		return nil, fmt.Errorf("reading rpm header of %s: %w", path, err)
+	}
+	pkg, err := packageFromHeaders(raw, st.Size())
+	if err != nil {
+		return nil, fmt.Errorf("reading rpm header of %s: %w", path, err)
+	}
+	pkg.Location = filepath.Base(path)
+	return pkg, nil
+}
+
 // ReadPackage reads the RPM at path. location is the href to record ("" for
 // the file's base name). The file is read once: its sha256 is computed while
 // the header is parsed and the rest is streamed through the hash.

@@ -363,3 +363,44 @@ func TestWriteRepodataRejects(t *testing.T) {
 		t.Errorf("empty repo: %v %v", pkgs, err)
 	}
 }
+
+// TestReadPackageHeader: the header alone gives the same package as the
+// whole file, but for the checksum; FileName is rpmbuild's name.
+func TestReadPackageHeader(t *testing.T) {
+	dir := t.TempDir()
+	p, err := rpmtest.Build(dir, rpmtest.Spec{Name: "hdr", Version: "1.2", Release: "3.el9", Arch: "x86_64", Epoch: 2}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, err := ReadPackage(p, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr, err := ReadPackageHeader(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hdr.Checksum != "" {
+		t.Errorf("header-only checksum %q, want none", hdr.Checksum)
+	}
+	full.Checksum = ""
+	if !reflect.DeepEqual(hdr, full) {
+		t.Errorf("header-only %+v\nwhole file %+v", hdr, full)
+	}
+	if got, want := hdr.FileName(), "hdr-1.2-3.el9.x86_64.rpm"; got != want || got != filepath.Base(p) {
+		t.Errorf("FileName %q, want %q (rpmtest wrote %s)", got, want, filepath.Base(p))
+	}
+	if hdr.NEVRA() != "hdr-2:1.2-3.el9.x86_64" {
+		t.Errorf("NEVRA %q", hdr.NEVRA())
+	}
+	junk := filepath.Join(dir, "junk.rpm")
+	if err := os.WriteFile(junk, []byte("not an rpm"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadPackageHeader(junk); err == nil || !strings.Contains(err.Error(), junk) {
+		t.Errorf("junk: %v, want an error naming it", err)
+	}
+	if _, err := ReadPackageHeader(dir); err == nil {
+		t.Error("a directory was read as an rpm")
+	}
+}

@@ -7,7 +7,14 @@
 //	ISO ─▶ iso.Open ─▶ manifest.json + .asc ─▶ Keyring.Verify ─▶ ParseManifest
 //	    ─▶ validity (manifest expires, or a validity statement: --validity
 //	       or the .validity file beside the ISO)
-//	    ─▶ listed == present ─▶ sizes ─▶ sha256 (parallel) ─▶ Report
+//	    ─▶ listed == present ─▶ sizes ─▶ sha256 (parallel)
+//	    ─▶ image rules (images.CheckLayout) ─▶ Report
+//
+// The image rules are those the builder applies before it signs and the
+// content service before it serves: a bundle whose image manifests claim
+// blobs of another size (a layer descriptor claiming 1 TiB), an unsupported
+// media type or an index inside an index is refused here too, as a problem
+// of images/index.json naming the image and the descriptor.
 //
 // Validity (R59, docs/validity.md): a bundle past it is refused as new
 // content (an import, a join, an upgrade); with Options.Installed, for a

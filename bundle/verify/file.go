@@ -31,6 +31,9 @@ func OpenVerified(ctx context.Context, path string, ring *signing.Keyring, opts 
 	rep := &Report{ISO: path}
 	b.fillReport(rep)
 	rep.Problems = checkFiles(ctx, b, opts, rep, true)
+	if len(rep.Problems) == 0 {
+		rep.Problems = b.checkImages(b.FS())
+	}
 	rep.OK = len(rep.Problems) == 0
 	if !rep.OK {
 		b.Close()

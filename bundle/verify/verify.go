@@ -10,11 +10,15 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"sort"
 	"time"
 
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+
 	"github.com/ferry-k8s/ferry/bundle"
 	"github.com/ferry-k8s/ferry/bundle/validity"
+	"github.com/ferry-k8s/ferry/images"
 	"github.com/ferry-k8s/ferry/iso"
 	"github.com/ferry-k8s/ferry/signing"
 )
@@ -302,7 +306,12 @@ func Verify(ctx context.Context, opts Options) (*Report, error) {
 	// Files are checked even when the bundle expired; not when the manifest
 	// itself is untrusted (its list would mean nothing).
 	if b.Manifest != nil && b.Signer != nil {
-		rep.Problems = append(rep.Problems, checkFiles(ctx, b, opts, rep, false)...)
+		fileProbs := checkFiles(ctx, b, opts, rep, false)
+		if len(fileProbs) == 0 {
+			// Every file is the signed one: judge the images on them.
+			fileProbs = b.checkImages(b.Image.FS())
+		}
+		rep.Problems = append(rep.Problems, fileProbs...)
 	}
 	sort.SliceStable(rep.Problems, func(i, j int) bool { return rep.Problems[i].Path < rep.Problems[j].Path })
 	rep.OK = len(rep.Problems) == 0
@@ -322,6 +331,24 @@ func (b *Bundle) fillReport(rep *Report) {
 		rep.Extension = &Extension{Path: b.ValidityAt, Issued: v.Issued, Expires: v.Expires, Signer: *v.Signer}
 	}
 	rep.Signer, rep.Warnings = b.Signer, b.Warnings
+}
+
+// checkImages applies images.CheckLayout, the rules the content service
+// serves by, to the bundle's image layout (if it has one) read through
+// fsys, whose files must be verified already.
+func (b *Bundle) checkImages(fsys fs.FS) []Problem {
+	index := path.Join(bundle.ImagesDir, imgspecv1.ImageIndexFile)
+	if _, listed := b.files[index]; !listed && len(b.Manifest.Images) == 0 {
+		return nil
+	}
+	_, err := images.CheckLayout(fsys, bundle.ImagesDir, func(name string) (int64, string, bool) {
+		f, ok := b.files[name]
+		return f.Size, f.SHA256, ok
+	})
+	if err != nil {
+		return []Problem{{Path: index, Reason: err.Error()}}
+	}
+	return nil
 }
 
 // checkFiles checks listed == present, sizes and digests. With chunks, it

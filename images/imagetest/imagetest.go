@@ -352,3 +352,31 @@ func writeFileAtomic(path string, data []byte) error {
 	}
 	return atomicfile.WriteFile(path, data, 0o644)
 }
+
+// ReadManifest returns the image manifest stored at d in the layout at dir.
+func ReadManifest(dir string, d digest.Digest) (imgspecv1.Manifest, error) {
+	var m imgspecv1.Manifest
+	data, err := os.ReadFile(blobPath(dir, d))
+	if err != nil {
+		return m, err
+	}
+	if err := json.Unmarshal(data, &m); err != nil {
+		return m, fmt.Errorf("parsing manifest %s: %w", d, err)
+	}
+	return m, nil
+}
+
+// WriteManifest stores v (an image manifest or index, any shape: tests use
+// it to write rule-breaking ones, e.g. a layer descriptor claiming 1 TiB)
+// as a blob of the given media type in the layout at dir, lists it in
+// index.json under tag, and returns its descriptor.
+func WriteManifest(dir, tag, mediaType string, v any) (imgspecv1.Descriptor, error) {
+	if err := initLayout(dir); err != nil {
+		return imgspecv1.Descriptor{}, err
+	}
+	desc, err := writeJSONBlob(dir, mediaType, v)
+	if err != nil {
+		return imgspecv1.Descriptor{}, err
+	}
+	return desc, addToIndex(dir, tag, desc)
+}

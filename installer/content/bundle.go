@@ -2,7 +2,6 @@ package content
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -15,7 +14,6 @@ import (
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
-	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/ferry-k8s/ferry/bundle"
 	"github.com/ferry-k8s/ferry/bundle/verify"
@@ -52,21 +50,6 @@ type BundleInfo struct {
 	// Verified is when the bundle was verified and published.
 	Verified time.Time `json:"verified"`
 }
-
-// Media types of the manifests the registry serves.
-var manifestTypes = []string{
-	imgspecv1.MediaTypeImageManifest,
-	imgspecv1.MediaTypeImageIndex,
-	"application/vnd.docker.distribution.manifest.v2+json",
-	"application/vnd.docker.distribution.manifest.list.v2+json",
-}
-
-func isIndex(mediaType string) bool {
-	return mediaType == imgspecv1.MediaTypeImageIndex || mediaType == "application/vnd.docker.distribution.manifest.list.v2+json"
-}
-
-// maxManifestBytes bounds a manifest read at import (as images.ReadIndex does).
-const maxManifestBytes = 4 << 20
 
 // object is a manifest or blob of a bundle's OCI layout.
 type object struct {
@@ -205,8 +188,9 @@ func splitName(name string) (repoName, tag string) {
 // layout by repository and tag with every object they reach, and its yum
 // repositories. Everything is read through verify.Reader. It refuses a
 // bundle it could only serve in part: an image of the manifest missing from
-// the layout, a manifest or blob missing or of another size or digest than
-// its descriptor says, a yum repository whose repodata is unsigned or
+// the layout, an image breaking images.CheckLayout's rules (a manifest or
+// blob missing or of another size or digest than its descriptor says, an
+// unsupported media type, an index inside an index, ...), a yum repository whose repodata is unsigned or
 // names a file the bundle lacks.
 //
 // installed says the bundle is already imported (the configuration lists
@@ -251,14 +235,19 @@ func loadBundle(vb *verify.Bundle, ring *signing.Keyring, now time.Time, install
 	return b, nil
 }
 
-// indexImages reads images/index.json and walks every image.
+// indexImages applies images.CheckLayout (the rules the builder and
+// bundle verification apply too) to the bundle's layout, on the verified
+// files, and indexes what it accepted.
 func (b *served) indexImages() error {
-	results, err := images.ReadIndex(b.vfs, bundle.ImagesDir)
+	layout, err := images.CheckLayout(b.vfs, bundle.ImagesDir, func(name string) (int64, string, bool) {
+		f, ok := b.files[name]
+		return f.Size, f.SHA256, ok
+	})
 	if err != nil {
 		return err
 	}
-	byName := make(map[string]images.Result, len(results))
-	for _, r := range results {
+	byName := make(map[string]images.Result, len(layout.Images))
+	for _, r := range layout.Images {
 		byName[r.Name] = r
 	}
 	// The signed manifest's image list and the layout's index must agree:
@@ -272,7 +261,7 @@ func (b *served) indexImages() error {
 			return fmt.Errorf("image %s: the manifest says %s, %s/index.json says %s", im.Name, im.Digest, bundle.ImagesDir, r.Digest)
 		}
 	}
-	for _, r := range results {
+	for _, r := range layout.Images {
 		repoName, tag := splitName(r.Name)
 		ir := b.repos[repoName]
 		if ir == nil {
@@ -282,96 +271,14 @@ func (b *served) indexImages() error {
 		if tag != "" {
 			ir.tags[tag] = r.Digest
 		}
-		if err := b.walk(ir, r.Digest, r.MediaType, r.Size, 0); err != nil {
-			return fmt.Errorf("image %s: %w", r.Name, err)
+		for _, d := range layout.Reach[r.Name] {
+			o := layout.Objects[d]
+			ir.reach[d] = true
+			b.objects[d] = object{path: o.Path, size: o.Size, mediaType: o.MediaType, manifest: o.Manifest}
 		}
 		b.info.Images = append(b.info.Images, r.Name)
 	}
 	slices.Sort(b.info.Images)
-	return nil
-}
-
-// blobObject checks that the blob d of the given size is in the bundle
-// under its digest (the manifest's sha256 of the file is the digest).
-func (b *served) blobObject(d digest.Digest, size int64) (object, error) {
-	if d.Algorithm() != digest.SHA256 || d.Validate() != nil {
-		return object{}, fmt.Errorf("%s: only sha256 digests are served", d)
-	}
-	p := path.Join(bundle.ImagesDir, "blobs", "sha256", d.Encoded())
-	f, ok := b.files[p]
-	switch {
-	case !ok:
-		return object{}, fmt.Errorf("%s: not in the bundle", p)
-	case f.SHA256 != d.Encoded():
-		return object{}, fmt.Errorf("%s: its sha256 is %s, not the digest it is named by", p, f.SHA256)
-	case f.Size != size:
-		return object{}, fmt.Errorf("%s: %d bytes, the descriptor says %d", p, f.Size, size)
-	}
-	return object{path: p, size: size}, nil
-}
-
-// manifestDoc is what walk needs of an image manifest or index (OCI or
-// Docker schema 2: the same shape).
-type manifestDoc struct {
-	MediaType string                 `json:"mediaType"`
-	Config    *imgspecv1.Descriptor  `json:"config"`
-	Layers    []imgspecv1.Descriptor `json:"layers"`
-	Manifests []imgspecv1.Descriptor `json:"manifests"`
-}
-
-// walk records the manifest d and what it reaches in ir.
-func (b *served) walk(ir *imageRepo, d digest.Digest, mediaType string, size int64, depth int) error {
-	if depth > 1 {
-		return fmt.Errorf("%s: an index inside an index is not served", d)
-	}
-	if !slices.Contains(manifestTypes, mediaType) {
-		return fmt.Errorf("%s: unsupported manifest media type %q", d, mediaType)
-	}
-	if size > maxManifestBytes {
-		return fmt.Errorf("%s: manifest of %d bytes, more than %d", d, size, maxManifestBytes)
-	}
-	obj, err := b.blobObject(d, size)
-	if err != nil {
-		return err
-	}
-	obj.manifest, obj.mediaType = true, mediaType
-	b.objects[d] = obj
-	ir.reach[d] = true
-	data, err := verify.ReadFile(b.vfs, obj.path, maxManifestBytes)
-	if err != nil {
-		return err
-	}
-	var doc manifestDoc
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&doc); err != nil {
-		return fmt.Errorf("%s: parsing manifest: %w", d, err)
-	}
-	if doc.MediaType != "" && doc.MediaType != mediaType {
-		return fmt.Errorf("%s: manifest says media type %q, its descriptor %q", d, doc.MediaType, mediaType)
-	}
-	if isIndex(mediaType) {
-		for _, c := range doc.Manifests {
-			if err := b.walk(ir, c.Digest, c.MediaType, c.Size, depth+1); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	if doc.Config == nil {
-		return fmt.Errorf("%s: image manifest without a config", d)
-	}
-	for _, desc := range append([]imgspecv1.Descriptor{*doc.Config}, doc.Layers...) {
-		o, err := b.blobObject(desc.Digest, desc.Size)
-		if err != nil {
-			return fmt.Errorf("%s: %w", d, err)
-		}
-		if prev, ok := b.objects[desc.Digest]; ok && prev.manifest {
-			// The same bytes are a manifest elsewhere; keep its media type.
-			o = prev
-		}
-		b.objects[desc.Digest] = o
-		ir.reach[desc.Digest] = true
-	}
 	return nil
 }
 

@@ -5,8 +5,9 @@
 //
 //	ISO ─▶ verify.OpenVerified (signature, every file, chunk sums; as
 //	       installed content: past its validity it is served, and said so)
-//	    ─▶ loadBundle: images/index.json, every manifest walked (blobs per
-//	       repository), yum repodata and its signature checked
+//	    ─▶ loadBundle: images.CheckLayout (the image rules the builder and
+//	       bundle verification apply too), objects indexed per repository,
+//	       yum repodata and its signature checked
 //	    ─▶ publish: an immutable snapshot swapped in atomically
 //	request ─▶ snapshot ─▶ acquire the bundle ─▶ verify.Reader ─▶ response
 //

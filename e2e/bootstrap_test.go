@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -414,6 +415,7 @@ spec:
 	}
 
 	t.Run("validity", func(t *testing.T) { checkValidity(t, node, b, fqdn, svcIP) })
+	t.Run("ca-renewal", func(t *testing.T) { checkCARenewal(t, node) })
 
 	// R30: the server's address changes and DNS (here /etc/hosts) follows:
 	// `installer apply` reconverges with the fewest changes (the files that
@@ -538,5 +540,45 @@ func checkValidity(t *testing.T, node *Node, b *distroBundle, fqdn, svcIP string
 	}
 	if out := installer(t, node, "apply"); !zeroChanges.MatchString(out) {
 		t.Errorf("installer apply after the renewal:\n%s", out)
+	}
+}
+
+// checkCARenewal: the intermediate CAs (one year) are renewed from the
+// offline roots. The root keys leave the node as R25 asks; renewal without
+// them is refused and changes nothing; with them every realm's ca.crt is
+// renewed (same key), the apply that follows hands kubeadm the new
+// certificates, the API answers with the admin's kubeconfig of before, and
+// the next apply changes nothing.
+func checkCARenewal(t *testing.T, node *Node) {
+	sum := func(p string) string { return strings.Fields(node.MustExec(t, "sha256sum", p))[0] }
+	node.MustExec(t, "/bin/sh", "-ec", `for d in /etc/ferry/pki/*/; do
+  r=$(basename "$d"); mkdir -p /root/offline-pki/$r; mv "$d/root.key" /root/offline-pki/$r/root.key; done`)
+	caBefore, keyBefore := sum("/etc/kubernetes/pki/ca.crt"), sum("/etc/kubernetes/pki/ca.key")
+	if out := installer(t, node, "pki", "renew-ca"); !strings.Contains(out, "kubernetes   not due") {
+		t.Errorf("renew-ca with nothing due:\n%s", out)
+	}
+	if out, err := node.Exec(nodeInstaller, "pki", "renew-ca", "--force", "--root-passphrase-file", "/root/passphrase"); err == nil || !strings.Contains(out, "give --root-keys DIR") {
+		t.Errorf("renew-ca without the root keys: %v\n%s", err, out)
+	}
+	if sum("/etc/kubernetes/pki/ca.crt") != caBefore {
+		t.Fatal("a refused renewal changed ca.crt")
+	}
+	out := installer(t, node, "pki", "renew-ca", "--force", "--root-keys", "/root/offline-pki", "--root-passphrase-file", "/root/passphrase")
+	for _, realm := range []string{"kubernetes", "etcd", "front-proxy", "content"} {
+		if !regexp.MustCompile(`(?m)^` + realm + ` +renewed: valid until `).MatchString(out) {
+			t.Errorf("renew-ca: %s not renewed:\n%s", realm, out)
+		}
+	}
+	if sum("/etc/kubernetes/pki/ca.crt") == caBefore || sum("/etc/kubernetes/pki/ca.key") != keyBefore {
+		t.Error("want kubeadm's ca.crt renewed and its ca.key kept")
+	}
+	if _, err := node.Exec("test", "-e", "/etc/ferry/pki/kubernetes/root.key"); err == nil {
+		t.Error("the root key was written back to the node")
+	}
+	if out, err := kubectl(node, "get", "nodes", "-o", "jsonpath={.items[*].status.conditions[?(@.type==\"Ready\")].status}"); err != nil || out != "True" {
+		t.Errorf("after the renewal: kubectl get nodes: %q %v", out, err)
+	}
+	if out := installer(t, node, "apply"); !zeroChanges.MatchString(out) {
+		t.Errorf("apply after the renewal:\n%s", out)
 	}
 }

@@ -134,7 +134,7 @@ func certExpiries(root string, dirs ...string) []Expiry {
 			ex := Expiry{Kind: "certificate", Path: strings.TrimPrefix(p, filepath.Clean(root)), NotAfter: c.NotAfter.UTC(),
 				Renewal: "installer apply, hourly by ferry-node (control planes); workers through the CSR API"}
 			if c.IsCA {
-				ex.Kind, ex.Renewal = "ca", "by hand: root CAs are offline (R25); see docs/validity.md"
+				ex.Kind, ex.Renewal = "ca", "installer pki renew-ca with the offline root keys, on every control plane (from month 8 of 12)"
 			}
 			out = append(out, ex)
 			return nil

@@ -490,3 +490,35 @@ func minTime(a, b time.Time) time.Time {
 	}
 	return b
 }
+
+// UnlockRoot loads the realm's root key from file (encrypted with pass):
+// a copy kept off the node (R25), for Renew. It checks the key belongs to
+// the realm's root certificate.
+func (r *Realm) UnlockRoot(file string, pass Passphrase) error {
+	key, err := readKey(file, pass)
+	if err != nil {
+		return fmt.Errorf("realm %s: root key: %w", r.Name, err)
+	}
+	if !publicKeyEqual(key, r.Root) {
+		return fmt.Errorf("realm %s: %s does not belong to the root CA (%s)", r.Name, file, r.Root.Subject.CommonName)
+	}
+	r.RootKey = key
+	return nil
+}
+
+// WriteCACert writes ca.crt alone into dir (atomically): after Renew
+// without a new key, nothing else of the realm changes, and a root key
+// unlocked from elsewhere is not written to the node.
+func (r *Realm) WriteCACert(dir string) error {
+	cur, err := LoadRealm(dir, nil, r.opts)
+	if err != nil {
+		return err
+	}
+	if !cur.Root.Equal(r.Root) || !publicKeyEqual(cur.IntermediateKey, r.Intermediate) {
+		return fmt.Errorf("realm %s: %s holds another root or intermediate key: write the whole realm instead", r.Name, dir)
+	}
+	if err := atomicfile.WriteFile(filepath.Join(dir, CACertFile), r.CACertPEM(), 0o644); err != nil {
+		return fmt.Errorf("realm %s: %w", r.Name, err)
+	}
+	return nil
+}

@@ -27,6 +27,6 @@ Examples:
    installer serve --config /etc/ferry/serve.yaml
    installer bundle add --iso /var/lib/ferry/bundles/ferry-1.1.0.iso`,
 		Flags:    cliutil.GlobalFlags,
-		Commands: []*cli.Command{cliutil.VerifyCommand(), serveCommand(), bundleCommand(), bootstrapCommand(), joinCommand(), tokenCommand(), userCommand(), upgradeCommand(), applyCommand(), apiproxyCommand(), statusCommand(), daemonCommand()},
+		Commands: []*cli.Command{cliutil.VerifyCommand(), serveCommand(), bundleCommand(), bootstrapCommand(), joinCommand(), tokenCommand(), userCommand(), upgradeCommand(), applyCommand(), apiproxyCommand(), statusCommand(), daemonCommand(), pkiCommand()},
 	}
 }

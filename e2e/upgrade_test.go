@@ -3,9 +3,11 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -114,9 +116,19 @@ func TestUpgrade(t *testing.T) {
 	if err != nil || strings.Count(staged, "=1.1.0") != len(c.Nodes) {
 		t.Errorf("staged versions: %v %s", err, staged)
 	}
+	// ... and in that order: each daemon's journal time of its staging
+	// against the orchestrator's record of the first cordon (the same
+	// host clock: nspawn machines share it).
+	firstCordon := firstCordonTime(t, kubectl)
 	for _, n := range c.Nodes {
-		if out, err := n.Exec("journalctl", "-u", "ferry-node", "--no-pager", "-o", "cat"); err != nil || !strings.Contains(out, "roll-out: staged") {
-			t.Errorf("%s's daemon did not log its staging: %v", n.Name, err)
+		at, err := stagedAt(n, "1.1.0")
+		switch {
+		case err != nil:
+			t.Errorf("%s's staging: %v", n.Name, err)
+		case !at.Before(firstCordon):
+			t.Errorf("%s staged 1.1.0 at %s, not before the first cordon at %s", n.Name, at.Format(time.StampMicro), firstCordon.Format(time.StampMicro))
+		default:
+			t.Logf("%s staged %s before the first cordon", n.Name, firstCordon.Sub(at).Round(time.Millisecond))
 		}
 	}
 	for _, n := range c.Nodes {
@@ -159,4 +171,68 @@ func TestUpgrade(t *testing.T) {
 		}
 	}
 	c.AssertNoForwarding(t)
+}
+
+// firstCordonTime is when the roll-out cordoned its first node, from its
+// record (kube-system/ferry-rollout: each node's started time is that of
+// its cordon).
+func firstCordonTime(t *testing.T, kubectl func(...string) (string, error)) time.Time {
+	t.Helper()
+	out, err := kubectl("get", "configmap", "-n", "kube-system", "ferry-rollout", "-o", "json")
+	if err != nil {
+		t.Fatalf("the roll-out's record: %v", err)
+	}
+	var cm struct {
+		Data map[string]string `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(out), &cm); err != nil {
+		t.Fatal(err)
+	}
+	var first time.Time
+	for k, v := range cm.Data {
+		if !strings.HasPrefix(k, "node.") {
+			continue
+		}
+		var rec struct {
+			Started time.Time `json:"started"`
+		}
+		if err := json.Unmarshal([]byte(v), &rec); err != nil || rec.Started.IsZero() {
+			t.Fatalf("the roll-out's record of %s: %q %v", k, v, err)
+		}
+		if first.IsZero() || rec.Started.Before(first) {
+			first = rec.Started
+		}
+	}
+	if first.IsZero() {
+		t.Fatalf("the roll-out's record names no node: %v", cm.Data)
+	}
+	return first
+}
+
+// stagedAt is when n's daemon logged that it staged version (journal
+// time, microseconds).
+func stagedAt(n *Node, version string) (time.Time, error) {
+	out, err := n.Exec("journalctl", "-u", "ferry-node", "--no-pager", "-o", "json")
+	if err != nil {
+		return time.Time{}, err
+	}
+	for _, line := range strings.Split(out, "\n") {
+		var e struct {
+			Message any    `json:"MESSAGE"`
+			Time    string `json:"__REALTIME_TIMESTAMP"`
+		}
+		if json.Unmarshal([]byte(line), &e) != nil {
+			continue
+		}
+		msg, ok := e.Message.(string)
+		if !ok || !strings.Contains(msg, "roll-out: staged") || !strings.Contains(msg, version) {
+			continue
+		}
+		us, err := strconv.ParseInt(e.Time, 10, 64)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("journal time %q: %w", e.Time, err)
+		}
+		return time.UnixMicro(us), nil
+	}
+	return time.Time{}, fmt.Errorf("the daemon's journal does not say it staged %s", version)
 }

@@ -392,9 +392,14 @@ spec:
 		t.Errorf("installer apply --dry-run after bootstrap:\n%s", out)
 	}
 	again := time.Now()
+	before := nodeState(t, node)
 	out = bootstrap("apply")
 	if !zeroChanges.MatchString(out) {
 		t.Errorf("installer apply after bootstrap:\n%s", out)
+	}
+	// ... and judged by the node's state, not only by its own words.
+	if diff := stateDiff(before, nodeState(t, node)); diff != "" {
+		t.Errorf("installer apply said 0 changes, and the node changed:\n%s", diff)
 	}
 	phase(fmt.Sprintf("installer apply: 0 changes in %s", time.Since(again).Round(time.Millisecond)))
 	// The node daemon (ferry-node.service, from the installer RPM) serves
@@ -581,4 +586,42 @@ func checkCARenewal(t *testing.T, node *Node) {
 	if out := installer(t, node, "apply"); !zeroChanges.MatchString(out) {
 		t.Errorf("apply after the renewal:\n%s", out)
 	}
+}
+
+// nodeState is what an apply that changes nothing leaves as it is, one
+// line each: the hash of every file under the directories Ferry manages,
+// each service's main pid, restart count and start time, and each running
+// container's id (a restarted static Pod is a new container).
+func nodeState(t *testing.T, n *Node) []string {
+	t.Helper()
+	out := n.MustExec(t, "/bin/sh", "-ec", `find /etc/kubernetes /etc/ferry /etc/containerd /etc/systemd/system /etc/yum.repos.d -type f -print0 | sort -z | xargs -0 sha256sum
+for u in kubelet containerd ferry-content ferry-node ferry-apiproxy ferry-firewall; do
+  echo "$u $(systemctl show -p MainPID -p NRestarts -p ActiveEnterTimestampMonotonic --value $u | tr '\n' ' ')"
+done
+crictl --runtime-endpoint unix:///run/containerd/containerd.sock ps -q | sort | sed 's/^/container /'`)
+	return strings.Split(strings.TrimSpace(out), "\n")
+}
+
+// stateDiff lists the lines of before and after that differ ("" when none).
+func stateDiff(before, after []string) string {
+	in := func(lines []string) map[string]bool {
+		m := make(map[string]bool, len(lines))
+		for _, l := range lines {
+			m[l] = true
+		}
+		return m
+	}
+	b, a := in(before), in(after)
+	var diff []string
+	for _, l := range before {
+		if !a[l] {
+			diff = append(diff, "- "+l)
+		}
+	}
+	for _, l := range after {
+		if !b[l] {
+			diff = append(diff, "+ "+l)
+		}
+	}
+	return strings.Join(diff, "\n")
 }

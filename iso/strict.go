@@ -353,6 +353,9 @@ type treeWalk struct {
 	skip    int
 	entries int
 	extents int64
+	// keep, if set, is the only names to hold on to (OpenRoot): other
+	// entries are counted and checked, then dropped.
+	keep map[string]bool
 }
 
 // readTree reads the whole tree of a volume, breadth first. For the
@@ -471,6 +474,12 @@ func (w *treeWalk) readDir(d, parent *sNode, p string) error {
 			}
 			if w.entries++; w.entries > s.maxEntries {
 				return refuse(tree, "", "more than %d entries", s.maxEntries)
+			}
+			if w.keep != nil && !w.keep[c.name] {
+				if rec.flags&flagMultiExtent != 0 {
+					pending = c // its further extents are consumed, then dropped
+				}
+				continue
 			}
 			if names[c.name] {
 				return refuse(tree, path.Join(p, c.name), "duplicate name")
@@ -928,4 +937,44 @@ func collectFiles(n *sNode, dir string, out *[]FileInfo) {
 			collectFiles(c, p, out)
 		}
 	}
+}
+
+// OpenRoot reads only the root directory of the Rock Ridge tree, after the
+// volume descriptor and Rock Ridge checks of OpenStrict, and returns an
+// image of the root entries named in names, nothing else. It is for
+// reading a bundle's manifest and signature before anything is trusted:
+// its memory does not grow with the number of entries on the image, and a
+// file's extents may not overlap each other, so no file is larger than the
+// image. The full check (OpenStrict, capped by what the verified manifest
+// lists) comes after.
+func OpenRoot(r io.ReaderAt, size int64, names ...string) (*Image, error) {
+	s := &strictReader{r: r, size: size, maxEntries: maxEntries, seenDirs: map[uint32]bool{}, dirBudget: size, ceBudget: size + 1<<20}
+	ds, err := s.readDescriptors()
+	if err != nil {
+		return nil, err
+	}
+	skip, err := s.checkRockRidge(ds.primary.root)
+	if err != nil {
+		return nil, err
+	}
+	w := &treeWalk{s: s, v: ds.primary, rr: true, skip: skip, keep: map[string]bool{}}
+	for _, n := range names {
+		w.keep[n] = true
+	}
+	root := &sNode{dir: true, lba: ds.primary.root.lba, dsize: ds.primary.root.size}
+	if err := w.readDir(root, root, "/"); err != nil {
+		return nil, err
+	}
+	var files []FileInfo
+	for _, c := range root.children {
+		exts := append([]Extent(nil), c.exts...)
+		sort.Slice(exts, func(i, j int) bool { return exts[i].Offset < exts[j].Offset })
+		for i := 1; i < len(exts); i++ {
+			if exts[i-1].Length > 0 && exts[i].Offset < exts[i-1].Offset+exts[i-1].Length {
+				return nil, refuse(treeLayout, "/"+c.name, "extents overlap each other")
+			}
+		}
+		files = append(files, FileInfo{Path: c.name, Size: c.size, Extents: c.exts, ModTime: c.modTime, Mode: entryMode(c.dir, c.mode, c.hasMode, false)})
+	}
+	return newImage(r, size, files), nil
 }

@@ -3,6 +3,7 @@ package iso
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -71,4 +72,84 @@ func TestStrictAcceptsGenuine(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestOpenRoot reads only the named root entries, and refuses a file whose
+// extents overlap: a manifest.json claiming many times the image's size
+// through extents that all name the same blocks.
+func TestOpenRoot(t *testing.T) {
+	lowerExtentSize(t, blockSize)
+	manifest := content(70, 3*blockSize)
+	img := imageOf(t, []testFile{
+		{path: "manifest.json", content: manifest},
+		{path: "manifest.json.asc", content: []byte("sig")},
+		{path: "installer", content: []byte("x")},
+		{path: "sub/data", content: []byte("y")},
+	})
+	im, err := OpenRoot(bytes.NewReader(img), int64(len(img)), "manifest.json", "manifest.json.asc", "sub/data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(im.Files()); got != 2 {
+		t.Errorf("OpenRoot lists %d entries, want the 2 named root files", got)
+	}
+	checkContent(t, im, "manifest.json", manifest)
+
+	// Every extent of manifest.json names its first block: Open reads the
+	// first block three times, OpenRoot and OpenStrict refuse.
+	off := findRecord(t, img, "manifest.json")
+	first := le32(img[off+2:])
+	for i := 1; i < 3; i++ {
+		off += int(img[off])
+		putBoth32(img[off+2:], first)
+	}
+	if fi, err := openBytes(t, img).Stat("manifest.json"); err != nil || fi.Size != 3*blockSize || fi.Extents[1].Offset != fi.Extents[0].Offset {
+		t.Fatalf("Open: %+v, %v; want three extents at one place", fi, err)
+	}
+	_, err = OpenRoot(bytes.NewReader(img), int64(len(img)), "manifest.json")
+	var se *StrictError
+	if !errors.As(err, &se) || se.Tree != treeLayout || !strings.Contains(err.Error(), "/manifest.json: extents overlap") {
+		t.Fatalf("OpenRoot: %v, want overlapping extents refused", err)
+	}
+	strictErr(t, img, treeJoliet, "/manifest.json: extents")
+}
+
+// TestStrictEntryLimit: MaxEntries caps each tree.
+func TestStrictEntryLimit(t *testing.T) {
+	var files []testFile
+	for i := 0; i < 50; i++ {
+		files = append(files, testFile{path: fmt.Sprintf("d/f%02d", i), content: nil})
+	}
+	img := imageOf(t, files)
+	if _, err := OpenStrict(bytes.NewReader(img), int64(len(img)), StrictOptions{MaxEntries: 51}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := OpenStrict(bytes.NewReader(img), int64(len(img)), StrictOptions{MaxEntries: 50})
+	if err == nil || !strings.Contains(err.Error(), "more than 50 entries") {
+		t.Fatalf("OpenStrict: %v, want the limit", err)
+	}
+}
+
+// TestStrictPrimaryNames: a primary name that, as is or lower-cased, is
+// the Rock Ridge name of a sibling is refused; our writer avoids it.
+func TestStrictPrimaryNames(t *testing.T) {
+	img := imageOf(t, []testFile{{path: "A", content: []byte("1")}, {path: "a", content: []byte("2")}, {path: "B", content: []byte("3")}})
+	im, err := openStrict(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(im.Files()) != 3 {
+		t.Fatalf("%d entries", len(im.Files()))
+	}
+	// B's record, found by its Rock Ridge name.
+	off := findRecord(t, img, "B")
+	rec, err := parseRecord(img[off : off+int(img[off])])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(rec.id) != "B.;1" {
+		t.Fatalf("primary id of B is %q", rec.id)
+	}
+	img[off+33] = 'a' // "a.;1": shown as "a", Rock Ridge's name of another file
+	strictErr(t, img, treePrimary, "/a: primary name shows another entry than Rock Ridge /a")
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 )
@@ -152,4 +153,52 @@ func TestStrictPrimaryNames(t *testing.T) {
 	}
 	img[off+33] = 'a' // "a.;1": shown as "a", Rock Ridge's name of another file
 	strictErr(t, img, treePrimary, "/a: primary name shows another entry than Rock Ridge /a")
+}
+
+// FuzzOpenStrict feeds images to OpenStrict and OpenRoot. Whatever
+// OpenStrict accepts, Open must read the same way (same paths, sizes and
+// extents), with no two file extents overlapping.
+func FuzzOpenStrict(f *testing.F) {
+	for _, s := range fuzzSeeds(f) {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		img := expandBlocks(data)
+		if _, err := OpenRoot(bytes.NewReader(img), int64(len(img)), "manifest.json", "sub"); err != nil && !strings.HasPrefix(err.Error(), "iso: ") {
+			t.Fatalf("OpenRoot: error without context: %v", err)
+		}
+		im, err := openStrict(img)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "iso: ") {
+				t.Fatalf("error without context: %v", err)
+			}
+			return
+		}
+		loose, err := Open(bytes.NewReader(img), int64(len(img)))
+		if err != nil {
+			t.Fatalf("OpenStrict accepts what Open refuses: %v", err)
+		}
+		got, want := im.Files(), loose.Files()
+		if len(got) != len(want) {
+			t.Fatalf("OpenStrict lists %d entries, Open %d", len(got), len(want))
+		}
+		var exts []Extent
+		for i := range got {
+			if got[i].Path != want[i].Path || got[i].Size != want[i].Size || !sameExtents(got[i].Extents, want[i].Extents) {
+				t.Fatalf("entry %d: OpenStrict %+v, Open %+v", i, got[i], want[i])
+			}
+			for _, e := range got[i].Extents {
+				if e.Length > 0 {
+					exts = append(exts, e)
+				}
+			}
+		}
+		sort.Slice(exts, func(i, j int) bool { return exts[i].Offset < exts[j].Offset })
+		for i := 1; i < len(exts); i++ {
+			if exts[i].Offset < exts[i-1].Offset+exts[i-1].Length {
+				t.Fatalf("accepted overlapping extents %+v and %+v", exts[i-1], exts[i])
+			}
+		}
+		exerciseImage(t, im)
+	})
 }

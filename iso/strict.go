@@ -551,11 +551,11 @@ func (w *treeWalk) entry(rec rawRecord, p string) (*sNode, error) {
 		if info.relocated || info.hasChild || info.hasParent {
 			return nil, refuse(treeRockRidge, path.Join(p, c.pname), "directory relocation (CL, PL or RE) is not accepted")
 		}
-		if info.isLink {
-			return nil, refuse(treeRockRidge, path.Join(p, c.pname), "symbolic link: only directories and regular files are accepted")
-		}
 		if info.hasName {
 			c.name = string(info.name)
+		}
+		if info.isLink {
+			return nil, refuse(treeRockRidge, path.Join(p, c.name), "symbolic link to %q: only directories and regular files are accepted", info.target)
 		}
 		if info.hasMode {
 			c.mode, c.hasMode = posixToFileMode(info.mode), true

@@ -54,6 +54,16 @@ func TestStrictAcceptsGenuine(t *testing.T) {
 		}
 		images["xorriso "+strings.Join(flags, " ")] = img
 	}
+	// Bootable (El Torito): the catalog and the boot image are files.
+	boot := filepath.Join(t.TempDir(), "boot")
+	writeSources(t, boot, []testFile{{path: "boot.img", content: content(80, 4096)}, {path: "installer", content: []byte("x")}})
+	bootISO := filepath.Join(t.TempDir(), "boot.iso")
+	runXorriso(t, false, "-as", "mkisofs", "-R", "-J", "-b", "boot.img", "-no-emul-boot", "-boot-load-size", "4", "-o", bootISO, boot)
+	img, err := os.ReadFile(bootISO)
+	if err != nil {
+		t.Fatal(err)
+	}
+	images["xorriso el torito"] = img
 	for name, img := range images {
 		t.Run(name, func(t *testing.T) {
 			im, err := openStrict(img)
@@ -201,4 +211,24 @@ func FuzzOpenStrict(f *testing.F) {
 		}
 		exerciseImage(t, im)
 	})
+}
+
+// TestStrictElTorito: a boot image that is no listed file is refused (a
+// firmware would run bytes nobody verified).
+func TestStrictElTorito(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "src")
+	writeSources(t, src, []testFile{{path: "boot.img", content: content(81, 4096)}, {path: "installer", content: []byte("x")}})
+	p := filepath.Join(t.TempDir(), "boot.iso")
+	runXorriso(t, false, "-as", "mkisofs", "-R", "-J", "-b", "boot.img", "-no-emul-boot", "-boot-load-size", "4", "-o", p, src)
+	img, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	br := descriptorAt(t, img, 0)
+	catalog := int(le32(img[br*blockSize+71:])) * blockSize
+	if img[catalog+32] != 0x88 {
+		t.Fatalf("default entry is not bootable: %x", img[catalog+32])
+	}
+	putLE32(img[catalog+32+8:], le32(img[catalog+32+8:])+1) // one block into boot.img
+	strictErr(t, img, treeElTorito, "is not a listed file")
 }

@@ -327,8 +327,12 @@ func TestAttackSecondJoliet(t *testing.T) {
 	strictErr(t, img, treeVD, "a second Joliet volume descriptor")
 }
 
-// TestAttackPathTable: the L path table points /sub elsewhere; readers
-// that use path tables (DOS and early Windows drivers) would follow it.
+// TestAttackPathTable: the L path table points /sub elsewhere, the M one
+// names a directory that is not there. None of the installed tools reads
+// path tables (isoinfo -x, 7z, bsdtar and xorriso extracted the genuine
+// /sub/data from such an image when this was written), so no tool proves
+// the attack here; readers that do use them (DOS and early Windows
+// drivers, some firmware) would follow the tampered table.
 func TestAttackPathTable(t *testing.T) {
 	img, _ := attackImage(t)
 	pvd := descriptorAt(t, img, descPrimary)

@@ -162,13 +162,14 @@ type rrInfo struct {
 	isLink    bool
 	slSep     bool // the next SL component needs a separating slash
 	childLink uint32
-	hasChild  bool // CL: this entry stands for a relocated directory
-	relocated bool // RE: this directory is shown elsewhere via CL
-	hasSP     bool // SP: SUSP is in use (root "." record)
-	skip      byte // SP: bytes to skip at the start of each system use field
-	hasRRIP   bool // ER naming Rock Ridge, or a PX entry
-	hasER     bool // ER naming Rock Ridge
-	hasParent bool // PL: the parent of a relocated directory
+	hasChild  bool   // CL: this entry stands for a relocated directory
+	relocated bool   // RE: this directory is shown elsewhere via CL
+	hasSP     bool   // SP: SUSP is in use (root "." record)
+	skip      byte   // SP: bytes to skip at the start of each system use field
+	hasRRIP   bool   // ER naming Rock Ridge, or a PX entry
+	hasER     bool   // ER naming Rock Ridge
+	hasParent bool   // PL: the parent of a relocated directory
+	transform string // ZF (zisofs) or SF (sparse): content is not read as stored
 }
 
 const (
@@ -255,6 +256,8 @@ func (info *rrInfo) parseArea(b []byte) (next [3]uint32, hasNext bool, err error
 			info.relocated = true
 		case "PL":
 			info.hasParent = true
+		case "ZF", "SF":
+			info.transform = string(e[:2])
 		}
 		if err != nil {
 			return next, false, err

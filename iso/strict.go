@@ -131,8 +131,9 @@ type strictReader struct {
 //   - there is exactly one primary volume descriptor, at most one Joliet
 //     supplementary descriptor, at most one El Torito boot record and no
 //     other descriptor;
-//   - Rock Ridge is announced unambiguously (SP and ER in the root) and
-//     relocates nothing; entries are directories and regular files;
+//   - Rock Ridge is announced unambiguously (SP and ER in the root),
+//     relocates nothing and transforms no content (ZF, SF); entries are
+//     directories and regular files;
 //   - the Joliet tree has the same shape as the Rock Ridge tree, each file
 //     with the same extents and size, and every Joliet name that is also a
 //     Rock Ridge name in its directory names the same entry (as must every
@@ -553,6 +554,9 @@ func (w *treeWalk) entry(rec rawRecord, p string) (*sNode, error) {
 		}
 		if info.hasName {
 			c.name = string(info.name)
+		}
+		if info.transform != "" {
+			return nil, refuse(treeRockRidge, path.Join(p, c.name), "%s entry: readers that honour it (xorriso, Linux) would not read the stored bytes", info.transform)
 		}
 		if info.isLink {
 			return nil, refuse(treeRockRidge, path.Join(p, c.name), "symbolic link to %q: only directories and regular files are accepted", info.target)

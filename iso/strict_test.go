@@ -232,3 +232,17 @@ func TestStrictElTorito(t *testing.T) {
 	putLE32(img[catalog+32+8:], le32(img[catalog+32+8:])+1) // one block into boot.img
 	strictErr(t, img, treeElTorito, "is not a listed file")
 }
+
+// TestStrictContentTransform: a ZF (zisofs) entry would make xorriso and
+// Linux decompress what Open serves as stored; it is refused.
+func TestStrictContentTransform(t *testing.T) {
+	img := imageOf(t, smallFiles())
+	off := findRecord(t, img, "last")
+	rec := img[off : off+int(img[off])]
+	i := bytes.Index(rec, []byte("TF"))
+	if i < 0 {
+		t.Fatal("no TF entry")
+	}
+	copy(rec[i:], "ZF")
+	strictErr(t, img, treeRockRidge, "/last: ZF entry")
+}

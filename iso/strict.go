@@ -142,7 +142,10 @@ type strictReader struct {
 //     Rock Ridge) names another entry than its own record's Rock Ridge name;
 //   - every path table lists exactly the directories of its tree;
 //   - file extents overlap neither each other nor any metadata, and every
-//     block that nothing claims is zero (no hidden second file system).
+//     block that nothing claims is zero: the system area too (an MBR or
+//     GPT would show partitioning readers something else), and whatever
+//     lies beyond the volume or between its structures (no hidden second
+//     file system, UDF bridge or earlier session).
 //
 // The image it returns uses Rock Ridge names, as Open does.
 func OpenStrict(r io.ReaderAt, size int64, opts StrictOptions) (*Image, error) {

@@ -83,13 +83,13 @@ bench-rollout: ## roll-out orchestration overhead on 500 kwok nodes with a worke
 e2e: ## end-to-end suites on systemd-nspawn nodes behind an air-gapped bridge (root; E2E_RUN=regex)
 	$(GO) test -tags 'e2e $(GO_TAGS)' -count=1 -timeout 40m ./e2e/... $(if $(E2E_RUN),-run '$(E2E_RUN)')
 
-deps: ## install what the tests need (Debian 12, as root)
+deps: ## install what the tests need (Debian 12, as root; bsdtar, 7z and isoinfo read the ISO attack images in ./iso)
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 	  ca-certificates git make gnupg xorriso skopeo dnf rpm createrepo-c coreutils bc \
 	  systemd containerd nginx debootstrap systemd-container iptables openssl \
 	  gcc libc6-dev libseccomp-dev umoci runc dnf-plugins-core zstd vagrant shellcheck \
-	  nftables iproute2
+	  nftables iproute2 libarchive-tools p7zip-full genisoimage
 
 VAGRANT ?= vagrant
 vagrant-up: ## evaluation cluster in VMs from an ISO (ISO=ferry.iso [KEYRING=release.pub.asc] [PROVIDER=libvirt|virtualbox]; see vagrant/README.md)

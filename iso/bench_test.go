@@ -1,6 +1,7 @@
 package iso
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -46,5 +47,43 @@ func BenchmarkWrite(b *testing.B) {
 		if err := Write(io.Discard, entries, WriteOptions{ModTime: testTime}); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkOpenStrict compares OpenStrict with Open on an image of 5000
+// small files and 8 of 8 MiB: the strict checks read metadata (and the
+// few unclaimed blocks), never file content.
+func BenchmarkOpenStrict(b *testing.B) {
+	dir := b.TempDir()
+	small := filepath.Join(dir, "small")
+	big := filepath.Join(dir, "big")
+	if err := os.WriteFile(small, content(51, 1000), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(big, content(52, 8<<20), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	var entries []Entry
+	for i := 0; i < 5000; i++ {
+		entries = append(entries, Entry{Path: fmt.Sprintf("repo/package-%04d-1.0.0-1.x86_64.rpm", i), Source: small, Size: 1000})
+	}
+	for i := 0; i < 8; i++ {
+		entries = append(entries, Entry{Path: fmt.Sprintf("images/blobs/sha256/%s", hex64(uint64(i))), Source: big, Size: 8 << 20})
+	}
+	img := writeImage(b, entries, WriteOptions{ModTime: testTime})
+	for _, bc := range []struct {
+		name string
+		open func() error
+	}{
+		{"Open", func() error { _, err := Open(bytes.NewReader(img), int64(len(img))); return err }},
+		{"OpenStrict", func() error { _, err := OpenStrict(bytes.NewReader(img), int64(len(img)), StrictOptions{}); return err }},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			for b.Loop() {
+				if err := bc.open(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

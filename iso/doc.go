@@ -39,4 +39,18 @@
 // It reads the tree once and then serves file contents straight from the
 // underlying io.ReaderAt. It is meant for images from outside: sizes, depths,
 // entry counts and continuation chains are bounded, and loops are detected.
+//
+// Other readers choose differently: xorriso wants an ER entry before it
+// uses Rock Ridge, bsdtar only SP, 7z takes the last Joliet descriptor,
+// isoinfo -J reads Joliet alone. An image edited so that its trees disagree
+// shows Open the signed files and such a reader others. OpenStrict is for
+// images that other tools will also read (bundles): it reads the primary
+// tree with its Rock Ridge names, the Joliet tree, the L and M path tables
+// of both and every volume descriptor, and accepts the image only if they
+// all name the same files with the same extents, file extents overlap
+// neither each other nor metadata, and every block nothing claims is zero.
+// Its entry limit can be lowered to what the caller expects. OpenRoot reads
+// only the named entries of the root directory (a bundle's manifest and
+// signature), in memory that does not grow with the image's entries, so
+// that the full read can be capped by a manifest checked first.
 package iso

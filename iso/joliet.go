@@ -50,7 +50,7 @@ func assignJolietNames(dir *node) {
 		candidate := func(n int) string {
 			return string(utf16.Decode(jolietCandidate(base, ext, n)))
 		}
-		name := u.pick(candidate, func(s string) string { return s })
+		name := u.pick(candidate, func(s string) string { return s }, nil)
 		c.jolietID = ucs2(name)
 	}
 	dir.jolietChildren = append([]*node(nil), dir.children...)

@@ -22,15 +22,17 @@ func newUniqueNamer() *uniqueNamer {
 // pick returns candidate(0) if its key is free, else candidate(1),
 // candidate(2), ... until one is free. key maps a candidate to the string
 // that must be unique.
-func (u *uniqueNamer) pick(candidate func(n int) string, key func(string) string) string {
+// A candidate for which reject (if not nil) returns true is skipped.
+func (u *uniqueNamer) pick(candidate func(n int) string, key func(string) string, reject func(string) bool) string {
+	ok := func(name string) bool { return reject == nil || !reject(name) }
 	first := candidate(0)
-	if k := key(first); !u.used[k] {
+	if k := key(first); !u.used[k] && ok(first) {
 		u.used[k] = true
 		return first
 	}
 	for n := u.next[first] + 1; ; n++ {
 		name := candidate(n)
-		if k := key(name); !u.used[k] {
+		if k := key(name); !u.used[k] && ok(name) {
 			u.used[k] = true
 			u.next[first] = n
 			return name
@@ -65,13 +67,31 @@ func toDChars(s string) string {
 
 // assignISONames gives every child of dir a unique primary identifier and
 // orders the children as ECMA-119 9.3 wants.
+//
+// A reader without Rock Ridge shows an identifier as is or lower-cased
+// (Linux); neither may be the Rock Ridge name of a sibling, or that reader
+// would show another file under the sibling's name (OpenStrict refuses
+// such images).
 func assignISONames(dir *node) {
 	u := newUniqueNamer()
+	names := make(map[string]*node, len(dir.children))
 	for _, c := range dir.children {
+		names[c.name] = c
+	}
+	for _, c := range dir.children {
+		reject := func(id string) bool {
+			shown := strings.TrimSuffix(id, ".")
+			for _, alias := range []string{shown, strings.ToLower(shown)} {
+				if other, ok := names[alias]; ok && other != c {
+					return true
+				}
+			}
+			return false
+		}
 		if c.dir {
-			c.isoID = []byte(isoDirName(u, c.name))
+			c.isoID = []byte(isoDirName(u, c.name, reject))
 		} else {
-			c.isoID = []byte(isoFileName(u, c.name) + ";1")
+			c.isoID = []byte(isoFileName(u, c.name, reject) + ";1")
 		}
 	}
 	dir.isoChildren = append([]*node(nil), dir.children...)
@@ -81,16 +101,16 @@ func assignISONames(dir *node) {
 }
 
 // isoDirName mangles a directory name.
-func isoDirName(u *uniqueNamer, name string) string {
+func isoDirName(u *uniqueNamer, name string, reject func(string) bool) string {
 	base := toDChars(name)
 	candidate := func(n int) string {
 		return withSuffix(base, n, maxISODirChars)
 	}
-	return u.pick(candidate, func(s string) string { return s })
+	return u.pick(candidate, func(s string) string { return s }, reject)
 }
 
 // isoFileName mangles a file name into "NAME.EXT" (without version).
-func isoFileName(u *uniqueNamer, name string) string {
+func isoFileName(u *uniqueNamer, name string, reject func(string) bool) string {
 	base, ext := name, ""
 	if i := strings.LastIndexByte(name, '.'); i >= 0 {
 		base, ext = name[:i], name[i+1:]
@@ -105,7 +125,7 @@ func isoFileName(u *uniqueNamer, name string) string {
 	// Readers without Rock Ridge show "NAME." as "NAME", so that is the
 	// form that must not clash with a directory.
 	key := func(s string) string { return strings.TrimSuffix(s, ".") }
-	return u.pick(candidate, key)
+	return u.pick(candidate, key, reject)
 }
 
 // withSuffix truncates s to max characters, making room for "_n" when n > 0.

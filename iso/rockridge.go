@@ -162,11 +162,14 @@ type rrInfo struct {
 	isLink    bool
 	slSep     bool // the next SL component needs a separating slash
 	childLink uint32
-	hasChild  bool // CL: this entry stands for a relocated directory
-	relocated bool // RE: this directory is shown elsewhere via CL
-	hasSP     bool // SP: SUSP is in use (root "." record)
-	skip      byte // SP: bytes to skip at the start of each system use field
-	hasRRIP   bool // ER naming Rock Ridge, or a PX entry
+	hasChild  bool   // CL: this entry stands for a relocated directory
+	relocated bool   // RE: this directory is shown elsewhere via CL
+	hasSP     bool   // SP: SUSP is in use (root "." record)
+	skip      byte   // SP: bytes to skip at the start of each system use field
+	hasRRIP   bool   // ER naming Rock Ridge, or a PX entry
+	hasER     bool   // ER naming Rock Ridge
+	hasParent bool   // PL: the parent of a relocated directory
+	transform string // ZF (zisofs) or SF (sparse): content is not read as stored
 }
 
 const (
@@ -234,7 +237,8 @@ func (info *rrInfo) parseArea(b []byte) (next [3]uint32, hasNext bool, err error
 		case "ER":
 			if n >= 8 && 8+int(e[4]) <= n {
 				id := string(e[8 : 8+int(e[4])])
-				info.hasRRIP = info.hasRRIP || id == rrID || id == "IEEE_P1282" || id == "IEEE_1282"
+				rrip := id == rrID || id == "IEEE_P1282" || id == "IEEE_1282"
+				info.hasRRIP, info.hasER = info.hasRRIP || rrip, info.hasER || rrip
 			}
 		case "PX":
 			if n >= 36 {
@@ -250,6 +254,10 @@ func (info *rrInfo) parseArea(b []byte) (next [3]uint32, hasNext bool, err error
 			}
 		case "RE":
 			info.relocated = true
+		case "PL":
+			info.hasParent = true
+		case "ZF", "SF":
+			info.transform = string(e[:2])
 		}
 		if err != nil {
 			return next, false, err

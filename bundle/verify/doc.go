@@ -4,7 +4,9 @@
 // validity, then check that every file on the ISO is listed and that every
 // listed file is there with its size and sha256.
 //
-//	ISO ─▶ iso.Open ─▶ manifest.json + .asc ─▶ Keyring.Verify ─▶ ParseManifest
+//	ISO ─▶ iso.OpenRoot ─▶ manifest.json + .asc ─▶ Keyring.Verify ─▶ ParseManifest
+//	    ─▶ iso.OpenStrict (every tree, path table and descriptor agree;
+//	       at most the manifest's files and directories plus a margin)
 //	    ─▶ validity (manifest expires, or a validity statement: --validity
 //	       or the .validity file beside the ISO)
 //	    ─▶ listed == present ─▶ sizes ─▶ sha256 (parallel)
@@ -15,6 +17,15 @@
 // blobs of another size (a layer descriptor claiming 1 TiB), an unsupported
 // media type or an index inside an index is refused here too, as a problem
 // of images/index.json naming the image and the descriptor.
+//
+// Nothing but the root directory's manifest and signature is read before
+// the signature is checked, so what an untrusted image makes us allocate is
+// bounded by those two files (no larger than the image: their extents may
+// not overlap). Then every tree another reader could use (primary, Rock
+// Ridge, Joliet, path tables, extra descriptors) must name the same files
+// with the same extents, or the bundle is refused naming the tree, the path
+// and the field: what verify checked is what xorriso, bsdtar, 7z or isoinfo
+// would extract.
 //
 // Validity (R59, docs/validity.md): a bundle past it is refused as new
 // content (an import, a join, an upgrade); with Options.Installed, for a

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path"
 	"sort"
+	"strings"
 	"time"
 
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
@@ -176,20 +177,26 @@ func open(path string, ring *signing.Keyring, opts Options) (*Bundle, []Problem,
 		f.Close()
 		return nil, nil, fmt.Errorf("opening bundle: %w", err)
 	}
-	im, err := iso.Open(f, fi.Size())
+	// Only the root's manifest and signature are read before the signature
+	// is checked: what an untrusted image can make us hold is bounded by
+	// those two files, not by how many entries it claims.
+	root, err := iso.OpenRoot(f, fi.Size(), bundle.ManifestPath, bundle.ManifestSigPath)
 	if err != nil {
 		f.Close()
+		if errors.Is(err, iso.ErrInconsistent) {
+			return nil, nil, fmt.Errorf("%w: %s: %v", ErrFailed, path, err)
+		}
 		return nil, nil, fmt.Errorf("%w: %s is not a readable ISO image: %v", ErrFailed, path, err)
 	}
-	b := &Bundle{Path: path, Image: im, file: f}
+	b := &Bundle{Path: path, Image: root, file: f}
 	fail := func(p, format string, args ...any) (*Bundle, []Problem, error) {
 		return b, []Problem{{Path: p, Reason: fmt.Sprintf(format, args...)}}, nil
 	}
-	data, err := readSmall(im, bundle.ManifestPath, bundle.MaxManifestSize)
+	data, err := readSmall(root, bundle.ManifestPath, bundle.MaxManifestSize)
 	if err != nil {
 		return fail(bundle.ManifestPath, "%v", err)
 	}
-	sig, err := readSmall(im, bundle.ManifestSigPath, maxSigSize)
+	sig, err := readSmall(root, bundle.ManifestSigPath, maxSigSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return fail(bundle.ManifestSigPath, "missing: the bundle is not signed")
 	}
@@ -214,6 +221,20 @@ func open(path string, ring *signing.Keyring, opts Options) (*Bundle, []Problem,
 	if err != nil {
 		return fail(bundle.ManifestPath, "%v", err)
 	}
+	// Now every tree a reader might use must agree (iso.OpenStrict), read
+	// with no more entries than the signed manifest lists.
+	im, err := iso.OpenStrict(f, fi.Size(), iso.StrictOptions{MaxEntries: entryLimit(m)})
+	if err != nil {
+		var se *iso.StrictError
+		if errors.As(err, &se) && se.Path != "" {
+			return fail(strings.TrimPrefix(se.Path, "/"), "%v", err)
+		}
+		return fail(imageProblem, "%v", err)
+	}
+	if err := sameFile(root, im, bundle.ManifestPath); err != nil {
+		return fail(bundle.ManifestPath, "%v", err)
+	}
+	b.Image = im
 	sum := sha256.Sum256(data)
 	b.Manifest, b.ManifestSHA256 = m, hex.EncodeToString(sum[:])
 	b.files = m.FileMap()
@@ -269,6 +290,48 @@ func (b *Bundle) checkValidity(ring *signing.Keyring, opts Options, now time.Tim
 	return nil
 }
 
+// imageProblem is the Problem path of a fault of the image as a whole.
+const imageProblem = "(iso image)"
+
+// entryMargin is how many entries an image may hold beyond the manifest's
+// files and their directories (manifest.json, its signature, and room for
+// an empty directory or two).
+const entryMargin = 64
+
+// entryLimit is the most entries a bundle image may have per tree: the
+// manifest's files, the directories they imply, and entryMargin.
+func entryLimit(m *bundle.Manifest) int {
+	dirs := map[string]bool{}
+	for _, f := range m.Files {
+		for d := path.Dir(f.Path); d != "." && d != "/" && !dirs[d]; d = path.Dir(d) {
+			dirs[d] = true
+		}
+	}
+	return len(m.Files) + len(dirs) + entryMargin
+}
+
+// sameFile requires the full read of the image to find p where the root
+// read found it (the bytes whose signature was checked).
+func sameFile(root, full *iso.Image, p string) error {
+	a, err := root.Stat(p)
+	if err != nil {
+		return err
+	}
+	b, err := full.Stat(p)
+	if err != nil {
+		return err
+	}
+	if a.Size != b.Size || len(a.Extents) != len(b.Extents) {
+		return fmt.Errorf("changed between two reads of the image")
+	}
+	for i := range a.Extents {
+		if a.Extents[i] != b.Extents[i] {
+			return fmt.Errorf("changed between two reads of the image")
+		}
+	}
+	return nil
+}
+
 // readSmall reads a whole file of the image, refusing more than limit bytes.
 func readSmall(im *iso.Image, p string, limit int64) ([]byte, error) {
 	fi, err := im.Stat(p)
@@ -288,7 +351,14 @@ func readSmall(im *iso.Image, p string, limit int64) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return io.ReadAll(io.LimitReader(r, limit))
+	// One buffer of the file's size: its extents lie inside the image and
+	// do not overlap (iso.OpenRoot), so the size is no larger than the
+	// image, and a read that falls short fails.
+	b := make([]byte, fi.Size)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return nil, fmt.Errorf("reading: %w", err)
+	}
+	return b, nil
 }
 
 // Verify checks everything and reports every failing file. The error is nil

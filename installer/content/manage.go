@@ -140,7 +140,9 @@ func readManifestUnverified(isoPath string) (*bundle.Manifest, string, error) {
 	if err != nil {
 		return fail(err)
 	}
-	im, err := iso.Open(f, fi.Size())
+	// The root alone, as verify reads it before trusting anything: this
+	// read's memory does not grow with the entries the image claims.
+	im, err := iso.OpenRoot(f, fi.Size(), bundle.ManifestPath)
 	if err != nil {
 		return fail(fmt.Errorf("%s: not a readable ISO image: %w", isoPath, err))
 	}

@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/ferry-k8s/ferry/bundle"
 	"github.com/ferry-k8s/ferry/installer/pki"
+	"github.com/ferry-k8s/ferry/internal/testutil"
 )
 
 // apiName is the control-plane endpoint's DNS name: every API server's
@@ -237,54 +237,27 @@ func baseConfig(k *testPKI, servers ...*apiServer) Config {
 	return c
 }
 
-// notes records systemd notifications.
-type notes struct {
-	mu  sync.Mutex
-	all []string
-}
-
-func (n *notes) add(s string) {
-	n.mu.Lock()
-	n.all = append(n.all, s)
-	n.mu.Unlock()
-}
-
-func (n *notes) count(s string) int {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	c := 0
-	for _, x := range n.all {
-		if x == s {
-			c++
-		}
-	}
-	return c
-}
-
-func (n *notes) list() []string {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return slices.Clone(n.all)
-}
-
 // running is a proxy started by startProxy.
 type running struct {
 	*Proxy
-	addr  string
-	notes *notes
+	addr string
+	// notes are the notifications the proxy sent with the real sd_notify
+	// to the test's $NOTIFY_SOCKET.
+	notes *testutil.Notifications
 	stop  func() error // cancels Run and returns its error
 }
 
 // startProxy runs a proxy on a loopback port; the test's cleanup stops it.
+// The proxy notifies systemd as in production (Options.Notify nil: the
+// real sd_notify), to a notification socket the test reads.
 func startProxy(t *testing.T, cfg Config, opts Options) *running {
 	t.Helper()
+	n := testutil.ListenNotify(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &notes{}
 	opts.Listener = ln
-	opts.Notify = n.add
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.NewTextHandler(tlog{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}

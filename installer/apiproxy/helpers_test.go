@@ -93,7 +93,7 @@ func (k *testPKI) writeServerCert(t *testing.T, name string) (certFile, keyFile 
 }
 
 // apiServer is a real HTTPS server on loopback standing in for a
-// kube-apiserver (the proxy only needs TLS, /readyz and bytes to carry):
+// kube-apiserver (the proxy only needs TLS, /readyz and bytes to carry).
 //
 //	GET  /readyz     the status code set with setReady
 //	GET  /who        its name (every response carries X-Backend: name)
@@ -104,6 +104,24 @@ func (k *testPKI) writeServerCert(t *testing.T, name string) (certFile, keyFile 
 //
 // stop closes its listener and connections; start listens again on the
 // same address.
+//
+// Why a stand-in, when internal/testcluster runs the real one (and
+// TestRealAPIServer puts the proxy in front of it): these tests are about
+// the proxy's reaction to faults that a real API server cannot be made to
+// show on demand and hold:
+//   - /readyz 500 or 503 while it serves (setReady): kube-apiserver reports
+//     not ready only in a passing window (etcd lost past its health
+//     timeout, the shutdown delay), at a time the test does not choose;
+//   - stopped, then listening again on the same address (stop/start):
+//     testcluster cannot restart its API server, and one that could would
+//     take tens of seconds a time; that one is a cost, not an
+//     impossibility, and so is the next: two or three real backends are
+//     as many etcd and kube-apiserver pairs on a two-core test machine;
+//   - a stream whose lines the test sends one at a time, and a check that
+//     the client's TCP FIN reached the backend (/halfclose): no endpoint of
+//     kube-apiserver tells what it saw of the connection;
+//   - which backend answered, in X-Backend (the certificate tells too, and
+//     get checks that it matches).
 type apiServer struct {
 	name  string
 	cert  tls.Certificate

@@ -1,7 +1,6 @@
 package bootstrap
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"io"
@@ -15,8 +14,6 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/ferry-k8s/ferry/bundle"
-	"github.com/ferry-k8s/ferry/installer/nodeconfig"
 	"github.com/ferry-k8s/ferry/internal/testcluster"
 	"github.com/ferry-k8s/ferry/internal/testpki"
 )
@@ -64,7 +61,7 @@ func TestMayFollow(t *testing.T) {
 // Ferry renders for a control-plane node: the check is anonymous, and that
 // configuration is what lets an anonymous /readyz through.
 func TestCheckAPIServers(t *testing.T) {
-	c := testcluster.Start(t, testcluster.Options{AuthenticationConfig: ferryAuthenticationConfig(t)})
+	c := testcluster.Start(t, testcluster.Options{AuthenticationConfig: testcluster.FerryAuthenticationConfig(t)})
 	u, err := url.Parse(c.Config.Host)
 	if err != nil {
 		t.Fatal(err)
@@ -131,43 +128,6 @@ func TestCheckAPIServers(t *testing.T) {
 	if err := checkAPIServers(ctx, map[string]string{"cp1": ready}, otherFile); err == nil || !strings.Contains(err.Error(), "certificate signed by unknown authority") {
 		t.Fatalf("an API server with a certificate of another CA: %v", err)
 	}
-}
-
-// ferryAuthenticationConfig is the API server's AuthenticationConfiguration
-// as installer/nodeconfig renders it for the control-plane node of
-// singleNode.
-func ferryAuthenticationConfig(t *testing.T) []byte {
-	t.Helper()
-	c, _ := testCluster(t)
-	ip := map[string]string{nodeconfig.PlaneControlPlane: "10.10.0.11", nodeconfig.PlaneEtcd: "10.10.0.11", nodeconfig.PlaneWorkload: "10.10.0.11"}
-	files, err := nodeconfig.Render(c, "node1", nodeconfig.Facts{
-		KubernetesVersion: "v1.36.3",
-		ImageRepository:   bundle.DefaultImageRepository,
-		EtcdImageTag:      "3.6.8-0",
-		CoreDNSImageTag:   "v1.14.2",
-		PauseImage:        bundle.DefaultImageRepository + "/pause:3.10.2",
-		ContentServices:   []string{"node1.lab.example:5443"},
-		ContentCAFile:     "/etc/ferry/pki/content/ca.crt",
-		NodeIPs:           ip,
-		CgroupVersion:     2,
-		HasSystemd:        true,
-		EncryptionKey:     bytes.Repeat([]byte{0x5a}, nodeconfig.EncryptionKeySize),
-		Version:           "1.2.0-test",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range files {
-		if f.Path == nodeconfig.AuthenticationConfigFile {
-			_, body, err := nodeconfig.SplitHeader(f.Content)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return body
-		}
-	}
-	t.Fatalf("nodeconfig rendered no %s", nodeconfig.AuthenticationConfigFile)
-	return nil
 }
 
 // TestCheckSpace: an ISO larger than the free space is refused before

@@ -515,3 +515,9 @@ func do(t testing.TB, c *http.Client, method, u, contentType string, body []byte
 	}
 	return resp
 }
+
+// BlobPath is the file holding blob d in the registry's storage: a test
+// may alter it to have the registry serve corrupt bytes, as a disk would.
+func (r *Registry) BlobPath(d digest.Digest) string {
+	return filepath.Join(r.DataDir, "docker", "registry", "v2", "blobs", d.Algorithm().String(), d.Encoded()[:2], d.Encoded(), "data")
+}

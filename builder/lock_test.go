@@ -3,51 +3,17 @@ package builder
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"errors"
-	"net"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/ferry-k8s/ferry/images/registry/registrytest"
-
 	"github.com/ferry-k8s/ferry/bundle"
 	"github.com/ferry-k8s/ferry/images/imagetest"
-	"github.com/ferry-k8s/ferry/images/registry"
-	"github.com/ferry-k8s/ferry/internal/testpki"
+	"github.com/ferry-k8s/ferry/images/registry/distributiontest"
 	"github.com/ferry-k8s/ferry/signing"
 )
-
-// tlsRegistry serves layout over TLS on loopback with a certificate of a
-// test CA; it returns the host:port and a directory holding the CA (as
-// containers-certs.d wants it).
-func tlsRegistry(t *testing.T, store registry.Store) (host, certDir string) {
-	t.Helper()
-	ca, err := testpki.NewCA("ferry lock test CA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPEM, keyPEM, err := ca.Issue("registry", nil, []net.IP{net.IPv4(127, 0, 0, 1)}, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewUnstartedServer(registry.New(store, registry.Options{}))
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-	certDir = t.TempDir()
-	if err := os.WriteFile(filepath.Join(certDir, "ca.crt"), ca.CertPEM, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return strings.TrimPrefix(srv.URL, "https://"), certDir
-}
 
 // testSigner is a key made at the tests' epoch. Made now, it would date
 // every signature now, and the builder's check (at the signature's time)
@@ -71,23 +37,22 @@ func testSigner(t *testing.T) *signing.Signer {
 // the tag to another image, a build from the lock still carries the locked
 // image; a spec edited after locking is refused.
 func TestLockPinsMovedTags(t *testing.T) {
+	// The upstream registry: the distribution registry, the images pushed
+	// into it with skopeo.
+	upstream := distributiontest.Start(t)
 	layout := t.TempDir()
-	d1, err := imagetest.WriteImage(layout, "ferry/app:1.0", 1, []int64{4096})
+	d1, err := imagetest.WriteImage(layout, "app-1", 1, []int64{4096})
 	if err != nil {
 		t.Fatal(err)
 	}
-	dIndex, perPlatform, err := imagetest.WriteIndex(layout, "ferry/multi:2", 3)
+	dIndex, perPlatform, err := imagetest.WriteIndex(layout, "multi", 3)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The store keeps serving by digest what a moved tag left, as a real
-	// registry does.
-	store, err := registrytest.OpenLayoutStore(layout)
-	if err != nil {
-		t.Fatal(err)
-	}
-	host, certDir := tlsRegistry(t, store)
-	reg := RegistryOptions{CertDir: certDir}
+	upstream.Push(t, "oci:"+layout+":app-1", "ferry/app:1.0")
+	upstream.Push(t, "oci:"+layout+":multi", "ferry/multi:2")
+	host := upstream.Host
+	reg := RegistryOptions{CertDir: upstream.CertDir}
 
 	dir := t.TempDir()
 	specPath := filepath.Join(dir, "bundle.yaml")
@@ -140,17 +105,17 @@ spec:
 		t.Fatalf("lock entry of the index: %+v, want %s with linux/arm64 %s", li, dIndex, perPlatform["linux/arm64"])
 	}
 
-	// The registry moves the tag.
-	d2, err := imagetest.WriteImage(layout, "ferry/app:1.0", 2, []int64{4096})
+	// The registry moves the tag: another image pushed to it. It keeps
+	// serving by digest the image the tag left, as registries do until
+	// garbage collection.
+	d2, err := imagetest.WriteImage(layout, "app-2", 2, []int64{4096})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if d2 == d1 {
 		t.Fatal("test images are identical")
 	}
-	if err := store.Reload(); err != nil {
-		t.Fatal(err)
-	}
+	upstream.Push(t, "oci:"+layout+":app-2", "ferry/app:1.0")
 
 	build := func(out string) *Result {
 		t.Helper()

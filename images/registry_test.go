@@ -3,17 +3,16 @@ package images
 import (
 	"context"
 	"encoding/json"
-	"net/http"
-	"net/http/httptest"
-	"net/url"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
-	"strconv"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/ferry-k8s/ferry/images/imagetest"
+	"github.com/ferry-k8s/ferry/images/registry/distributiontest"
 	digest "github.com/opencontainers/go-digest"
 	"go.podman.io/image/v5/manifest"
 	"go.podman.io/image/v5/types"
@@ -21,7 +20,8 @@ import (
 
 // TestCopyDockerRegistry copies Docker-typed images (schema 2 manifest and
 // manifest list, as most of registry.k8s.io serves) from a registry served on
-// the loopback interface, and checks that their digests are kept.
+// the loopback interface (the distribution registry, the manifests put
+// into it as they are), and checks that their digests are kept.
 func TestCopyDockerRegistry(t *testing.T) {
 	store := t.TempDir()
 	dOCI := writeImage(t, store, "app", 11, []int64{200 * kib, 100 * kib})
@@ -47,17 +47,18 @@ func TestCopyDockerRegistry(t *testing.T) {
 	}
 	dList := putBlob(t, store, list)
 
-	host := serveRegistry(t, store, map[string]digest.Digest{
+	reg := serveRegistry(t, store, map[string]digest.Digest{
 		"team/app:1":   dApp,
 		"team/multi:2": dList,
 	})
+	host := reg.Host
 	dst := filepath.Join(t.TempDir(), "bundle")
 	srcs := []Source{
 		{Ref: "docker://" + host + "/team/app:1"}, // name derived from the reference
 		{Ref: "docker://" + host + "/team/multi:2", Name: "registry.example/team/multi:2"},
 		{Ref: "docker://" + host + "/team/multi@" + dList.String(), Name: "registry.example/team/multi-arm:2", Platforms: []string{"linux/arm64"}},
 	}
-	sys := &types.SystemContext{DockerInsecureSkipTLSVerify: types.OptionalBoolTrue}
+	sys := &types.SystemContext{DockerCertPath: reg.CertDir}
 	res, err := Copy(context.Background(), dst, srcs, CopyOptions{SystemContext: sys})
 	if err != nil {
 		t.Fatal(err)
@@ -148,64 +149,41 @@ func blobSize(t *testing.T, layout string, d digest.Digest) int64 {
 	return st.Size()
 }
 
-// serveRegistry serves the blobs of an OCI layout through the read-only part
-// of the Docker Registry HTTP API V2, on a loopback TLS listener. tags maps
-// "repo:tag" to a manifest digest; manifests are also served by digest.
-func serveRegistry(t *testing.T, layout string, tags map[string]digest.Digest) string {
+// serveRegistry starts the distribution registry (distributiontest) and
+// puts into it, through its API, every blob of the layout in each
+// repository of tags, then the manifests: those of the lists by digest
+// first, then each tagged one. tags maps "repo:tag" to a manifest digest
+// of the layout. It returns the registry, which keeps the manifests' bytes.
+func serveRegistry(t *testing.T, layout string, tags map[string]digest.Digest) *distributiontest.Registry {
 	t.Helper()
-	h := func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			http.Error(w, "read-only", http.StatusMethodNotAllowed)
-			return
-		}
-		p := strings.TrimPrefix(r.URL.Path, "/v2/")
-		if p == "" {
-			w.Header().Set("Content-Type", "application/json")
-			_, _ = w.Write([]byte("{}"))
-			return
-		}
-		var d digest.Digest
-		isManifest := false
-		if i := strings.LastIndex(p, "/manifests/"); i >= 0 {
-			repo, ref := p[:i], p[i+len("/manifests/"):]
-			isManifest = true
-			if dd, err := digest.Parse(ref); err == nil {
-				d = dd
-			} else {
-				d = tags[repo+":"+ref]
+	reg := distributiontest.Start(t)
+	blobs := blobFiles(t, layout)
+	for _, rt := range slices.Sorted(maps.Keys(tags)) {
+		repo, tag, _ := strings.Cut(rt, ":")
+		for d := range blobs {
+			data, err := os.ReadFile(blobPath(layout, d))
+			if err != nil {
+				t.Fatal(err)
 			}
-		} else if i := strings.LastIndex(p, "/blobs/"); i >= 0 {
-			d, _ = digest.Parse(p[i+len("/blobs/"):])
+			reg.PutBlob(t, repo, data)
 		}
-		if d == "" || d.Validate() != nil {
-			http.Error(w, `{"errors":[{"code":"MANIFEST_UNKNOWN"}]}`, http.StatusNotFound)
-			return
+		put := func(d digest.Digest, ref string) manifestJSON {
+			t.Helper()
+			var m manifestJSON
+			readJSONBlob(t, layout, d, &m)
+			data, err := os.ReadFile(blobPath(layout, d))
+			if err != nil {
+				t.Fatal(err)
+			}
+			reg.PutManifest(t, repo, ref, m.MediaType, data)
+			return m
 		}
-		data, err := os.ReadFile(blobPath(layout, d))
-		if err != nil {
-			http.Error(w, `{"errors":[{"code":"BLOB_UNKNOWN"}]}`, http.StatusNotFound)
-			return
+		var top manifestJSON
+		readJSONBlob(t, layout, tags[rt], &top)
+		for _, m := range top.Manifests {
+			put(m.Digest, m.Digest.String())
 		}
-		ct := "application/octet-stream"
-		if isManifest {
-			var probe struct{ MediaType string }
-			_ = json.Unmarshal(data, &probe)
-			ct = probe.MediaType
-		}
-		w.Header().Set("Content-Type", ct)
-		w.Header().Set("Docker-Content-Digest", d.String())
-		w.Header().Set("Docker-Distribution-Api-Version", "registry/2.0")
-		if r.Method == http.MethodHead {
-			w.Header().Set("Content-Length", strconv.Itoa(len(data)))
-			return
-		}
-		_, _ = w.Write(data)
+		put(tags[rt], tag)
 	}
-	srv := httptest.NewTLSServer(http.HandlerFunc(h))
-	t.Cleanup(srv.Close)
-	u, err := url.Parse(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return u.Host
+	return reg
 }

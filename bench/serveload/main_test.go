@@ -3,14 +3,15 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	digest "github.com/opencontainers/go-digest"
+
+	"github.com/ferry-k8s/ferry/images/registry/distributiontest"
 )
 
 func TestParseConfigRefusesRemoteServers(t *testing.T) {
@@ -31,55 +32,35 @@ func TestParseConfigRefusesRemoteServers(t *testing.T) {
 	}
 }
 
-// fakeRegistry serves one image of two blobs, the second as corrupt as
-// the test wants.
-func fakeRegistry(t *testing.T, corrupt *bool) (*httptest.Server, string) {
+// testRegistry starts the distribution registry with one image, ex/app:1.0,
+// of a config and one layer; it returns the registry and the layer's
+// digest.
+func testRegistry(t *testing.T) (*distributiontest.Registry, digest.Digest) {
+	reg := distributiontest.Start(t)
 	layer := []byte(strings.Repeat("layer", 100000))
 	config := []byte(`{"architecture":"amd64","os":"linux"}`)
-	man, _ := json.Marshal(map[string]any{
+	man, err := json.Marshal(map[string]any{
 		"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
 		"config": map[string]any{"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digestOf(config), "size": len(config)},
 		"layers": []any{map[string]any{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": digestOf(layer), "size": len(layer)}},
 	})
-	blobs := map[string][]byte{digestOf(config): config, digestOf(layer): layer}
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch {
-		case r.URL.Path == "/v2/":
-			w.WriteHeader(200)
-		case r.URL.Path == "/v2/ex/app/manifests/1.0":
-			w.Header().Set("Docker-Content-Digest", digestOf(man))
-			w.Write(man)
-		case strings.HasPrefix(r.URL.Path, "/v2/ex/app/blobs/"):
-			b, ok := blobs[strings.TrimPrefix(r.URL.Path, "/v2/ex/app/blobs/")]
-			if !ok {
-				http.NotFound(w, r)
-				return
-			}
-			if *corrupt && len(b) == len(layer) {
-				b = append([]byte("X"), b[1:]...)
-			}
-			w.Write(b)
-		default:
-			http.NotFound(w, r)
-		}
-	}))
-	t.Cleanup(srv.Close)
-	ca := filepath.Join(t.TempDir(), "ca.crt")
-	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644); err != nil {
+	if err != nil {
 		t.Fatal(err)
 	}
-	return srv, ca
+	reg.PutBlob(t, "ex/app", config)
+	dLayer := reg.PutBlob(t, "ex/app", layer)
+	reg.PutManifest(t, "ex/app", "1.0", "application/vnd.oci.image.manifest.v1+json", man)
+	return reg, dLayer
 }
 
 func TestRun(t *testing.T) {
-	corrupt := false
-	srv, ca := fakeRegistry(t, &corrupt)
-	cfg, err := parseConfig(srv.URL, "registry", "ex/app:1.0", 4, 50)
+	reg, dLayer := testRegistry(t)
+	cfg, err := parseConfig("https://"+reg.Host, "registry", "ex/app:1.0", 4, 50)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.verify = true
-	c, err := newClient(ca, "", "", cfg.clients, cfg.base.Hostname())
+	c, err := newClient(reg.CAFile, "", "", cfg.clients, cfg.base.Hostname())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +74,16 @@ func TestRun(t *testing.T) {
 	if len(rep.Manifests) != 1 {
 		t.Errorf("manifests %v", rep.Manifests)
 	}
-	corrupt = true
+	// The layer's first byte changed in the registry's storage: it serves
+	// the corrupt bytes, with the right size, as after a disk fault.
+	blob := reg.BlobPath(dLayer)
+	data, err := os.ReadFile(blob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(blob, append([]byte("X"), data[1:]...), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := run(context.Background(), c, cfg); err == nil || !strings.Contains(err.Error(), "digest") {
 		t.Errorf("a corrupt blob was not noticed: %v", err)
 	}

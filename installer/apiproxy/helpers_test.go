@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/ferry-k8s/ferry/bundle"
 	"github.com/ferry-k8s/ferry/installer/pki"
+	"github.com/ferry-k8s/ferry/internal/testutil"
 )
 
 // apiName is the control-plane endpoint's DNS name: every API server's
@@ -93,7 +93,7 @@ func (k *testPKI) writeServerCert(t *testing.T, name string) (certFile, keyFile 
 }
 
 // apiServer is a real HTTPS server on loopback standing in for a
-// kube-apiserver (the proxy only needs TLS, /readyz and bytes to carry):
+// kube-apiserver (the proxy only needs TLS, /readyz and bytes to carry).
 //
 //	GET  /readyz     the status code set with setReady
 //	GET  /who        its name (every response carries X-Backend: name)
@@ -104,6 +104,24 @@ func (k *testPKI) writeServerCert(t *testing.T, name string) (certFile, keyFile 
 //
 // stop closes its listener and connections; start listens again on the
 // same address.
+//
+// Why a stand-in, when internal/testcluster runs the real one (and
+// TestRealAPIServer puts the proxy in front of it): these tests are about
+// the proxy's reaction to faults that a real API server cannot be made to
+// show on demand and hold:
+//   - /readyz 500 or 503 while it serves (setReady): kube-apiserver reports
+//     not ready only in a passing window (etcd lost past its health
+//     timeout, the shutdown delay), at a time the test does not choose;
+//   - stopped, then listening again on the same address (stop/start):
+//     testcluster cannot restart its API server, and one that could would
+//     take tens of seconds a time; that one is a cost, not an
+//     impossibility, and so is the next: two or three real backends are
+//     as many etcd and kube-apiserver pairs on a two-core test machine;
+//   - a stream whose lines the test sends one at a time, and a check that
+//     the client's TCP FIN reached the backend (/halfclose): no endpoint of
+//     kube-apiserver tells what it saw of the connection;
+//   - which backend answered, in X-Backend (the certificate tells too, and
+//     get checks that it matches).
 type apiServer struct {
 	name  string
 	cert  tls.Certificate
@@ -237,54 +255,27 @@ func baseConfig(k *testPKI, servers ...*apiServer) Config {
 	return c
 }
 
-// notes records systemd notifications.
-type notes struct {
-	mu  sync.Mutex
-	all []string
-}
-
-func (n *notes) add(s string) {
-	n.mu.Lock()
-	n.all = append(n.all, s)
-	n.mu.Unlock()
-}
-
-func (n *notes) count(s string) int {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	c := 0
-	for _, x := range n.all {
-		if x == s {
-			c++
-		}
-	}
-	return c
-}
-
-func (n *notes) list() []string {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return slices.Clone(n.all)
-}
-
 // running is a proxy started by startProxy.
 type running struct {
 	*Proxy
-	addr  string
-	notes *notes
+	addr string
+	// notes are the notifications the proxy sent with the real sd_notify
+	// to the test's $NOTIFY_SOCKET.
+	notes *testutil.Notifications
 	stop  func() error // cancels Run and returns its error
 }
 
 // startProxy runs a proxy on a loopback port; the test's cleanup stops it.
+// The proxy notifies systemd as in production (Options.Notify nil: the
+// real sd_notify), to a notification socket the test reads.
 func startProxy(t *testing.T, cfg Config, opts Options) *running {
 	t.Helper()
+	n := testutil.ListenNotify(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &notes{}
 	opts.Listener = ln
-	opts.Notify = n.add
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.NewTextHandler(tlog{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}

@@ -388,8 +388,11 @@ func TestReadyAndNotifications(t *testing.T) {
 		t.Fatal("ready with no healthy backend")
 	default:
 	}
-	if r.notes.count("READY=1") != 0 {
-		t.Fatalf("READY=1 sent with no healthy backend: %q", r.notes.list())
+	// The start's STATUS= and the unhealthy verdict's, sent just after
+	// the state changed.
+	r.notes.Wait(t, "STATUS=0 of 1 API servers healthy", 2)
+	if r.notes.Count("READY=1") != 0 {
+		t.Fatalf("READY=1 sent with no healthy backend: %q", r.notes.All())
 	}
 	a.setReady(http.StatusOK)
 	select {
@@ -404,9 +407,12 @@ func TestReadyAndNotifications(t *testing.T) {
 	if err := r.stop(); err != nil {
 		t.Fatal(err)
 	}
-	got := r.notes.list()
-	if r.notes.count("READY=1") != 1 || r.notes.count("STATUS=1 of 1 API servers healthy") < 2 ||
-		r.notes.count("STATUS=0 of 1 API servers healthy") < 2 || got[len(got)-1] != "STOPPING=1" {
+	// Datagrams sent before Run returned are in the socket: wait for the
+	// reader to take them.
+	r.notes.Wait(t, "STOPPING=1", 1)
+	got := r.notes.All()
+	if r.notes.Count("READY=1") != 1 || r.notes.Count("STATUS=1 of 1 API servers healthy") < 2 ||
+		r.notes.Count("STATUS=0 of 1 API servers healthy") < 2 || got[len(got)-1] != "STOPPING=1" {
 		t.Errorf("notifications %q", got)
 	}
 }

@@ -9,33 +9,27 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/ferry-k8s/ferry/internal/testutil"
 )
 
 // The daemon serves the node's status and runs apply on demand over its
 // Unix socket (0700 directory); a failed apply answers 500 with the
 // reason and shows in the status; it notifies systemd when ready and
-// when stopping.
+// when stopping (with the real sd_notify, to a notification socket the
+// test reads, as systemd gives a Type=notify unit).
 func TestDaemonStatusAndApply(t *testing.T) {
 	root := t.TempDir()
 	os.MkdirAll(filepath.Join(root, StateDir), 0o700)
 	os.WriteFile(filepath.Join(root, StateDir, "journal.jsonl"), []byte(`{"time":"2026-11-21T08:00:00Z","op":"write file /etc/x (missing)","status":"done"}`+"\n"), 0o600)
 	sock := filepath.Join(t.TempDir(), "run", "node.sock")
-	var notes []string
-	notified := make(chan string, 8)
-	d := NewDaemon(DaemonOptions{Socket: sock, Apply: Options{Root: root, Node: "node1"},
-		Notify: func(s string) { notified <- s }})
+	notes := testutil.ListenNotify(t)
+	t.Setenv("WATCHDOG_USEC", "") // no watchdog: READY=1 and STOPPING=1 only
+	d := NewDaemon(DaemonOptions{Socket: sock, Apply: Options{Root: root, Node: "node1"}})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Serve(ctx) }()
-	select {
-	case s := <-notified:
-		notes = append(notes, s)
-	case err := <-done:
-		t.Fatal(err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("not ready")
-	}
+	notes.Wait(t, "READY=1", 1)
 	if fi, err := os.Stat(filepath.Dir(sock)); err != nil || fi.Mode().Perm() != 0o700 {
 		t.Fatalf("socket directory: %v %v", fi, err)
 	}
@@ -77,8 +71,8 @@ func TestDaemonStatusAndApply(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	notes = append(notes, <-notified)
-	if strings.Join(notes, ",") != "READY=1,STOPPING=1" {
-		t.Fatalf("notifications %v", notes)
+	notes.Wait(t, "STOPPING=1", 1)
+	if got := notes.All(); strings.Join(got, ",") != "READY=1,STOPPING=1" {
+		t.Fatalf("notifications %q", got)
 	}
 }

@@ -7,12 +7,14 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 
+	"github.com/ferry-k8s/ferry/internal/testcluster"
 	"github.com/ferry-k8s/ferry/internal/testpki"
 )
 
@@ -54,58 +56,76 @@ func TestMayFollow(t *testing.T) {
 
 // TestCheckAPIServers: every control plane's API server must answer
 // /readyz 200 over TLS verified with the cluster's CA; one that does not
-// is named with its answer.
+// is named with its answer. The ready API server is the real
+// kube-apiserver (internal/testcluster) with the AuthenticationConfiguration
+// Ferry renders for a control-plane node: the check is anonymous, and that
+// configuration is what lets an anonymous /readyz through.
 func TestCheckAPIServers(t *testing.T) {
-	ca, err := testpki.NewCA("cluster")
+	c := testcluster.Start(t, testcluster.Options{AuthenticationConfig: testcluster.FerryAuthenticationConfig(t)})
+	u, err := url.Parse(c.Config.Host)
 	if err != nil {
 		t.Fatal(err)
 	}
-	certPEM, keyPEM, err := ca.Issue("kube-apiserver", []string{"localhost"}, nil, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	server := func(status int, body string) string {
-		s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.URL.Path != "/readyz" {
-				http.NotFound(w, r)
-				return
-			}
-			w.WriteHeader(status)
-			io.WriteString(w, body)
-		}))
-		s.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-		s.StartTLS()
-		t.Cleanup(s.Close)
-		_, port, _ := net.SplitHostPort(s.Listener.Addr().String())
-		return "localhost:" + port
-	}
-	dir := t.TempDir()
-	caFile := filepath.Join(dir, "ca.crt")
-	if err := os.WriteFile(caFile, ca.CertPEM, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	ready := "localhost:" + u.Port() // its certificate names localhost
 	ctx := context.Background()
-	ok1, ok2 := server(200, "ok"), server(200, "ok")
-	if err := checkAPIServers(ctx, map[string]string{"cp1": ok1, "cp2": ok2}, caFile); err != nil {
-		t.Fatalf("ready API servers: %v", err)
+	if err := checkAPIServers(ctx, map[string]string{"cp1": ready}, c.CAFile); err != nil {
+		t.Fatalf("a ready API server: %v", err)
 	}
-	sick := server(500, "[-]etcd failed: reason withheld\nreadyz check failed")
-	closed, _ := net.Listen("tcp", "127.0.0.1:0")
-	_, port, _ := net.SplitHostPort(closed.Addr().String())
+
+	// A stand-in for an API server that is up but not ready. The real one
+	// answers /readyz 500 only while a check of its own fails (etcd lost
+	// for longer than its health timeout, the shutdown delay after
+	// SIGTERM): a window that opens after a delay and closes again, not a
+	// state a test can hold it in. This server holds it, with a
+	// certificate of the cluster's CA and the real one's body shape.
+	leaf, err := c.Kubernetes.IssueServer("localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM, err := leaf.KeyPEM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.X509KeyPair(leaf.CertPEM(), keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/readyz" {
+			http.NotFound(w, r)
+			return
+		}
+		w.WriteHeader(http.StatusInternalServerError)
+		io.WriteString(w, "[+]ping ok\n[-]etcd failed: reason withheld\nreadyz check failed")
+	}))
+	s.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	s.StartTLS()
+	t.Cleanup(s.Close)
+	_, port, _ := net.SplitHostPort(s.Listener.Addr().String())
+	sick := "localhost:" + port
+	// A stopped API server: its port, where nothing listens any more.
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ = net.SplitHostPort(closed.Addr().String())
 	closed.Close()
-	err = checkAPIServers(ctx, map[string]string{"cp1": ok1, "cp2": sick, "cp3": "localhost:" + port}, caFile)
-	if err == nil || !strings.Contains(err.Error(), "node cp2: GET https://"+sick+"/readyz: 500 Internal Server Error: readyz check failed") || !strings.Contains(err.Error(), "node cp3: ") || strings.Contains(err.Error(), "cp1") {
+	err = checkAPIServers(ctx, map[string]string{"cp1": ready, "cp2": sick, "cp3": "localhost:" + port}, c.CAFile)
+	if err == nil || !strings.Contains(err.Error(), "node cp2: GET https://"+sick+"/readyz: 500 Internal Server Error: readyz check failed") ||
+		!strings.Contains(err.Error(), "node cp3: ") || !strings.Contains(err.Error(), "connection refused") || strings.Contains(err.Error(), "cp1") {
 		t.Fatalf("a sick and a dead API server: %v", err)
 	}
-	// Another CA: not trusted.
-	other, _ := testpki.NewCA("other")
-	otherFile := filepath.Join(dir, "other.crt")
-	os.WriteFile(otherFile, other.CertPEM, 0o644)
-	if err := checkAPIServers(ctx, map[string]string{"cp1": ok1}, otherFile); err == nil || !strings.Contains(err.Error(), "certificate") {
+
+	// The real API server checked with another CA: not trusted.
+	other, err := testpki.NewCA("other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherFile := filepath.Join(t.TempDir(), "other.crt")
+	if err := os.WriteFile(otherFile, other.CertPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkAPIServers(ctx, map[string]string{"cp1": ready}, otherFile); err == nil || !strings.Contains(err.Error(), "certificate signed by unknown authority") {
 		t.Fatalf("an API server with a certificate of another CA: %v", err)
 	}
 }

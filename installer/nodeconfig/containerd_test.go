@@ -2,7 +2,9 @@ package nodeconfig
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"log"
 	"net"
@@ -20,11 +22,12 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/ferry-k8s/ferry/builder"
 	"github.com/ferry-k8s/ferry/images/imagetest"
-	"github.com/ferry-k8s/ferry/images/registry"
-	"github.com/ferry-k8s/ferry/images/registry/registrytest"
+	"github.com/ferry-k8s/ferry/installer/content"
 	"github.com/ferry-k8s/ferry/installer/pki"
 	"github.com/ferry-k8s/ferry/internal/testutil"
+	"github.com/ferry-k8s/ferry/signing"
 )
 
 // containerd 2.x reads the rendered config.toml as it is: `containerd
@@ -99,8 +102,8 @@ func TestContainerdPullsFromTheContentService(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Fatal("this test runs containerd, which needs root")
 	}
-	// The content service: the registry handler over an image layout,
-	// with a server certificate of the content realm for "localhost".
+	// A server certificate of the content realm for "localhost", for the
+	// content services.
 	realm, err := pki.NewRealm(pki.RealmContent, pki.Options{Organization: "nodeconfig-test"})
 	if err != nil {
 		t.Fatal(err)
@@ -119,6 +122,11 @@ func TestContainerdPullsFromTheContentService(t *testing.T) {
 	}
 	// The upstream registry: a TLS server that counts connections. It
 	// must get none: the upstream is not reachable from an air-gapped node.
+	// Not a real registry, on purpose: the property is "no connection at
+	// all", and a connection containerd made would most likely fail its
+	// TLS handshake (the upstream's CA is not the content realm's) before
+	// any request a real registry could record; this listener counts TCP
+	// connections, handshake or not.
 	var upstreamConns atomic.Int64
 	upstream := httptest.NewUnstartedServer(http.NotFoundHandler())
 	upstream.Config.ErrorLog = log.New(io.Discard, "", 0)
@@ -135,26 +143,32 @@ func TestContainerdPullsFromTheContentService(t *testing.T) {
 	dir := t.TempDir()
 	layout := filepath.Join(dir, "layout")
 	pause := repo + "/pause:3.10.2"
-	pauseDigest, err := imagetest.WriteImage(layout, pause, 1, []int64{4096})
+	pauseDigest, err := imagetest.WriteImage(layout, "pause", 1, []int64{4096})
 	if err != nil {
 		t.Fatal(err)
 	}
 	cni := "quay.example.com/ferry/cni:1.0"
-	if _, err := imagetest.WriteImage(layout, cni, 2, []int64{2048}); err != nil {
+	if _, err := imagetest.WriteImage(layout, "cni", 2, []int64{2048}); err != nil {
 		t.Fatal(err)
 	}
-	store, err := registrytest.OpenLayoutStore(layout)
-	if err != nil {
+	// The content service itself (installer/content), serving a signed
+	// bundle built from the images; its handler is served here with the
+	// content realm's certificate, behind a wrapper that records the
+	// requests (the service logs no query strings, and ns= is one).
+	iso, ring := contentBundle(t, dir, "oci:"+layout+":pause", pause, "oci:"+layout+":cni", cni)
+	svc := content.New(content.Options{Keyring: ring})
+	defer svc.Close()
+	if _, err := svc.Add(context.Background(), iso); err != nil {
 		t.Fatal(err)
 	}
 	var mu sync.Mutex
 	var requests []*http.Request
-	reg := registry.New(store, registry.Options{})
+	handler := svc.Handler()
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		requests = append(requests, r.Clone(r.Context()))
 		mu.Unlock()
-		reg.ServeHTTP(w, r)
+		handler.ServeHTTP(w, r)
 	}))
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	srv.StartTLS()
@@ -166,20 +180,21 @@ func TestContainerdPullsFromTheContentService(t *testing.T) {
 	}
 
 	// Two services before it: one that is down (a closed port) and one
-	// that has not imported the images (every request 404). containerd
-	// passes over both.
+	// that has not imported the images (a content service with no
+	// bundle). containerd passes over both.
 	closed, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, closedPort, _ := net.SplitHostPort(closed.Addr().String())
 	closed.Close()
+	emptySvc := content.New(content.Options{Keyring: ring})
+	defer emptySvc.Close()
+	emptyHandler := emptySvc.Handler()
 	var emptyRequests atomic.Int64
 	empty := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		emptyRequests.Add(1)
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusNotFound)
-		_, _ = io.WriteString(w, `{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}`)
+		emptyHandler.ServeHTTP(w, r)
 	}))
 	empty.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	empty.StartTLS()
@@ -301,4 +316,39 @@ func (c *containerdProc) ctr(t *testing.T, args ...string) string {
 		t.Fatalf("ctr %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return out
+}
+
+// contentBundle builds a signed bundle ISO carrying images (pairs of an
+// oci: source and the name it is served as) with a key of its own, and
+// returns the ISO and the keyring that verifies it.
+func contentBundle(t *testing.T, dir string, images ...string) (string, *signing.Keyring) {
+	t.Helper()
+	// Built an hour ago (not "in the future" for a skewed check), valid a
+	// year.
+	epoch := time.Now().Add(-time.Hour).Truncate(time.Second)
+	sec, pub, err := signing.GenerateKey(signing.KeyOptions{Name: "Nodeconfig Test", Email: "nodeconfig@example.com", Created: epoch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := signing.LoadSigner(bytes.NewReader(sec), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring, err := signing.ReadKeyring(bytes.NewReader(pub))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := "apiVersion: ferry.dev/v1alpha1\nkind: Bundle\nmetadata:\n  name: nodeconfig-test\n  version: 1.0.0\nspec:\n  expiresAfter: 365d\n  images:\n"
+	for i := 0; i+1 < len(images); i += 2 {
+		spec += fmt.Sprintf("    - source: %q\n      name: %q\n", images[i], images[i+1])
+	}
+	specPath := filepath.Join(dir, "bundle.yaml")
+	if err := os.WriteFile(specPath, []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	iso := filepath.Join(dir, "bundle.iso")
+	if _, err := builder.Build(context.Background(), builder.Options{SpecPath: specPath, Output: iso, Signer: signer, SourceDateEpoch: epoch}); err != nil {
+		t.Fatalf("building the bundle: %v", err)
+	}
+	return iso, ring
 }

@@ -31,6 +31,11 @@ type Options struct {
 	APIServerArgs []string
 	// QPS of the administrator's client; 0: no client-side throttling.
 	QPS float32
+	// AuthenticationConfig, when set, is the API server's
+	// AuthenticationConfiguration (--authentication-config), e.g. the one
+	// installer/nodeconfig renders; its anonymous section then decides
+	// anonymous access. Unset: --anonymous-auth=false.
+	AuthenticationConfig []byte
 }
 
 // Cluster is a running control plane; it stops when the test ends.
@@ -132,12 +137,18 @@ func Start(t testing.TB, o Options) *Cluster {
 		"--tls-cert-file=" + apiServer, "--tls-private-key-file=" + apiServerKey, "--client-ca-file=" + k8sCA,
 		"--service-account-key-file=" + saPub, "--service-account-signing-key-file=" + saKey,
 		"--service-account-issuer=https://kubernetes.default.svc", "--service-cluster-ip-range=10.96.0.0/16",
-		"--authorization-mode=" + o.Authorization, "--anonymous-auth=false", "--profiling=false",
+		"--authorization-mode=" + o.Authorization, "--profiling=false",
 		// No controller-manager runs, hence no service account controller:
 		// Pods are created without service accounts.
 		"--disable-admission-plugins=ServiceAccount",
 		"--cert-dir=" + filepath.Join(dir, "apiserver-certs"),
 	}, o.APIServerArgs...)
+	if o.AuthenticationConfig != nil {
+		// The flag and the file's anonymous section exclude each other.
+		args = append(args, "--authentication-config="+write("authentication-config.yaml", o.AuthenticationConfig))
+	} else {
+		args = append(args, "--anonymous-auth=false")
+	}
 	apiDone := testutil.StartProcess(t, "kube-apiserver", nil, apiBin, args...)
 	tc.APIServerDone = apiDone
 

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -25,6 +26,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	digest "github.com/opencontainers/go-digest"
 
 	"github.com/ferry-k8s/ferry/internal/testpki"
 	"github.com/ferry-k8s/ferry/internal/testutil"
@@ -441,4 +444,80 @@ func build(dir, bin string) error {
 		return errors.Join(err, os.Remove(tmp))
 	}
 	return nil
+}
+
+// Client returns an HTTP client that trusts the registry's certificate.
+func (r *Registry) Client(t testing.TB) *http.Client {
+	t.Helper()
+	pem, err := os.ReadFile(r.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		t.Fatalf("%s holds no certificate", r.CAFile)
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+}
+
+// PutBlob uploads data as a blob of repo through the registry's API (a
+// monolithic upload: POST, then PUT ?digest=) and returns its digest.
+func (r *Registry) PutBlob(t testing.TB, repo string, data []byte) digest.Digest {
+	t.Helper()
+	c := r.Client(t)
+	defer c.CloseIdleConnections()
+	d := digest.FromBytes(data)
+	resp := do(t, c, http.MethodPost, "https://"+r.Host+"/v2/"+repo+"/blobs/uploads/", "", nil, http.StatusAccepted)
+	loc, err := resp.Location()
+	if err != nil {
+		t.Fatalf("upload of %s to %s: %v", d, repo, err)
+	}
+	q := loc.Query()
+	q.Set("digest", d.String())
+	loc.RawQuery = q.Encode()
+	do(t, c, http.MethodPut, loc.String(), "application/octet-stream", data, http.StatusCreated)
+	return d
+}
+
+// PutManifest puts data, of mediaType, as the manifest ref (a tag or its
+// digest) of repo through the registry's API; the blobs and manifests it
+// refers to must be in repo already. The registry keeps the bytes as they
+// are: the manifest's digest is that of data.
+func (r *Registry) PutManifest(t testing.TB, repo, ref, mediaType string, data []byte) {
+	t.Helper()
+	c := r.Client(t)
+	defer c.CloseIdleConnections()
+	resp := do(t, c, http.MethodPut, "https://"+r.Host+"/v2/"+repo+"/manifests/"+ref, mediaType, data, http.StatusCreated)
+	if got, want := resp.Header.Get("Docker-Content-Digest"), digest.FromBytes(data).String(); got != want {
+		t.Fatalf("manifest %s:%s stored as %s, want %s", repo, ref, got, want)
+	}
+}
+
+// do makes a request and wants the status; it returns the response, its
+// body read and closed.
+func do(t testing.TB, c *http.Client, method, u, contentType string, body []byte, status int) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(method, u, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, u, err)
+	}
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	resp.Body.Close()
+	if resp.StatusCode != status {
+		t.Fatalf("%s %s: %s: %s", method, u, resp.Status, msg)
+	}
+	return resp
+}
+
+// BlobPath is the file holding blob d in the registry's storage: a test
+// may alter it to have the registry serve corrupt bytes, as a disk would.
+func (r *Registry) BlobPath(d digest.Digest) string {
+	return filepath.Join(r.DataDir, "docker", "registry", "v2", "blobs", d.Algorithm().String(), d.Encoded()[:2], d.Encoded(), "data")
 }

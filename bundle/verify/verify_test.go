@@ -89,8 +89,8 @@ func saveISO(t *testing.T, img []byte) string {
 }
 
 var testFiles = map[string][]byte{
-	"installer":         bytes.Repeat([]byte("genuine installer\n"), 300),
-	"images/index.json": []byte(`{"schemaVersion":2}`),
+	"installer":       bytes.Repeat([]byte("genuine installer\n"), 300),
+	"packages/README": []byte("a file in a directory\n"),
 }
 
 func TestVerifyGenuine(t *testing.T) {

@@ -487,17 +487,27 @@ func WriteJoinFile(p string, j *JoinFile) error {
 	if err := back.verify(key); err != nil {
 		return fmt.Errorf("join file %s: %w", p, err)
 	}
-	if fi, err := os.Lstat(p); err == nil {
-		switch {
-		case fi.Mode()&fs.ModeSymlink != 0:
-			return fmt.Errorf("writing join file %s: it is a symbolic link: give the path of the file itself, or remove the link", p)
-		case !fi.Mode().IsRegular():
-			return fmt.Errorf("writing join file %s: it exists and is not a regular file", p)
-		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("writing join file %s: %w", p, err)
+	if err := CheckJoinFileOut(p); err != nil {
+		return err
 	}
 	return atomicfile.WriteFile(p, data, 0o600)
+}
+
+// CheckJoinFileOut says whether a join file may be written at p: nothing
+// there, or a regular file (replaced); not a symbolic link.
+func CheckJoinFileOut(p string) error {
+	fi, err := os.Lstat(p)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("writing join file %s: %w", p, err)
+	case fi.Mode()&fs.ModeSymlink != 0:
+		return fmt.Errorf("writing join file %s: it is a symbolic link: give the path of the file itself, or remove the link", p)
+	case !fi.Mode().IsRegular():
+		return fmt.Errorf("writing join file %s: it exists and is not a regular file", p)
+	}
+	return nil
 }
 
 // ReadJoinFile reads and checks a join file (ParseJoinFile).

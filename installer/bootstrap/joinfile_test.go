@@ -477,6 +477,11 @@ func TestWriteJoinFile(t *testing.T) {
 			t.Error("a file was created through a dangling link")
 		}
 	})
+	t.Run("directory", func(t *testing.T) {
+		if err := WriteJoinFile(dir, mk()); err == nil || !strings.Contains(err.Error(), "is not a regular file") {
+			t.Errorf("a directory at the path: %v", err)
+		}
+	})
 	t.Run("no key", func(t *testing.T) {
 		j := mk()
 		j.CertificateKey = ""

@@ -121,16 +121,20 @@ func tokenCommand() *cli.Command {
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "node", Usage: "the node's name in cluster.yaml", Required: true},
 				&cli.DurationFlag{Name: "ttl", Value: bootstrap.DefaultJoinTTL, Usage: "how long the file and its token are good"},
-				&cli.PathFlag{Name: "out", Usage: "where to write the join file (mode 0600; default: NODE.join)"},
+				&cli.PathFlag{Name: "out", Usage: "where to write the join file (mode 0600, replacing a file there; not a symbolic link; default: NODE.join)"},
 			},
 			Action: func(c *cli.Context) error {
+				out := c.Path("out")
+				if out == "" {
+					out = c.String("node") + ".join"
+				}
+				// Before a bootstrap token is made for nothing.
+				if err := bootstrap.CheckJoinFileOut(out); err != nil {
+					return err
+				}
 				jf, err := bootstrap.CreateJoinFile(c.Context, bootstrap.TokenOptions{Node: c.String("node"), TTL: c.Duration("ttl")})
 				if err != nil {
 					return err
-				}
-				out := c.Path("out")
-				if out == "" {
-					out = jf.Node + ".join"
 				}
 				if err := bootstrap.WriteJoinFile(out, jf); err != nil {
 					return err

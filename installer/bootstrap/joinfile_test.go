@@ -229,8 +229,7 @@ func TestJoinFileMACCoversEveryField(t *testing.T) {
 		return j
 	}
 	// change alters the value v, whatever its kind.
-	var change func(t *testing.T, v reflect.Value)
-	change = func(t *testing.T, v reflect.Value) {
+	change := func(t *testing.T, v reflect.Value) {
 		switch {
 		case v.Type() == reflect.TypeOf(time.Time{}):
 			v.Set(reflect.ValueOf(v.Interface().(time.Time).Add(time.Second)))

@@ -71,12 +71,24 @@ func TestJoin(t *testing.T) {
 		"--root-passphrase-file", "/root/passphrase", ignore)
 	phase("node1 bootstrapped")
 
-	out := installer(n1, "token", "create", "--node", "node2", "--out", "/root/node2.join")
+	// A readable file where the join file goes: it keeps neither its
+	// content nor its mode. A symbolic link there is refused.
+	if err := n1.WriteFile("/root/node2.join", []byte("an older file\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n1.MustExec(t, "ln", "-s", "/root/elsewhere", "/root/link.join")
+	if out, err := n1.Exec(nodeInstaller, "token", "create", "--node", "node2", "--out", "/root/link.join"); err == nil || !strings.Contains(out, "is a symbolic link") {
+		t.Errorf("token create through a symbolic link: %v\n%s", err, out)
+	}
+	if _, err := n1.Exec("test", "-e", "/root/elsewhere"); err == nil {
+		t.Error("token create wrote through a symbolic link")
+	}
+	out, node2Key := tokenCreate(t, n1, "node2", "/root/node2.join")
 	if !strings.Contains(out, "join file for node node2 written to /root/node2.join") {
 		t.Errorf("token create: %s", out)
 	}
-	if out := n1.MustExec(t, "stat", "-c", "%a", "/root/node2.join"); strings.TrimSpace(out) != "600" {
-		t.Errorf("join file mode %s, want 600", out)
+	if out := n1.MustExec(t, "stat", "-c", "%a %F", "/root/node2.join"); strings.TrimSpace(out) != "600 regular file" {
+		t.Errorf("join file mode %s, want 600 regular file", out)
 	}
 	if _, err := n1.Exec(nodeInstaller, "token", "create", "--node", "node9"); err == nil {
 		t.Error("token create for a node not in cluster.yaml succeeded")
@@ -86,12 +98,30 @@ func TestJoin(t *testing.T) {
 		t.Fatal(err)
 	}
 	n2.WriteFile("/root/node2.join", joinFile, 0o600)
+	// A worker's join file is authenticated too: without its key, or
+	// altered (another keyring), it is refused before node2 changes.
+	tampered := strings.Replace(string(joinFile), "-----BEGIN PGP PUBLIC KEY BLOCK-----", "-----BEGIN PGP PUBLIC KEY BLOCK-----\\nComment: the attacker's", 1)
+	if tampered == string(joinFile) {
+		t.Fatal("the join file has no armored keyring to alter")
+	}
+	if err := n2.WriteFile("/root/tampered.join", []byte(tampered), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := n2.Exec(nodeInstaller, "join", "--join-file", "/root/node2.join", ignore); err == nil || !strings.Contains(out, "give --certificate-key") {
+		t.Errorf("join without the key: %v\n%s", err, firstN(out, 2000))
+	}
+	if out, err := n2.Exec(nodeInstaller, "join", "--join-file", "/root/tampered.join", "--certificate-key", node2Key, ignore); err == nil || !strings.Contains(out, "the file was altered") {
+		t.Errorf("join with an altered file: %v\n%s", err, firstN(out, 2000))
+	}
+	if out, err := n2.Exec("/bin/sh", "-c", "ls -d /var/lib/ferry/bundles /var/lib/ferry/journal.jsonl 2>/dev/null"); strings.TrimSpace(out) != "" {
+		t.Errorf("a refused join changed node2: %v\n%s", err, out)
+	}
 	// R59: with the bundle's validity ended (a statement node1's content
 	// service serves beside the bundle), the join is refused before node2
 	// changes; a newer statement extends it, and node2 joins with it.
 	ended, renewed := validityStatements(t, b)
 	extendOn(t, n1, "node1."+e2eDomain, ended)
-	if out, err := n2.Exec(nodeInstaller, "join", "--join-file", "/root/node2.join", ignore); err == nil || !strings.Contains(out, "ended on") {
+	if out, err := n2.Exec(nodeInstaller, "join", "--join-file", "/root/node2.join", "--certificate-key", node2Key, ignore); err == nil || !strings.Contains(out, "ended on") {
 		t.Errorf("join with the bundle's validity ended: %v\n%s", err, firstN(out, 2000))
 	}
 	if out, err := n2.Exec("/bin/sh", "-c", "ls -d /var/lib/ferry/bundles /var/lib/ferry/journal.jsonl 2>/dev/null"); strings.TrimSpace(out) != "" {
@@ -99,7 +129,7 @@ func TestJoin(t *testing.T) {
 	}
 	extendOn(t, n1, "node1."+e2eDomain, renewed)
 	phase("join refused with the validity ended, allowed once extended")
-	out = installer(n2, "join", "--join-file", "/root/node2.join", ignore)
+	out = installer(n2, "join", "--join-file", "/root/node2.join", "--certificate-key", node2Key, ignore)
 	t.Logf("join:\n%s", out)
 	phase("installer join done on node2")
 
@@ -180,16 +210,7 @@ func TestJoin(t *testing.T) {
 
 	// The second control plane: its join file's CAs are sealed; the key
 	// comes apart from it.
-	out = installer(n1, "token", "create", "--node", "node3", "--out", "/root/node3.join")
-	var certKey string
-	for _, l := range strings.Split(out, "\n") {
-		if k, ok := strings.CutPrefix(l, "certificate key (carry it apart from the file): "); ok {
-			certKey = strings.TrimSpace(k)
-		}
-	}
-	if len(certKey) != 64 {
-		t.Fatalf("token create for a control plane printed no certificate key:\n%s", out)
-	}
+	_, certKey := tokenCreate(t, n1, "node3", "/root/node3.join")
 	joinFile, err = os.ReadFile(filepath.Join(n1.Root, "root/node3.join"))
 	if err != nil {
 		t.Fatal(err)
@@ -198,7 +219,7 @@ func TestJoin(t *testing.T) {
 		t.Fatal("the control-plane join file carries a key in the clear")
 	}
 	n3.WriteFile("/root/node3.join", joinFile, 0o600)
-	if out, err := n3.Exec(nodeInstaller, "join", "--join-file", "/root/node3.join", "--certificate-key", strings.Repeat("0", 64), ignore); err == nil || !strings.Contains(out, "do not open with this certificate key") {
+	if out, err := n3.Exec(nodeInstaller, "join", "--join-file", "/root/node3.join", "--certificate-key", strings.Repeat("0", 64), ignore); err == nil || !strings.Contains(out, "the certificate key is not the one installer token create printed") {
 		t.Errorf("join with a wrong certificate key: %v\n%s", err, out)
 	}
 	// A control plane's join waits for its etcd member to catch up: more
@@ -272,7 +293,7 @@ func TestJoin(t *testing.T) {
 		t.Errorf("installer apply on node1 after node2 joined:\n%s", out)
 	}
 	// The join file is single-use in effect: joining again changes nothing.
-	if out := installer(n2, "join", "--join-file", "/root/node2.join", ignore); !zeroChanges.MatchString(out) {
+	if out := installer(n2, "join", "--join-file", "/root/node2.join", "--certificate-key", node2Key, ignore); !zeroChanges.MatchString(out) {
 		t.Errorf("installer join again:\n%s", out)
 	}
 
@@ -390,17 +411,27 @@ func etcdMembers(t *testing.T, n *Node) string {
 		"--cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt", "--key=/etc/kubernetes/pki/etcd/healthcheck-client.key", "member", "list")
 }
 
+// tokenCreate runs installer token create on n for node, the join file
+// at out on n: what it printed, and the file's key (carried apart).
+func tokenCreate(t *testing.T, n *Node, node, out string) (printed, key string) {
+	t.Helper()
+	printed = installer(t, n, "token", "create", "--node", node, "--out", out)
+	for _, l := range strings.Split(printed, "\n") {
+		if k, ok := strings.CutPrefix(l, "certificate key (carry it apart from the file): "); ok {
+			key = strings.TrimSpace(k)
+		}
+	}
+	if len(key) != 64 {
+		t.Fatalf("token create for %s printed no certificate key:\n%s", node, printed)
+	}
+	return printed, key
+}
+
 // joinControlPlane makes a join file for n on the first node and joins n
 // with it as a control plane, with the certificate key carried apart.
 func joinControlPlane(t *testing.T, first, n *Node) string {
 	t.Helper()
-	out := installer(t, first, "token", "create", "--node", n.Name, "--out", "/root/"+n.Name+".join")
-	certKey := ""
-	for _, l := range strings.Split(out, "\n") {
-		if k, ok := strings.CutPrefix(l, "certificate key (carry it apart from the file): "); ok {
-			certKey = strings.TrimSpace(k)
-		}
-	}
+	_, certKey := tokenCreate(t, first, n.Name, "/root/"+n.Name+".join")
 	data, err := os.ReadFile(filepath.Join(first.Root, "root", n.Name+".join"))
 	if err != nil {
 		t.Fatal(err)
@@ -408,7 +439,7 @@ func joinControlPlane(t *testing.T, first, n *Node) string {
 	n.WriteFile("/root/"+n.Name+".join", data, 0o600)
 	// A control plane's join waits for its etcd member to catch up: more
 	// than Exec's default timeout on a busy machine.
-	out, err = n.execTimeout(8*time.Minute, nil, nodeInstaller, "join", "--join-file", "/root/"+n.Name+".join", "--certificate-key", certKey, ignorePreflight)
+	out, err := n.execTimeout(8*time.Minute, nil, nodeInstaller, "join", "--join-file", "/root/"+n.Name+".join", "--certificate-key", certKey, ignorePreflight)
 	if err != nil {
 		journal, _ := n.Exec("tail", "-n", "12", "/var/lib/ferry/journal.jsonl")
 		kubelet, _ := n.Exec("journalctl", "-u", "kubelet", "--no-pager", "-n", "30")

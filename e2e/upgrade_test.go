@@ -45,13 +45,13 @@ func TestUpgrade(t *testing.T) {
 	installer(n1, "bootstrap", "--iso", "/root/ferry.iso", "--config", "/root/cluster.yaml", "--keyring", "/root/release.pub.asc",
 		"--root-passphrase-file", "/root/passphrase", ignorePreflight)
 	phase("node1 bootstrapped from 1.0.0")
-	installer(n1, "token", "create", "--node", "node2", "--out", "/root/node2.join")
+	_, node2Key := tokenCreate(t, n1, "node2", "/root/node2.join")
 	data, err := os.ReadFile(filepath.Join(n1.Root, "root", "node2.join"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	n2.WriteFile("/root/node2.join", data, 0o600)
-	installer(n2, "join", "--join-file", "/root/node2.join", ignorePreflight)
+	installer(n2, "join", "--join-file", "/root/node2.join", "--certificate-key", node2Key, ignorePreflight)
 	joinControlPlane(t, n1, n3)
 	joinControlPlane(t, n1, n4)
 	phase("node2, node3 and node4 joined")

@@ -103,8 +103,9 @@ type Options struct {
 	// configuration and keyring; without ISO the bundle is fetched from
 	// the cluster's content services and verified here.
 	JoinFile string
-	// CertificateKey opens a control-plane join file's secrets (hex; what
-	// installer token create printed).
+	// CertificateKey is the join file's key (hex; what installer token
+	// create printed with it): it authenticates the file, and opens a
+	// control-plane join file's secrets. Required with JoinFile.
 	CertificateKey string
 	// Node is this node's name in cluster.yaml; empty: the node whose
 	// hostname is this host's.
@@ -123,8 +124,9 @@ type Options struct {
 	// Out receives the plan.
 	Out io.Writer
 
-	join *JoinFile // read from JoinFile
-	mode string    // "bootstrap" or "join" (ModeFile)
+	join    *JoinFile // read from JoinFile
+	joinKey []byte    // CertificateKey, decoded
+	mode    string    // "bootstrap" or "join" (ModeFile)
 }
 
 // Result says what a run did.
@@ -155,14 +157,21 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	in := func(p string) string { return filepath.Join(o.Root, p) }
 	if o.JoinFile != "" {
-		jf, err := ReadJoinFile(o.JoinFile, o.Now())
+		if strings.TrimSpace(o.CertificateKey) == "" {
+			return nil, fmt.Errorf("join file %s: give --certificate-key, the key installer token create printed with the file: it authenticates the file (and opens a control plane's secrets)", o.JoinFile)
+		}
+		key, err := ParseCertificateKey(o.CertificateKey)
+		if err != nil {
+			return nil, fmt.Errorf("--certificate-key: %w", err)
+		}
+		jf, err := ReadJoinFile(o.JoinFile, o.Now(), key)
 		if err != nil {
 			return nil, err
 		}
 		if o.Node != "" && o.Node != jf.Node {
 			return nil, fmt.Errorf("join file %s is for node %s, not %s", o.JoinFile, jf.Node, o.Node)
 		}
-		o.Node, o.join = jf.Node, jf
+		o.Node, o.join, o.joinKey = jf.Node, jf, key
 		tmp, err := os.MkdirTemp("", "ferry-join-")
 		if err != nil {
 			return nil, err
@@ -299,10 +308,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 	}
 	if o.join != nil && node.HasRole(cluster.RoleControlPlane) {
-		if o.CertificateKey == "" {
-			return nil, fmt.Errorf("node %s is a control-plane node: give --certificate-key (printed by installer token create) to open the join file's secrets", node.Name)
-		}
-		secrets, err := o.join.OpenSecrets(o.CertificateKey)
+		secrets, err := o.join.OpenSecrets(o.joinKey)
 		if err != nil {
 			return nil, err
 		}

@@ -7,4 +7,10 @@
 //	cluster.yaml ─► PKI (realms, DNS-only leaves) + node files (nodeconfig)
 //	            ─► converge: packages (dnf, gpgcheck) → files → units
 //	                         → kubeadm init → CNI, labels, taints
+//
+// New nodes join from a join file (`installer token create` on a control
+// plane, `installer join` on the node): every field of it is authenticated
+// with an HMAC under a key of its own that travels apart from the file
+// (--certificate-key), and is checked before any field is used; a control
+// plane's shared CAs are sealed under a key derived from the same one.
 package bootstrap

@@ -5,9 +5,12 @@ import (
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -26,6 +29,7 @@ import (
 	"github.com/ferry-k8s/ferry/installer/cluster"
 	"github.com/ferry-k8s/ferry/installer/nodeconfig"
 	"github.com/ferry-k8s/ferry/installer/pki"
+	"github.com/ferry-k8s/ferry/internal/atomicfile"
 	"github.com/ferry-k8s/ferry/internal/fetch"
 )
 
@@ -44,6 +48,11 @@ const MaxJoinFileSize = 1 << 20
 // nothing it can get elsewhere. It holds secrets (the bootstrap token,
 // the node's private keys): it is written 0600, expires with its token,
 // and is meant to be carried to the node once and removed.
+//
+// Every field is authenticated: MAC is an HMAC-SHA256 over all the others
+// under a key derived from the certificate key token create prints, which
+// travels apart from the file (as kubeadm's --certificate-key does). A
+// file is not used before its MAC checks out (ParseJoinFile).
 type JoinFile struct {
 	APIVersion string `json:"apiVersion"`
 	Kind       string `json:"kind"`
@@ -77,18 +86,47 @@ type JoinFile struct {
 	// Secrets, for a control-plane node, are the realms' online CAs
 	// (intermediate certificates and keys, never a root key: R25), the
 	// service-account key pair and the encryption-at-rest key, sealed
-	// with AES-256-GCM under the certificate key token create prints (it
-	// travels apart from the file, as kubeadm's --certificate-key does).
+	// with AES-256-GCM under a key derived from the certificate key.
 	Secrets []byte `json:"secrets,omitempty"`
+	// MAC is the HMAC-SHA256 (hex) of every other field (macInput) under
+	// a key derived from the certificate key.
+	MAC string `json:"mac"`
 
-	// CertificateKey is the key Secrets are sealed with, hex; set by
+	// CertificateKey is the file's key, hex (CertificateKeySize bytes):
+	// it authenticates the file and opens its secrets. Set by
 	// CreateJoinFile, never written into the file.
 	CertificateKey string `json:"-"`
 }
 
-// CertificateKeySize is the size of the key that seals a join file's
-// secrets (hex-encoded on the command line).
+// CertificateKeySize is the size of a join file's key (hex-encoded on the
+// command line): every join file has its own.
 const CertificateKeySize = 32
+
+// ParseCertificateKey decodes a join file's key as token create printed
+// it (64 hex digits).
+func ParseCertificateKey(hexKey string) ([]byte, error) {
+	key, err := hex.DecodeString(strings.TrimSpace(hexKey))
+	if err != nil {
+		return nil, fmt.Errorf("the certificate key is not hex: %w", err)
+	}
+	if len(key) != CertificateKeySize {
+		return nil, fmt.Errorf("the certificate key has %d bytes, want %d (64 hex digits)", len(key), CertificateKeySize)
+	}
+	return key, nil
+}
+
+// The keys derived from a join file's key, one per use (HKDF-SHA256).
+const (
+	macKeyInfo    = "ferry.dev/v1alpha1 JoinFile mac"
+	secretKeyInfo = "ferry.dev/v1alpha1 JoinFile secrets"
+)
+
+func deriveKey(key []byte, info string) ([]byte, error) {
+	if len(key) != CertificateKeySize {
+		return nil, fmt.Errorf("the certificate key has %d bytes, want %d (64 hex digits)", len(key), CertificateKeySize)
+	}
+	return hkdf.Key(sha256.New, key, nil, info, 32)
+}
 
 // controlPlaneSecrets are the files a control-plane node shares with the
 // others: each realm's online CA, the service-account keys, the
@@ -103,54 +141,135 @@ func controlPlaneSecrets() []string {
 	return append(ps, filepath.Join(KubernetesPKI, "sa.key"), filepath.Join(KubernetesPKI, "sa.pub"), EncryptionKey)
 }
 
-// sealAAD binds sealed secrets to the file's cluster and node.
+// macInput is the canonical encoding of every field but MAC: a version
+// tag, then each field in declaration order, strings and bytes prefixed
+// with their length, lists with their count (so no two files share an
+// encoding). A field added to JoinFile must be added here
+// (TestJoinFileMACCoversEveryField fails otherwise).
+func (j *JoinFile) macInput() []byte {
+	b := []byte{}
+	num := func(n uint64) { b = binary.BigEndian.AppendUint64(b, n) }
+	str := func(s string) { num(uint64(len(s))); b = append(b, s...) }
+	str("ferry.dev/v1alpha1 JoinFile mac input")
+	str(j.APIVersion)
+	str(j.Kind)
+	str(j.Cluster)
+	str(j.Node)
+	str(j.Expires.UTC().Format(time.RFC3339Nano))
+	str(j.ClusterConfig)
+	str(j.Keyring)
+	str(j.ContentCA)
+	num(uint64(len(j.ContentServices)))
+	for _, s := range j.ContentServices {
+		str(s)
+	}
+	str(j.Bundle)
+	str(j.BundleSHA256)
+	num(uint64(j.BundleSize))
+	str(j.Discovery)
+	num(uint64(len(j.Files)))
+	for _, f := range j.Files {
+		str(f.Path)
+		num(uint64(f.Mode))
+		str(string(f.Content))
+	}
+	str(string(j.Secrets))
+	return b
+}
+
+func (j *JoinFile) mac(key []byte) ([]byte, error) {
+	mk, err := deriveKey(key, macKeyInfo)
+	if err != nil {
+		return nil, err
+	}
+	h := hmac.New(sha256.New, mk)
+	h.Write(j.macInput())
+	return h.Sum(nil), nil
+}
+
+// sign sets MAC: the last step of making a join file.
+func (j *JoinFile) sign(key []byte) error {
+	sum, err := j.mac(key)
+	if err != nil {
+		return err
+	}
+	j.MAC = hex.EncodeToString(sum)
+	return nil
+}
+
+// verify checks MAC against key, in constant time.
+func (j *JoinFile) verify(key []byte) error {
+	if j.MAC == "" {
+		return errors.New("it carries no MAC (made by an older installer, or altered): make a new one with installer token create")
+	}
+	got, err := hex.DecodeString(j.MAC)
+	if err != nil || len(got) != sha256.Size {
+		return errors.New("mac: want 64 hex digits (the file was altered)")
+	}
+	want, err := j.mac(key)
+	if err != nil {
+		return err
+	}
+	if !hmac.Equal(got, want) {
+		return errors.New("the file was altered, or the certificate key is not the one installer token create printed with it (its MAC does not match)")
+	}
+	return nil
+}
+
+// sealAAD binds sealed secrets to the file's cluster and node (the MAC
+// binds them to the whole file as well).
 func (j *JoinFile) sealAAD() []byte {
 	return []byte("ferry join secrets\x00" + j.Cluster + "\x00" + j.Node)
 }
 
 func secretsCipher(key []byte) (cipher.AEAD, error) {
-	if len(key) != CertificateKeySize {
-		return nil, fmt.Errorf("the certificate key has %d bytes, want %d (64 hex digits)", len(key), CertificateKeySize)
+	sk, err := deriveKey(key, secretKeyInfo)
+	if err != nil {
+		return nil, err
 	}
-	block, err := aes.NewCipher(key)
+	block, err := aes.NewCipher(sk)
 	if err != nil {
 		return nil, err
 	}
 	return cipher.NewGCM(block)
 }
 
-// seal encrypts entries into j.Secrets with key.
+// seal encrypts entries into j.Secrets with a key derived from key, under
+// a random nonce.
 func (j *JoinFile) seal(key []byte, entries []JoinFileEntry) error {
+	nonce := make([]byte, 12) // GCM's standard nonce
+	if _, err := rand.Read(nonce); err != nil {
+		return err
+	}
+	return j.sealWithNonce(key, entries, nonce)
+}
+
+func (j *JoinFile) sealWithNonce(key []byte, entries []JoinFileEntry, nonce []byte) error {
 	aead, err := secretsCipher(key)
 	if err != nil {
 		return err
 	}
+	if len(nonce) != aead.NonceSize() {
+		return fmt.Errorf("sealing secrets: a nonce of %d bytes, want %d", len(nonce), aead.NonceSize())
+	}
 	plain, err := json.Marshal(entries)
 	if err != nil {
-		return err
-	}
-	nonce := make([]byte, aead.NonceSize())
-	if _, err := rand.Read(nonce); err != nil {
 		return err
 	}
 	j.Secrets = aead.Seal(nonce, nonce, plain, j.sealAAD())
 	return nil
 }
 
-// OpenSecrets decrypts a control-plane join file's secrets with the
-// certificate key (hex) and checks that each is a file a control-plane
-// node shares.
-func (j *JoinFile) OpenSecrets(hexKey string) ([]JoinFileEntry, error) {
-	key, err := hex.DecodeString(strings.TrimSpace(hexKey))
-	if err != nil {
-		return nil, fmt.Errorf("the certificate key is not hex: %w", err)
-	}
+// OpenSecrets decrypts a control-plane join file's secrets with its key
+// (ParseCertificateKey; the file's MAC checked already by ParseJoinFile)
+// and checks that each is a file a control-plane node shares.
+func (j *JoinFile) OpenSecrets(key []byte) ([]JoinFileEntry, error) {
 	aead, err := secretsCipher(key)
 	if err != nil {
 		return nil, err
 	}
 	if len(j.Secrets) < aead.NonceSize() {
-		return nil, errors.New("join file: secrets: too short")
+		return nil, errors.New("join file: secrets: none, or too short (is the node a control plane in the cluster.yaml the file was made from?)")
 	}
 	plain, err := aead.Open(nil, j.Secrets[:aead.NonceSize()], j.Secrets[aead.NonceSize():], j.sealAAD())
 	if err != nil {
@@ -253,6 +372,12 @@ func CreateJoinFile(ctx context.Context, o TokenOptions) (*JoinFile, error) {
 			jf.ContentServices = append(jf.ContentServices, net.JoinHostPort(cp.Hostname, fmt.Sprint(ContentPort)))
 		}
 	}
+	// The file's own key: it authenticates every field and opens the
+	// secrets; printed by token create, never written into the file.
+	key := make([]byte, CertificateKeySize)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
 	if n.HasRole(cluster.RoleControlPlane) {
 		// The node issues its own leaves from the shared online CAs.
 		var secrets []JoinFileEntry
@@ -267,14 +392,9 @@ func CreateJoinFile(ctx context.Context, o TokenOptions) (*JoinFile, error) {
 			}
 			secrets = append(secrets, JoinFileEntry{Path: p, Mode: mode, Content: data})
 		}
-		key := make([]byte, CertificateKeySize)
-		if _, err := rand.Read(key); err != nil {
-			return nil, err
-		}
 		if err := jf.seal(key, secrets); err != nil {
 			return nil, err
 		}
-		jf.CertificateKey = hex.EncodeToString(key)
 	}
 	var leaves []leafSpec
 	if !n.HasRole(cluster.RoleControlPlane) {
@@ -312,6 +432,10 @@ func CreateJoinFile(ctx context.Context, o TokenOptions) (*JoinFile, error) {
 		return nil, fmt.Errorf("kubeadm token create printed no token (%d bytes of output)", len(out))
 	}
 	jf.Discovery = discoveryKubeconfig(c, clusterCA, token)
+	if err := jf.sign(key); err != nil {
+		return nil, err
+	}
+	jf.CertificateKey = hex.EncodeToString(key)
 	return jf, nil
 }
 
@@ -340,32 +464,100 @@ func (j *JoinFile) Marshal() ([]byte, error) {
 	return json.MarshalIndent(j, "", "  ")
 }
 
-// ReadJoinFile reads and checks a join file: its kind, that it has not
-// expired, and that its files stay where a join file may write.
-func ReadJoinFile(p string, now time.Time) (*JoinFile, error) {
+// WriteJoinFile writes j (made by CreateJoinFile) to p, mode 0600 whatever
+// is there already: through a temporary file in the same directory,
+// renamed over p, so that an existing file keeps neither its content nor
+// its mode. A symbolic link at p is refused rather than replaced or
+// followed. The bytes are checked first to open with j's key.
+func WriteJoinFile(p string, j *JoinFile) error {
+	key, err := ParseCertificateKey(j.CertificateKey)
+	if err != nil {
+		return err
+	}
+	data, err := j.Marshal()
+	if err != nil {
+		return err
+	}
+	data = append(data, '\n')
+	// What is written must open on the node: the MAC of the parsed bytes.
+	back, err := decodeJoinFile(data, p)
+	if err != nil {
+		return err
+	}
+	if err := back.verify(key); err != nil {
+		return fmt.Errorf("join file %s: %w", p, err)
+	}
+	if err := CheckJoinFileOut(p); err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(p, data, 0o600)
+}
+
+// CheckJoinFileOut says whether a join file may be written at p: nothing
+// there, or a regular file (replaced); not a symbolic link.
+func CheckJoinFileOut(p string) error {
+	fi, err := os.Lstat(p)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("writing join file %s: %w", p, err)
+	case fi.Mode()&fs.ModeSymlink != 0:
+		return fmt.Errorf("writing join file %s: it is a symbolic link: give the path of the file itself, or remove the link", p)
+	case !fi.Mode().IsRegular():
+		return fmt.Errorf("writing join file %s: it exists and is not a regular file", p)
+	}
+	return nil
+}
+
+// ReadJoinFile reads and checks a join file (ParseJoinFile).
+func ReadJoinFile(p string, now time.Time, key []byte) (*JoinFile, error) {
 	f, err := os.Open(p)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	return ParseJoinFile(io.LimitReader(f, MaxJoinFileSize+1), p, now)
+	return ParseJoinFile(io.LimitReader(f, MaxJoinFileSize+1), p, now, key)
 }
 
-// ParseJoinFile parses a join file read from r (name is for errors).
-func ParseJoinFile(r io.Reader, name string, now time.Time) (*JoinFile, error) {
+// ParseJoinFile parses a join file read from r (name is for errors) and
+// checks it: strict JSON (no unknown or repeated key, nothing after the
+// object), then its MAC under key (the certificate key, ParseCertificateKey)
+// before any field is looked at, then its kind, that it has not expired,
+// and that its files stay where a join file may write.
+func ParseJoinFile(r io.Reader, name string, now time.Time, key []byte) (*JoinFile, error) {
 	data, err := io.ReadAll(r)
 	if err != nil {
 		return nil, err
 	}
+	j, err := decodeJoinFile(data, name)
+	if err != nil {
+		return nil, err
+	}
+	if err := j.verify(key); err != nil {
+		return nil, fmt.Errorf("join file %s: %w", name, err)
+	}
+	if err := j.validate(now); err != nil {
+		return nil, fmt.Errorf("join file %s: %w", name, err)
+	}
+	return j, nil
+}
+
+// decodeJoinFile decodes a join file's bytes strictly; nothing is checked
+// but its syntax.
+func decodeJoinFile(data []byte, name string) (*JoinFile, error) {
 	if len(data) > MaxJoinFileSize {
 		return nil, fmt.Errorf("join file %s: larger than %d bytes", name, MaxJoinFileSize)
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
 	var j JoinFile
-	if err := dec.Decode(&j); err != nil {
+	if err := decodeStrictJSON(data, &j); err != nil {
 		return nil, fmt.Errorf("join file %s: %w", name, err)
 	}
+	return &j, nil
+}
+
+// validate checks an authenticated join file's fields.
+func (j *JoinFile) validate(now time.Time) error {
 	var errs []error
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
@@ -406,10 +598,7 @@ func ParseJoinFile(r io.Reader, name string, now time.Time) (*JoinFile, error) {
 			bad(fmt.Sprintf("files[%d].mode", i), "%04o: want 0644 or stricter", f.Mode)
 		}
 	}
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("join file %s: %w", name, errors.Join(errs...))
-	}
-	return &j, nil
+	return errors.Join(errs...)
 }
 
 func fileSHA256(p string) (string, int64, error) {

@@ -62,8 +62,12 @@ install -d -o vagrant -g vagrant -m 0700 "$join"
 # node's own certificates (made again at each provision: they expire).
 awk '$1 == "-" && $2 == "name:" {print $3}' /vagrant/cluster.yaml | while read -r other; do
 	[[ $other == "$node" ]] && continue
-	"$FERRY_INSTALLER" token create --node "$other" --out "$join/$other.join"
-	chown vagrant:vagrant "$join/$other.join"
+	# The file's key (printed): it authenticates the file. Beside it here,
+	# where admin.conf goes too; in a real cluster it travels apart.
+	key=$("$FERRY_INSTALLER" token create --node "$other" --out "$join/$other.join" | awk '/^certificate key/ {print $NF}')
+	[[ ${#key} == 64 ]] || die "installer token create --node $other printed no certificate key"
+	(umask 077 && printf '%s\n' "$key" >"$join/$other.key")
+	chown vagrant:vagrant "$join/$other.join" "$join/$other.key"
 done
 install -o vagrant -g vagrant -m 0600 /etc/kubernetes/admin.conf "$join/admin.conf"
 install -o vagrant -g vagrant -m 0755 "$FERRY_INSTALLER" "$join/installer"

@@ -77,13 +77,16 @@ func joinCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "join",
 		Usage:     "install this node and join it to the cluster, from a join file (install == upgrade: run it again, it changes nothing)",
-		UsageText: "installer join --join-file node2.join [--iso ferry.iso]",
+		UsageText: "installer join --join-file node2.join --certificate-key KEY [--iso ferry.iso]",
 		Description: `The join file comes from 'installer token create --node NAME' on a
 control-plane node. It carries the cluster's configuration, keyring and
 content CA, a short-lived bootstrap token and the node's own certificates
-(a worker's) or the cluster's online CAs sealed with a certificate key (a
-control plane's, which issues its own): carry it to the node once, over a
-trusted channel, and delete it after.
+(a worker's) or the cluster's online CAs (a control plane's, which issues
+its own). token create prints the file's certificate key: every field of
+the file is authenticated with it (a file altered in any way is refused
+before it is used) and a control plane's CAs are sealed with it. Carry the
+file to the node once, the key apart from it (another channel), and delete
+the file after.
 
 Without --iso, the bundle is fetched from the control planes' content
 services (TLS verified with the content CA only, resumable, checked against
@@ -98,7 +101,7 @@ bundle (installer bundle extend on a control plane).`,
 		Flags: append(convergeFlags(),
 			&cli.PathFlag{Name: "join-file", Usage: "the join file (installer token create)", Required: true},
 			&cli.PathFlag{Name: "iso", Usage: "the bundle ISO, when it is at hand (default: fetched from the content services)"},
-			&cli.StringFlag{Name: "certificate-key", Usage: "a control-plane node's key to the join file's secrets (printed by token create; carry it apart from the file)", EnvVars: []string{"FERRY_CERTIFICATE_KEY"}},
+			&cli.StringFlag{Name: "certificate-key", Aliases: []string{"join-key"}, Usage: "the join file's key, printed by token create with it (carry it apart from the file): it authenticates the file and opens a control plane's secrets (required)", EnvVars: []string{"FERRY_CERTIFICATE_KEY"}},
 			validityFlag,
 		),
 		Action: func(c *cli.Context) error {
@@ -118,32 +121,29 @@ func tokenCommand() *cli.Command {
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "node", Usage: "the node's name in cluster.yaml", Required: true},
 				&cli.DurationFlag{Name: "ttl", Value: bootstrap.DefaultJoinTTL, Usage: "how long the file and its token are good"},
-				&cli.PathFlag{Name: "out", Usage: "where to write the join file (mode 0600; default: NODE.join)"},
+				&cli.PathFlag{Name: "out", Usage: "where to write the join file (mode 0600, replacing a file there; not a symbolic link; default: NODE.join)"},
 			},
 			Action: func(c *cli.Context) error {
+				out := c.Path("out")
+				if out == "" {
+					out = c.String("node") + ".join"
+				}
+				// Before a bootstrap token is made for nothing.
+				if err := bootstrap.CheckJoinFileOut(out); err != nil {
+					return err
+				}
 				jf, err := bootstrap.CreateJoinFile(c.Context, bootstrap.TokenOptions{Node: c.String("node"), TTL: c.Duration("ttl")})
 				if err != nil {
 					return err
 				}
-				data, err := jf.Marshal()
-				if err != nil {
-					return err
-				}
-				out := c.Path("out")
-				if out == "" {
-					out = jf.Node + ".join"
-				}
-				if err := os.WriteFile(out, append(data, '\n'), 0o600); err != nil {
+				if err := bootstrap.WriteJoinFile(out, jf); err != nil {
 					return err
 				}
 				fmt.Fprintf(c.App.Writer, "join file for node %s written to %s (expires %s)\n", jf.Node, out, jf.Expires.Format("2006-01-02 15:04:05Z"))
-				if jf.CertificateKey != "" {
-					// The key to the control plane's CAs: printed once,
-					// never written next to the file.
-					fmt.Fprintf(c.App.Writer, "certificate key (carry it apart from the file): %s\non the node: installer join --join-file %s --certificate-key KEY\n", jf.CertificateKey, filepath.Base(out))
-					return nil
-				}
-				fmt.Fprintf(c.App.Writer, "on the node: installer join --join-file %s\n", filepath.Base(out))
+				// The file's key (it authenticates the file, and opens a
+				// control plane's CAs): printed once, never written next
+				// to the file.
+				fmt.Fprintf(c.App.Writer, "certificate key (carry it apart from the file): %s\non the node: installer join --join-file %s --certificate-key KEY\n", jf.CertificateKey, filepath.Base(out))
 				return nil
 			},
 		}},

@@ -495,19 +495,34 @@ func WriteJoinFile(p string, j *JoinFile) error {
 
 // CheckJoinFileOut says whether a join file may be written at p: nothing
 // there, or a regular file (replaced); not a symbolic link.
-func CheckJoinFileOut(p string) error {
+func CheckJoinFileOut(p string) error { return checkSecretOut("join file", p) }
+
+// checkSecretOut refuses to write a file holding secrets (what) at p
+// through a symbolic link or over something that is not a regular file.
+func checkSecretOut(what, p string) error {
 	fi, err := os.Lstat(p)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil
 	case err != nil:
-		return fmt.Errorf("writing join file %s: %w", p, err)
+		return fmt.Errorf("writing %s %s: %w", what, p, err)
 	case fi.Mode()&fs.ModeSymlink != 0:
-		return fmt.Errorf("writing join file %s: it is a symbolic link: give the path of the file itself, or remove the link", p)
+		return fmt.Errorf("writing %s %s: it is a symbolic link: give the path of the file itself, or remove the link", what, p)
 	case !fi.Mode().IsRegular():
-		return fmt.Errorf("writing join file %s: it exists and is not a regular file", p)
+		return fmt.Errorf("writing %s %s: it exists and is not a regular file", what, p)
 	}
 	return nil
+}
+
+// WriteSecretFile writes data, which holds secrets (what: for errors),
+// to p with mode 0600 through a temporary file renamed into place: an
+// existing file at p gets the new mode too, and a symbolic link at p is
+// refused rather than followed or replaced.
+func WriteSecretFile(what, p string, data []byte) error {
+	if err := checkSecretOut(what, p); err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(p, data, 0o600)
 }
 
 // ReadJoinFile reads and checks a join file (ParseJoinFile).

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"os/signal"
 	"path/filepath"
 	"syscall"
@@ -230,7 +229,7 @@ roles (groups like system:masters are refused by cluster.yaml validation).`,
 				if out == "" {
 					out = c.String("name") + ".kubeconfig"
 				}
-				if err := os.WriteFile(out, kc, 0o600); err != nil {
+				if err := bootstrap.WriteSecretFile("kubeconfig", out, kc); err != nil {
 					return err
 				}
 				fmt.Fprintf(c.App.Writer, "kubeconfig for %s written to %s (certificate expires %s)\n", c.String("name"), out, expires.UTC().Format("2006-01-02 15:04:05Z"))

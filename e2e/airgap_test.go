@@ -280,6 +280,11 @@ func startServe(t *testing.T, b *bundleFixture, listen, cert, key string, roots 
 			if err == nil {
 				resp.Body.Close()
 				if resp.StatusCode == http.StatusOK {
+					// By the kernel's sockets, not only the log: the
+					// process listens on the bridge address and nowhere else.
+					if socks, err := listeningSockets(cmd.Process.Pid); err != nil || len(socks) != 1 || socks[0] != listen {
+						t.Fatalf("installer serve (pid %d) listens on %v (%v), want %s only", cmd.Process.Pid, socks, err, listen)
+					}
 					return
 				}
 				err = fmt.Errorf("/readyz: %s", resp.Status)
@@ -288,4 +293,22 @@ func startServe(t *testing.T, b *bundleFixture, listen, cert, key string, roots 
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// listeningSockets are the local addresses of the TCP sockets process pid
+// listens on (ss, iproute2).
+func listeningSockets(pid int) ([]string, error) {
+	out, err := exec.Command("ss", "-H", "-l", "-t", "-n", "-p").CombinedOutput()
+	if err != nil {
+		return nil, fmt.Errorf("ss: %w: %s", err, out)
+	}
+	var socks []string
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 6 || !strings.Contains(line, fmt.Sprintf("pid=%d,", pid)) {
+			continue
+		}
+		socks = append(socks, f[3])
+	}
+	return socks, nil
 }

@@ -435,8 +435,26 @@ sed -i -E 's/^%[4]s([[:space:]])/%[1]s\1/' /etc/hosts`, newIP, oldIP, c.Bridge()
 	node.IP = newIP
 	phase(fmt.Sprintf("node address changed from %s to %s", oldIP, newIP))
 	moved := time.Now()
+	packagesBefore := node.MustExec(t, "/bin/sh", "-c", "rpm -qa | sort")
+	stateBefore := nodeState(t, node)
 	out = bootstrap("apply")
 	t.Logf("apply after the address change:\n%s", out)
+	// What changed on disk, judged by the files' hashes (the apply's own
+	// list is checked below too).
+	changed := changedFiles(stateBefore, nodeState(t, node))
+	for _, want := range []string{"/etc/ferry/kubeadm/kubeadm.yaml", "/etc/kubernetes/pki/apiserver.crt", "/etc/ferry/firewall.nft"} {
+		if !changed[want] {
+			t.Errorf("after the address change %s is unchanged", want)
+		}
+	}
+	for _, unwanted := range []string{"/etc/kubernetes/pki/ca.crt", "/etc/kubernetes/pki/etcd/server.crt", "/etc/containerd/config.toml"} {
+		if changed[unwanted] {
+			t.Errorf("the address change rewrote %s: not needed for a new address", unwanted)
+		}
+	}
+	if after := node.MustExec(t, "/bin/sh", "-c", "rpm -qa | sort"); after != packagesBefore {
+		t.Errorf("the address change changed the installed packages")
+	}
 	for _, want := range []string{"write file " + "/etc/ferry/kubeadm/kubeadm.yaml", "kubeadm reconfigure", "write file /etc/kubernetes/pki/apiserver.crt", "write file /etc/ferry/firewall.nft"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("apply after the address change lacks %q", want)
@@ -624,4 +642,31 @@ func stateDiff(before, after []string) string {
 		}
 	}
 	return strings.Join(diff, "\n")
+}
+
+// changedFiles are the files whose hash differs between two nodeStates
+// (or that one of them lacks).
+func changedFiles(before, after []string) map[string]bool {
+	hashes := func(lines []string) map[string]string {
+		m := map[string]string{}
+		for _, l := range lines {
+			if sum, file, ok := strings.Cut(l, "  "); ok && len(sum) == 64 {
+				m[file] = sum
+			}
+		}
+		return m
+	}
+	b, a := hashes(before), hashes(after)
+	changed := map[string]bool{}
+	for f, sum := range b {
+		if a[f] != sum {
+			changed[f] = true
+		}
+	}
+	for f := range a {
+		if _, ok := b[f]; !ok {
+			changed[f] = true
+		}
+	}
+	return changed
 }

@@ -347,6 +347,24 @@ func TestJoin(t *testing.T) {
 	if out := n2.MustExec(t, "sh", "-c", "journalctl -u kubelet --since -30s --no-pager | grep -c 'Error updating node status' || true"); strings.TrimSpace(out) != "0" {
 		t.Errorf("node2's kubelet failed to update its status in the last 30 s (%s times)", strings.TrimSpace(out))
 	}
+	// By state too: node2's Lease keeps being renewed (every 10 s) with
+	// node1 dead.
+	leaseRenewed := func() time.Time {
+		out, err := proxied(n3, "get", "lease", "-n", "kube-node-lease", "node2", "-o", "jsonpath={.spec.renewTime}")
+		if err != nil {
+			t.Fatalf("node2's lease: %v %s", err, out)
+		}
+		at, err := time.Parse(time.RFC3339Nano, out)
+		if err != nil {
+			t.Fatalf("node2's lease renewTime %q: %v", out, err)
+		}
+		return at
+	}
+	first := leaseRenewed()
+	waitFor("node2's lease renewed with node1 dead", time.Minute, func() (bool, string) {
+		at := leaseRenewed()
+		return at.After(first), "renewTime " + at.Format(time.RFC3339Nano)
+	})
 	// The registry and the repositories, from the content services left.
 	if out, err := n2.execTimeout(5*time.Minute, nil, "crictl", "pull", etcdImage); err != nil {
 		t.Errorf("node2 pulls %s with node1 dead: %v\n%s", etcdImage, err, out)

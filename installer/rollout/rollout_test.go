@@ -222,7 +222,7 @@ func TestRolloutScale(t *testing.T) {
 				t.Fatal(err)
 			}
 			c.checkDone(t, "2.0.0")
-			w.verify(t)
+			w.verify(t, c.client)
 			waves := 1 + (workers+budget-1)/budget
 			ideal := time.Duration(waves) * tc.work
 			var table bytes.Buffer
@@ -402,7 +402,7 @@ func TestRolloutNodeNeverComesBack(t *testing.T) {
 		t.Fatalf("the resumed run: resumed=%v %v", rep.Resumed, err)
 	}
 	c.checkDone(t, "2.0.0")
-	w.verify(t)
+	w.verify(t, c.client)
 }
 
 // TestRolloutStageFails: a node that cannot stage the new bundle stops the
@@ -602,6 +602,6 @@ func TestRolloutKilled(t *testing.T) {
 			break
 		}
 	}
-	w.verify(t)
+	w.verify(t, c.client)
 	t.Logf("peak cordoned: %d control-plane, %d workers (budget %d)", w.peakCP, w.peakW, budget)
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -181,13 +182,18 @@ func TestOversizedHeader(t *testing.T) {
 // answers 400 to a request line cut short by its timeout). The header
 // would take 5 minutes to send; a connection still open at the test's
 // deadline, 2 minutes, fails the test. Durations are logged, not asserted.
+// The server says why: ferry_content_connection_timeouts_total counts one
+// timeout per slow connection, and its log names each one's address.
 func TestSlowloris(t *testing.T) {
 	s := startServer(t, serveOptions{})
 	const conns = 8
+	const timeouts = "ferry_content_connection_timeouts_total"
+	before := s.metric(t, timeouts)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	msg := "GET /healthz HTTP/1.1\r\nHost: " + s.addr + "\r\nX-Slow: " + strings.Repeat("z", 300)
 	type result struct {
+		addr     string // the client's end
 		after    time.Duration
 		sent     int
 		answer   []byte // what the server sent before closing
@@ -213,7 +219,7 @@ func TestSlowloris(t *testing.T) {
 				answer, readErr = io.ReadAll(conn)
 				close(closed)
 			}()
-			r := result{}
+			r := result{addr: conn.LocalAddr().String()}
 			for r.sent < len(msg) {
 				select {
 				case <-closed:
@@ -251,6 +257,7 @@ func TestSlowloris(t *testing.T) {
 	if code, _, err := s.get(t, s.client(t, false), "/healthz"); err != nil || code != 200 {
 		t.Errorf("during the slowloris: %d %v", code, err)
 	}
+	var closed []string
 	for range conns {
 		r := <-results
 		switch {
@@ -261,11 +268,28 @@ func TestSlowloris(t *testing.T) {
 		case len(r.answer) > 0 && !strings.HasPrefix(string(r.answer), "HTTP/1.1 400 ") && !strings.HasPrefix(string(r.answer), "HTTP/1.1 408 "):
 			t.Errorf("slow connection: answered %.200q, want no answer, a 400 or a 408 (%d bytes sent)", r.answer, r.sent)
 		default:
+			closed = append(closed, r.addr)
 			t.Logf("slow connection closed by the server after %v, %d bytes sent, read ended with %v, write error %v, answer %.40q",
 				r.after.Round(time.Millisecond), r.sent, r.readErr, r.writeErr, r.answer)
 		}
 	}
 	if code, _, err := s.get(t, s.client(t, false), "/healthz"); err != nil || code != 200 {
 		t.Errorf("after the slowloris: %d %v", code, err)
+	}
+	// The server closed them for their timeout (no other connection of
+	// the test is slow or idle long enough to time out).
+	if got := s.metric(t, timeouts) - before; got != conns {
+		t.Errorf("%s grew by %v, want %d", timeouts, got, conns)
+	}
+	var logged []string
+	for line := range strings.SplitSeq(s.log.String(), "\n") {
+		if strings.Contains(line, "read timed out") {
+			logged = append(logged, line)
+		}
+	}
+	for _, addr := range closed {
+		if !slices.ContainsFunc(logged, func(l string) bool { return strings.Contains(l, addr) }) {
+			t.Errorf("the server logged no timeout for %s: %q", addr, logged)
+		}
 	}
 }

@@ -36,7 +36,7 @@ build: ## static bin/builder and bin/installer
 test: lint ## every test tier this machine can run (unit + integration with real gpg, dnf, rpm, xorriso, skopeo)
 	$(GO) test -tags '$(GO_TAGS)' -count=1 -timeout 40m ./...
 
-unit: ## quick tests only (-short skips nothing that CI counts; it only shortens loops)
+unit: ## the tests with -short, which skips TestMultiExtentReal (a 4.5 GiB ISO) and the two 500-node TestRolloutScale runs, and kills TestRolloutKilled 5 times instead of 20 (`make test` runs them all)
 	$(GO) test -tags '$(GO_TAGS)' -short ./...
 
 lint: ## gofmt, go vet, staticcheck

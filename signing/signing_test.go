@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -224,17 +225,45 @@ func writeFile(t *testing.T, path string, data []byte) {
 	}
 }
 
+// FuzzReadKeyring reads arbitrary keyrings: errors, never panics, and a
+// keyring that reads survives what servers do with it: Armored serializes
+// it, the result reads back to the same fingerprints in the same order, and
+// serializes again to the same bytes.
 func FuzzReadKeyring(f *testing.F) {
 	_, pub, err := GenerateKey(KeyOptions{Name: "F", Email: "f@ferry.invalid", Created: epoch})
 	if err != nil {
 		f.Fatal(err)
 	}
+	_, pub2, err := GenerateKey(KeyOptions{Name: "G", Email: "g@ferry.invalid", Created: epoch, Lifetime: 24 * time.Hour})
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Add(pub)
+	f.Add(append(append(append([]byte{}, pub...), '\n'), pub2...)) // two keys, as cat makes them
 	f.Add([]byte("-----BEGIN PGP PUBLIC KEY BLOCK-----\n\n-----END PGP PUBLIC KEY BLOCK-----\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		k, err := ReadKeyring(bytes.NewReader(data))
-		if err == nil {
-			_, _ = k.Verify(bytes.NewReader([]byte("x")), data, epoch)
+		if err != nil {
+			return
+		}
+		_, _ = k.Verify(bytes.NewReader([]byte("x")), data, epoch)
+		fps := k.Fingerprints()
+		if len(fps) == 0 {
+			t.Fatal("a keyring without keys")
+		}
+		armored, err := k.Armored()
+		if err != nil {
+			t.Fatalf("a keyring that reads does not serialize: %v", err)
+		}
+		again, err := ReadKeyring(bytes.NewReader(armored))
+		if err != nil {
+			t.Fatalf("the serialized keyring does not read: %v\n%s", err, armored)
+		}
+		if got := again.Fingerprints(); !slices.Equal(got, fps) {
+			t.Fatalf("fingerprints %v after a round trip, want %v", got, fps)
+		}
+		if twice, err := again.Armored(); err != nil || !bytes.Equal(twice, armored) {
+			t.Fatalf("serialized again: %v\n%s\nwant\n%s", err, twice, armored)
 		}
 	})
 }

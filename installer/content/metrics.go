@@ -20,6 +20,7 @@ import (
 //	ferry_content_bundles_refused_total               ISOs refused by Add/Sync
 //	ferry_content_bundles_expired                     served bundles past their validity (served still)
 //	ferry_content_verification_duration_seconds       time to verify and index one ISO
+//	ferry_content_connection_timeouts_total           connections closed because a read deadline passed
 type metrics struct {
 	requests       *prometheus.CounterVec
 	bytes          *prometheus.CounterVec
@@ -31,6 +32,7 @@ type metrics struct {
 	refused        prometheus.Counter
 	expired        prometheus.Gauge
 	verifySeconds  prometheus.Histogram
+	connTimeouts   prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -69,8 +71,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Time to verify (signature, every file's sha256) and index one bundle ISO.",
 			Buckets: prometheus.ExponentialBuckets(0.05, 2, 14), // 50 ms … 7 min
 		}),
+		connTimeouts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ferry_content_connection_timeouts_total",
+			Help: "Connections closed because a read deadline passed: a TLS handshake or request header slower than 10 s (slowloris), a request slower than 1 min, or a keep-alive connection idle for 2 min.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.bytes, m.inFlight, m.digestFailures, m.bundles, m.expiry, m.open, m.refused, m.expired, m.verifySeconds} {
+	for _, c := range []prometheus.Collector{m.requests, m.bytes, m.inFlight, m.digestFailures, m.bundles, m.expiry, m.open, m.refused, m.expired, m.verifySeconds, m.connTimeouts} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

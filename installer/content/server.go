@@ -237,7 +237,8 @@ func (s *Server) Reload(ctx context.Context) error {
 // that fail), then tells systemd READY=1. SIGHUP reloads (Reload).
 func (s *Server) Run(ctx context.Context) error {
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- s.srv.ServeTLS(s.ln, "", "") }()
+	ln := &timeoutListener{Listener: s.ln, log: s.log, timeouts: s.svc.m.connTimeouts}
+	go func() { serveErr <- s.srv.ServeTLS(ln, "", "") }()
 	s.log.Info("listening", slog.String("addr", s.ln.Addr().String()), slog.Bool("client_certificates", s.clientCA.Load() != nil))
 
 	hup := make(chan os.Signal, 1)

@@ -3,6 +3,7 @@ package pki
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/tls"
@@ -784,6 +785,9 @@ func TestPassphrase(t *testing.T) {
 
 // FuzzDecryptPrivateKey: hostile key files never panic, and decryption
 // work stays bounded (large iteration counts are refused before any work).
+// A key that decrypts fails with ErrWrongPassphrase under another
+// passphrase, and encrypts again to a file that decrypts to the same key
+// (and not under another passphrase).
 func FuzzDecryptPrivateKey(f *testing.F) {
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), nil)
 	der, _ := x509.MarshalPKCS8PrivateKey(k)
@@ -792,14 +796,65 @@ func FuzzDecryptPrivateKey(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(good)
+	// Keys encrypted by OpenSSL 3 (not by encryptPKCS8, so that the round
+	// trip below is reached even if encryptPKCS8 and DecryptPrivateKey
+	// disagree): openssl genpkey … | openssl pkcs8 -topk8 -v2 CIPHER
+	// -v2prf PRF -iter N -passout pass:"correct horse battery staple".
+	f.Add([]byte(opensslP256AES256SHA256))
+	f.Add([]byte(opensslEd25519AES128SHA1))
 	f.Add([]byte("-----BEGIN ENCRYPTED PRIVATE KEY-----\nMAA=\n-----END ENCRYPTED PRIVATE KEY-----\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if p, err := parsePBES2FromPEM(data); err == nil && p.iterations > 20000 {
 			return // valid but slow to try: parsing is what is fuzzed here
 		}
-		_, _ = DecryptPrivateKey(data, testPass)
+		key, err := DecryptPrivateKey(data, testPass)
+		if err != nil {
+			return
+		}
+		wrong := Passphrase("not the staple")
+		if _, err := DecryptPrivateKey(data, wrong); !errors.Is(err, ErrWrongPassphrase) {
+			t.Fatalf("decrypted with another passphrase: %v", err)
+		}
+		der, err := x509.MarshalPKCS8PrivateKey(key)
+		if err != nil {
+			t.Fatalf("a decrypted %T does not marshal: %v", key, err)
+		}
+		again, err := encryptPKCS8(der, testPass, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := DecryptPrivateKey(again, testPass)
+		if err != nil {
+			t.Fatalf("a re-encrypted %T does not decrypt: %v", key, err)
+		}
+		if eq, ok := key.(interface{ Equal(crypto.PrivateKey) bool }); !ok || !eq.Equal(back) {
+			t.Fatalf("the key changed on a round trip: %T, %T", key, back)
+		}
+		if _, err := DecryptPrivateKey(again, wrong); !errors.Is(err, ErrWrongPassphrase) {
+			t.Fatalf("the re-encrypted key decrypted with another passphrase: %v", err)
+		}
 	})
 }
+
+// opensslP256AES256SHA256 is a P-256 key, AES-256-CBC, PBKDF2 with
+// HMAC-SHA-256, 1000 iterations.
+const opensslP256AES256SHA256 = `-----BEGIN ENCRYPTED PRIVATE KEY-----
+MIHsMFcGCSqGSIb3DQEFDTBKMCkGCSqGSIb3DQEFDDAcBAgGpqsMS0KgrAICA+gw
+DAYIKoZIhvcNAgkFADAdBglghkgBZQMEASoEED2GGS9ovo7HBRDVI1i7DbQEgZA/
+13SxpGdozQzXcUY4pgmjxzuOx2SaHWEphEwQVbNHOG7Fcg3vS1MLnmgXUgxZAYM0
+AIy6kSmdJ6InilP37QFKBvdNRyB/+IQVPGFiWIrUm4jApLg+ro3eJtdQpnJdiegk
+LzSHzR4LR1yH8n5Xp7XIn1sfucFKBpzTLg0I0IvoLVxEzLT38GFtRdA7ITp1lxw=
+-----END ENCRYPTED PRIVATE KEY-----
+`
+
+// opensslEd25519AES128SHA1 is an Ed25519 key, AES-128-CBC, PBKDF2 with
+// HMAC-SHA-1 (the default: no PRF parameter), 2048 iterations.
+const opensslEd25519AES128SHA1 = `-----BEGIN ENCRYPTED PRIVATE KEY-----
+MIGNMEkGCSqGSIb3DQEFDTA8MBsGCSqGSIb3DQEFDDAOBAhuLx8N7uTvGgICCAAw
+HQYJYIZIAWUDBAECBBAYA70kPlPcIYXTUWFUWx3kBEBhnvuIlTxWK3qsWwlSGb9E
+5wUmKsFrJ1TjC0J+QjGwE7ZWJvbvJfho5moaz3DvjCbX6Ni0SGVFJYZMrRqNZicQ
+-----END ENCRYPTED PRIVATE KEY-----
+`
 
 func parsePBES2FromPEM(data []byte) (*pbes2, error) {
 	b, _ := pem.Decode(data)

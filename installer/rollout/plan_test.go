@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -281,7 +282,8 @@ func TestCheckVersion(t *testing.T) {
 
 // FuzzParseState: whatever the ConfigMap holds, ParseState returns a
 // state or an error, never panics, and what it accepts survives a round
-// trip.
+// trip through Data whole (deep-equal; times compared as instants, as
+// JSON keeps the offset but not the *time.Location).
 func FuzzParseState(f *testing.F) {
 	f.Add(`{"version":"2.0.0","maxUnavailable":"1","status":"Running","started":"2026-01-01T00:00:00Z","updated":"2026-01-01T00:00:00Z"}`, "n1", `{"phase":"done","version":"2.0.0"}`)
 	f.Add(`{"version":"2","status":"Stopped","stoppedAt":["n1"],"snapshot":{"path":"/x","sha256":"","size":1,"revision":2,"taken":"2026-01-01T00:00:00Z","verified":true}}`, "n1", `{"phase":"failed","error":"x"}`)
@@ -294,11 +296,29 @@ func FuzzParseState(f *testing.F) {
 		if err != nil {
 			t.Fatalf("round trip: %v", err)
 		}
-		if back.Plan.Version != s.Plan.Version || len(back.Nodes) != len(s.Nodes) {
-			t.Fatalf("round trip changed the state: %+v → %+v", s, back)
+		if want, got := instants(s), instants(back); !reflect.DeepEqual(got, want) {
+			t.Fatalf("round trip changed the state:\n%#v\n→ %q\n→ %#v", want, s.Data(), got)
 		}
 		_ = WriteTable(&bytes.Buffer{}, s.Rows(time.Now()))
 	})
+}
+
+// instants is a deep copy of s with every time in UTC: the same instants,
+// comparable with reflect.DeepEqual.
+func instants(s *State) *State {
+	c := &State{Plan: s.Plan, Nodes: map[string]NodeRecord{}}
+	c.Plan.Started, c.Plan.Updated = c.Plan.Started.UTC(), c.Plan.Updated.UTC()
+	c.Plan.StoppedAt = slices.Clone(s.Plan.StoppedAt)
+	if s.Plan.Snapshot != nil {
+		snap := *s.Plan.Snapshot
+		snap.Taken = snap.Taken.UTC()
+		c.Plan.Snapshot = &snap
+	}
+	for name, r := range s.Nodes {
+		r.Started, r.Finished = r.Started.UTC(), r.Finished.UTC()
+		c.Nodes[name] = r
+	}
+	return c
 }
 
 func TestTransientErrors(t *testing.T) {

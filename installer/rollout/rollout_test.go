@@ -222,7 +222,7 @@ func TestRolloutScale(t *testing.T) {
 				t.Fatal(err)
 			}
 			c.checkDone(t, "2.0.0")
-			w.verify(t)
+			w.verify(t, c.client)
 			waves := 1 + (workers+budget-1)/budget
 			ideal := time.Duration(waves) * tc.work
 			var table bytes.Buffer
@@ -402,7 +402,7 @@ func TestRolloutNodeNeverComesBack(t *testing.T) {
 		t.Fatalf("the resumed run: resumed=%v %v", rep.Resumed, err)
 	}
 	c.checkDone(t, "2.0.0")
-	w.verify(t)
+	w.verify(t, c.client)
 }
 
 // TestRolloutStageFails: a node that cannot stage the new bundle stops the
@@ -458,7 +458,9 @@ func TestRolloutStageFails(t *testing.T) {
 // TestRolloutStageWatch: reports of staging that come a while after the
 // nodes were asked are seen (the orchestrator watches the nodes), and a
 // node deleted while it is awaited stops the roll-out at once, not after
-// the node timeout.
+// the node timeout: that is an hour here, so only noticing the deletion
+// ends the roll-out before the test's deadline (its context), and the
+// reason names the deletion, not the timeout.
 func TestRolloutStageWatch(t *testing.T) {
 	c := startCluster(t)
 	names := c.addNodes(t, "n", 4, 1)
@@ -467,7 +469,10 @@ func TestRolloutStageWatch(t *testing.T) {
 	gone := names[3]
 	d.stageSilent[gone] = true
 	opts := c.options(t, c.client, d, "2.0.0", cluster.Int(1))
-	ctx := context.Background()
+	opts.NodeTimeout = time.Hour
+	// The test's deadline, far below the node timeout.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
 	deleted := make(chan error, 1)
 	go func() {
 		// Once the roll-out has asked the silent node to stage, and the
@@ -492,21 +497,16 @@ func TestRolloutStageWatch(t *testing.T) {
 		}
 		deleted <- c.client.CoreV1().Nodes().Delete(ctx, gone, metav1.DeleteOptions{})
 	}()
-	begin := time.Now()
 	_, err := Run(ctx, opts)
-	took := time.Since(begin)
 	if derr := <-deleted; derr != nil {
 		t.Fatal(derr)
 	}
+	// The node was deleted once the others had reported (late): the
+	// roll-out took those reports in and stopped only for the deleted
+	// node, without waiting for the node timeout.
 	var se *StageError
 	if !errors.As(err, &se) || len(se.Failed) != 1 || se.Failed[gone] != "the node was deleted" {
-		t.Fatalf("want the roll-out refused for the deleted node %s: %v", gone, err)
-	}
-	if took >= opts.NodeTimeout {
-		t.Errorf("the deleted node was noticed after %s, the node timeout is %s", took, opts.NodeTimeout)
-	}
-	if took < d.stageDelay {
-		t.Errorf("the roll-out stopped after %s, before the others' reports (%s)", took, d.stageDelay)
+		t.Fatalf("want the roll-out refused for the deleted node %s before the test's deadline: %v", gone, err)
 	}
 	list, err := c.client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {
@@ -602,6 +602,6 @@ func TestRolloutKilled(t *testing.T) {
 			break
 		}
 	}
-	w.verify(t)
+	w.verify(t, c.client)
 	t.Logf("peak cordoned: %d control-plane, %d workers (budget %d)", w.peakCP, w.peakW, budget)
 }

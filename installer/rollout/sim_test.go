@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
@@ -127,60 +129,119 @@ func (d *simDaemon) setNever(node string, never bool) {
 
 // cordonWatcher checks the invariant on every event of every node: never
 // more than maxWorkers workers, nor more than one control-plane node,
-// cordoned at once.
+// cordoned at once. A watch that fails (an error event, a watch that
+// cannot be made again from the last resource version) leaves the bound
+// unchecked from then on, so it is a violation too; verify also fails
+// when no node event came, or when the watcher has not caught up with the
+// nodes (it stopped following without a word).
 type cordonWatcher struct {
 	mu            sync.Mutex
 	maxCP, maxW   int
 	peakCP, peakW int
-	events        int
+	events        int               // node events from the watch (not the initial list)
+	seen          map[string]string // node → last resource version seen
 	violations    []string
 	cancel        context.CancelFunc
 	done          chan struct{}
 }
 
+// maxEmptyWatches bounds the watches in a row that close without an
+// event: the API server ends a watch after its timeout (30 minutes or
+// more), not at once.
+const maxEmptyWatches = 3
+
 func watchCordons(t testing.TB, c kubernetes.Interface, maxW int) *cordonWatcher {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	w := &cordonWatcher{maxCP: 1, maxW: maxW, cancel: cancel, done: make(chan struct{})}
+	w := &cordonWatcher{maxCP: 1, maxW: maxW, seen: map[string]string{}, cancel: cancel, done: make(chan struct{})}
 	list, err := c.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	state := map[string]NodeState{}
 	for i := range list.Items {
-		state[list.Items[i].Name] = Observe(&list.Items[i])
+		n := &list.Items[i]
+		state[n.Name] = Observe(n)
+		w.seen[n.Name] = n.ResourceVersion
 	}
-	w.check(state)
+	w.check(state, false) // the listed state is checked, but is no event
 	rv := list.ResourceVersion
 	go func() {
 		defer close(w.done)
-		for ctx.Err() == nil {
-			wi, err := c.CoreV1().Nodes().Watch(ctx, metav1.ListOptions{ResourceVersion: rv})
-			if err != nil {
-				time.Sleep(100 * time.Millisecond)
-				continue
-			}
-			for ev := range wi.ResultChan() {
-				n, ok := ev.Object.(*corev1.Node)
-				if !ok {
-					continue
+		empty := 0
+		for {
+			n, err := w.follow(ctx, c, state, &rv)
+			switch {
+			case ctx.Err() != nil:
+				return
+			case err != nil:
+				w.broken(err)
+				return
+			case n > 0:
+				empty = 0
+			default:
+				if empty++; empty >= maxEmptyWatches {
+					w.broken(fmt.Errorf("%d watches in a row closed without an event", empty))
+					return
 				}
-				rv = n.ResourceVersion
-				if ev.Type == watch.Deleted {
-					delete(state, n.Name)
-				} else {
-					state[n.Name] = Observe(n)
-				}
-				w.check(state)
 			}
-			wi.Stop()
+			// The watch closed: the next one resumes from rv.
 		}
 	}()
 	t.Cleanup(w.stop)
 	return w
 }
 
-func (w *cordonWatcher) check(state map[string]NodeState) {
+// follow watches the nodes from *rv until the watch closes or fails,
+// checking the invariant on every node event; it returns how many came.
+func (w *cordonWatcher) follow(ctx context.Context, c kubernetes.Interface, state map[string]NodeState, rv *string) (int, error) {
+	wi, err := c.CoreV1().Nodes().Watch(ctx, metav1.ListOptions{ResourceVersion: *rv})
+	if err != nil {
+		return 0, fmt.Errorf("watching the nodes from resource version %s: %w", *rv, err)
+	}
+	defer wi.Stop()
+	n := 0
+	for ev := range wi.ResultChan() {
+		switch ev.Type {
+		case watch.Added, watch.Modified, watch.Deleted:
+		case watch.Error:
+			return n, fmt.Errorf("watching the nodes from resource version %s: %w", *rv, apierrors.FromObject(ev.Object))
+		default: // no bookmarks are asked for
+			return n, fmt.Errorf("watching the nodes: unexpected %s event", ev.Type)
+		}
+		node, ok := ev.Object.(*corev1.Node)
+		if !ok {
+			return n, fmt.Errorf("watching the nodes: a %s event holds a %T", ev.Type, ev.Object)
+		}
+		n++
+		*rv = node.ResourceVersion
+		if ev.Type == watch.Deleted {
+			delete(state, node.Name)
+		} else {
+			state[node.Name] = Observe(node)
+		}
+		w.mu.Lock()
+		if ev.Type == watch.Deleted {
+			delete(w.seen, node.Name)
+		} else {
+			w.seen[node.Name] = node.ResourceVersion
+		}
+		w.mu.Unlock()
+		w.check(state, true)
+	}
+	return n, nil
+}
+
+// broken records that the watch stopped: the bound is unchecked from then.
+func (w *cordonWatcher) broken(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.violations = append(w.violations, fmt.Sprintf("after %d events the watch broke, the budget is unchecked from then: %v", w.events, err))
+}
+
+// check checks the invariant on state; event says whether a watch event
+// brought it.
+func (w *cordonWatcher) check(state map[string]NodeState, event bool) {
 	cp, wk := 0, 0
 	for _, s := range state {
 		if !s.Unschedulable {
@@ -194,7 +255,9 @@ func (w *cordonWatcher) check(state map[string]NodeState) {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.events++
+	if event {
+		w.events++
+	}
 	w.peakCP, w.peakW = max(w.peakCP, cp), max(w.peakW, wk)
 	if cp > w.maxCP || wk > w.maxW {
 		w.violations = append(w.violations, fmt.Sprintf("event %d: %d control-plane and %d worker nodes cordoned", w.events, cp, wk))
@@ -206,14 +269,60 @@ func (w *cordonWatcher) stop() {
 	<-w.done
 }
 
-func (w *cordonWatcher) verify(t testing.TB) {
+// verify fails the test if the budget was exceeded, the watch broke, no
+// node event came, or the watcher has not caught up with the nodes as
+// they are now (each at the resource version listed, or later) within a
+// minute: a test deadline, not a performance bound.
+func (w *cordonWatcher) verify(t testing.TB, c kubernetes.Interface) {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	list, err := c.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	behind := ""
+	for {
+		if behind = w.behind(list.Items); behind == "" || ctx.Err() != nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-w.done:
+			cancel() // stopped: it will not catch up
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if len(w.violations) > 0 {
-		t.Errorf("the budget was exceeded (%d events seen): %v", w.events, w.violations)
+		t.Errorf("the budget was exceeded or went unchecked (%d events seen): %v", w.events, w.violations)
 	}
 	if w.events == 0 {
 		t.Error("the watcher saw no node event")
 	}
+	if behind != "" {
+		t.Errorf("the watcher stopped following the nodes: %s", behind)
+	}
+}
+
+// behind names a listed node the watcher has not seen at its listed
+// resource version (or a later one), or returns "".
+func (w *cordonWatcher) behind(nodes []corev1.Node) string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for i := range nodes {
+		n := &nodes[i]
+		seen, ok := w.seen[n.Name]
+		if !ok {
+			return fmt.Sprintf("node %s (resource version %s) not seen", n.Name, n.ResourceVersion)
+		}
+		// etcd's resource versions are revisions: later is larger.
+		want, err1 := strconv.ParseUint(n.ResourceVersion, 10, 64)
+		got, err2 := strconv.ParseUint(seen, 10, 64)
+		if err1 != nil || err2 != nil || got < want {
+			return fmt.Sprintf("node %s seen at resource version %s, listed at %s", n.Name, seen, n.ResourceVersion)
+		}
+	}
+	return ""
 }

@@ -349,13 +349,21 @@ func TestFetchRestartsWhenRangeIgnored(t *testing.T) {
 }
 
 // TestFetchStalled: a response that stops sending is abandoned after the
-// stall timeout and resumed.
+// stall timeout and resumed: a second request asks for the rest with a
+// Range from the bytes already received, and the server sends each byte
+// once.
 func TestFetchStalled(t *testing.T) {
 	data, sum := content(64 << 10)
+	const first = 1000 // bytes sent before the stall
+	var mu sync.Mutex
+	var ranges []string
 	s := newServer(t, func(s *server, w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		ranges = append(ranges, r.Header.Get("Range"))
+		mu.Unlock()
 		if s.requests.Load() == 1 {
 			w.Header().Set("Content-Length", fmt.Sprint(len(data)))
-			w.Write(data[:1000])
+			w.Write(data[:first])
 			w.(http.Flusher).Flush()
 			<-r.Context().Done() // until the client gives up
 			return
@@ -368,6 +376,23 @@ func TestFetchStalled(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkFile(t, p, data)
+	mu.Lock()
+	defer mu.Unlock()
+	if n := s.requests.Load(); n != 2 || len(ranges) != 2 {
+		t.Fatalf("%d requests (ranges %q), want 2: the stalled one and its resumption", n, ranges)
+	}
+	if ranges[0] != "" {
+		t.Errorf("the first request has Range %q, want none", ranges[0])
+	}
+	var start int64
+	if _, err := fmt.Sscanf(ranges[1], "bytes=%d-", &start); err != nil || start <= 0 || start > first || ranges[1] != fmt.Sprintf("bytes=%d-", start) {
+		t.Errorf("the second request has Range %q, want bytes=N- with 0 < N <= %d (resumed, not restarted)", ranges[1], first)
+	}
+	// Each byte is sent once, but for those before the stall that the
+	// client may not have read (none, in practice).
+	if got := s.sent.Load(); got != int64(len(data))+first-start {
+		t.Errorf("the server sent %d body bytes, want %d (%d before the stall, the rest from %d)", got, int64(len(data))+first-start, first, start)
+	}
 }
 
 // TestFetchParallelBound counts the requests in flight in the handler: it

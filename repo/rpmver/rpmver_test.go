@@ -278,17 +278,35 @@ func FuzzParseEVR(f *testing.F) {
 	})
 }
 
+// FuzzCompare: Compare is an order on each triple: reflexive,
+// antisymmetric (Compare(a, b) = -Compare(b, a), in {-1, 0, 1}) and
+// transitive (a ≤ b ≤ c implies a ≤ c, with a = c only if a = b = c).
 func FuzzCompare(f *testing.F) {
-	for _, c := range vercmpCases {
-		f.Add(c.a, c.b)
+	for i, c := range vercmpCases {
+		next := vercmpCases[(i+1)%len(vercmpCases)]
+		f.Add(c.a, c.b, next.a)
+		f.Add(c.a, c.b, c.a+"~")
 	}
-	f.Fuzz(func(t *testing.T, a, b string) {
-		ab, ba := Compare(a, b), Compare(b, a)
-		if ab != -ba || ab < -1 || ab > 1 {
-			t.Fatalf("Compare(%q, %q) = %d but Compare(%q, %q) = %d", a, b, ab, b, a, ba)
+	f.Fuzz(func(t *testing.T, a, b, c string) {
+		for _, p := range [][2]string{{a, b}, {b, c}, {a, c}} {
+			x, y := p[0], p[1]
+			xy, yx := Compare(x, y), Compare(y, x)
+			if xy != -yx || xy < -1 || xy > 1 {
+				t.Fatalf("Compare(%q, %q) = %d but Compare(%q, %q) = %d", x, y, xy, y, x, yx)
+			}
 		}
-		if Compare(a, a) != 0 {
-			t.Fatalf("%q is not equal to itself", a)
+		for _, x := range []string{a, b, c} {
+			if Compare(x, x) != 0 {
+				t.Fatalf("%q is not equal to itself", x)
+			}
+		}
+		// Each of the six orders of the triple: x ≤ y ≤ z ⇒ x ≤ z.
+		for _, o := range [][3]string{{a, b, c}, {a, c, b}, {b, a, c}, {b, c, a}, {c, a, b}, {c, b, a}} {
+			x, y, z := o[0], o[1], o[2]
+			xy, yz, xz := Compare(x, y), Compare(y, z), Compare(x, z)
+			if xy <= 0 && yz <= 0 && (xz > 0 || xz == 0 && (xy != 0 || yz != 0)) {
+				t.Fatalf("not transitive: Compare(%q, %q) = %d, Compare(%q, %q) = %d, but Compare(%q, %q) = %d", x, y, xy, y, z, yz, x, z, xz)
+			}
 		}
 	})
 }

@@ -100,18 +100,11 @@ func (p *Package) FileName() string {
 // file): the package's identity and metadata, Location its base name,
 // Checksum empty. Nothing past the main header is read or checked.
 func ReadPackageHeader(path string) (*Package, error) {
-	f, err := os.Open(path)
+	f, st, err := openRPM(path)
 	if err != nil {
-		return nil, fmt.Errorf("reading rpm %s: %w", path, err)
+		return nil, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("reading rpm %s: %w", path, err)
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("reading rpm %s: not a regular file", path)
-	}
 	raw, err := readRawHeaders(f, st.Size())
 	if err != nil {
 		return nil, fmt.Errorf("reading rpm header of %s: %w", path, err)
@@ -143,19 +136,30 @@ func ReadPackageWithDigest(path, location, sha256hex string) (*Package, error) {
 	return readPackageFile(path, location, sha256hex)
 }
 
-func readPackageFile(path, location, digest string) (*Package, error) {
+// openRPM opens the RPM at path, which must be a regular file.
+func openRPM(path string) (*os.File, os.FileInfo, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("reading rpm %s: %w", path, err)
+		return nil, nil, fmt.Errorf("reading rpm %s: %w", path, err)
 	}
-	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("reading rpm %s: %w", path, err)
+		f.Close()
+		return nil, nil, fmt.Errorf("reading rpm %s: %w", path, err)
 	}
 	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("reading rpm %s: not a regular file", path)
+		f.Close()
+		return nil, nil, fmt.Errorf("reading rpm %s: not a regular file", path)
 	}
+	return f, st, nil
+}
+
+func readPackageFile(path, location, digest string) (*Package, error) {
+	f, st, err := openRPM(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
 	if location == "" {
 		location = filepath.Base(path)
 	}

@@ -34,7 +34,7 @@ func walkUnknown(v any, t reflect.Type, path string, out *[]string) {
 		if t.Kind() != reflect.Struct {
 			return
 		}
-		fields := jsonFields(t)
+		fields := JSONFields(t)
 		for k, sub := range val {
 			p := k
 			if path != "" {
@@ -57,7 +57,10 @@ func walkUnknown(v any, t reflect.Type, path string, out *[]string) {
 	}
 }
 
-func jsonFields(t reflect.Type) map[string]reflect.Type {
+// JSONFields maps the JSON names of t's exported fields (a struct type)
+// to their types, as encoding/json names them: the strict decoders of
+// bundle files and join files check keys against it.
+func JSONFields(t reflect.Type) map[string]reflect.Type {
 	m := map[string]reflect.Type{}
 	for i := range t.NumField() {
 		f := t.Field(i)

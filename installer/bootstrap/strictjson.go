@@ -7,7 +7,8 @@ import (
 	"fmt"
 	"io"
 	"reflect"
-	"strings"
+
+	"github.com/ferry-k8s/ferry/bundle"
 )
 
 // maxJSONDepth bounds how deeply a strictly decoded document nests (a
@@ -54,7 +55,7 @@ func walkStrict(dec *json.Decoder, tok json.Token, t reflect.Type, path string, 
 	case json.Delim('{'):
 		var fields map[string]reflect.Type
 		if t != nil && t.Kind() == reflect.Struct {
-			fields = jsonFields(t)
+			fields = bundle.JSONFields(t)
 		}
 		seen := map[string]bool{}
 		for dec.More() {
@@ -113,21 +114,4 @@ func orRoot(path string) string {
 		return "the object"
 	}
 	return path
-}
-
-// jsonFields are the JSON names of t's exported fields.
-func jsonFields(t reflect.Type) map[string]reflect.Type {
-	m := map[string]reflect.Type{}
-	for i := range t.NumField() {
-		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		if name == "-" || !f.IsExported() {
-			continue
-		}
-		if name == "" {
-			name = f.Name
-		}
-		m[name] = f.Type
-	}
-	return m
 }

@@ -3,16 +3,12 @@ package bootstrap
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
-	"net"
-	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -24,65 +20,14 @@ import (
 	"github.com/ferry-k8s/ferry/installer/cluster"
 	"github.com/ferry-k8s/ferry/installer/content"
 	"github.com/ferry-k8s/ferry/installer/converge"
-	"github.com/ferry-k8s/ferry/installer/nodeconfig"
+	"github.com/ferry-k8s/ferry/installer/desired"
+	"github.com/ferry-k8s/ferry/installer/layout"
+	"github.com/ferry-k8s/ferry/installer/nodestate"
 	"github.com/ferry-k8s/ferry/installer/pki"
 	"github.com/ferry-k8s/ferry/internal/atomicfile"
 	"github.com/ferry-k8s/ferry/internal/version"
-	"github.com/ferry-k8s/ferry/repo/rpmbuild"
 	"github.com/ferry-k8s/ferry/signing"
 )
-
-// Paths of Ferry's node state.
-const (
-	StateDir      = "/var/lib/ferry"
-	BundlesDir    = StateDir + "/bundles"
-	ClusterConfig = "/etc/ferry/cluster.yaml"
-	KeyringFile   = "/etc/ferry/keys/ferry.pub.asc"
-	ServeConfig   = "/etc/ferry/serve.yaml"
-	EncryptionKey = "/etc/ferry/secrets/encryption-at-rest.key"
-	RepoFile      = "/etc/yum.repos.d/ferry.repo"
-	// ModeFile records how the node came into the cluster: "bootstrap"
-	// (kubeadm init) or "join"; apply continues the same way, and neither
-	// command runs on a node the other made.
-	ModeFile = StateDir + "/mode"
-	// TargetFile names the bundle (its file in BundlesDir) the node runs
-	// or is being brought to: set by bootstrap and join, and by the node
-	// daemon when a roll-out asks for another version.
-	TargetFile = StateDir + "/target"
-	// IgnorePreflightFile keeps the kubeadm preflight checks the node's
-	// bootstrap or join was told to ignore, for its later applies and
-	// upgrades (the same machine, the same environment).
-	IgnorePreflightFile = StateDir + "/kubeadm-ignore-preflight-errors"
-	// EtcdStateFile is the etcd membership a joining control-plane node's
-	// member started into (recorded when Ferry added the member).
-	EtcdStateFile = StateDir + "/etcd-initial-cluster"
-	// ContentPort is where the content service listens on every
-	// control-plane node.
-	ContentPort = 5443
-	// CNIConfig is the pod network's configuration (the bridge plugin).
-	CNIConfig = "/etc/cni/net.d/10-ferry-bridge.conflist"
-	// KubeProxyConfig, KubeProxyKubeconfig and KubeProxyUnit run kube-proxy
-	// as a host service (see kubeProxyFiles).
-	KubeProxyConfig     = "/etc/ferry/kube-proxy.yaml"
-	KubeProxyKubeconfig = "/etc/kubernetes/kube-proxy.conf"
-	KubeProxyUnit       = "/etc/systemd/system/kube-proxy.service"
-	hostProvidesName    = "ferry-host-provides"
-	// APIProxyUnit, APIProxyConfig and APIProxyCA run the node-local API
-	// server proxy (R32; see apiProxyFiles), which the node's clients
-	// reach at APIProxyServer.
-	APIProxyUnit   = "ferry-apiproxy.service"
-	APIProxyConfig = "/etc/ferry/apiproxy.yaml"
-	APIProxyCA     = "/etc/ferry/apiproxy-ca.crt"
-	APIProxyServer = "https://127.0.0.1:6444"
-	// APIServerPort is where every control plane's API server listens.
-	APIServerPort = 6443
-)
-
-// packageRestarts are the units restarted when their package is upgraded.
-var packageRestarts = map[string][]string{"containerd": {"containerd.service"}, "kube-proxy": {"kube-proxy.service"}, "ferry-installer": {"ferry-content.service", APIProxyUnit}}
-
-// NodePackages are the distribution's packages every node installs.
-var NodePackages = []string{"kubelet", "kubeadm", "kubectl", "containerd", "runc", "cri-tools", "kubernetes-cni", "kube-proxy", "etcd", "ferry-installer"}
 
 // Options configure `installer bootstrap` and `installer apply`.
 type Options struct {
@@ -126,7 +71,6 @@ type Options struct {
 
 	join    *JoinFile // read from JoinFile
 	joinKey []byte    // CertificateKey, decoded
-	mode    string    // "bootstrap" or "join" (ModeFile)
 }
 
 // Result says what a run did.
@@ -301,7 +245,6 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node %s: %w", node.Name, err)
 	}
-	o.mode = mode
 	if bootstrap && !o.DryRun {
 		if err := recordMode(o.Root, mode); err != nil {
 			return nil, err
@@ -320,18 +263,33 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			res.Changes += n
 		}
 	}
-	nf, err := observeNode(ctx, o.Root, c, node)
-	if err != nil {
-		return nil, err
-	}
 	// Ferry's API steps go through the node-local proxy (R32): they work
 	// while any API server does, whatever the endpoint's name resolves to.
-	host := &converge.Host{Root: o.Root, NodeName: node.Name, Kubeconfig: "/etc/kubernetes/admin.conf", StateDir: StateDir, Log: log,
-		Server: APIProxyServer, TLSServerName: apiServerName(c)}
+	host := &converge.Host{Root: o.Root, NodeName: node.Name, Kubeconfig: layout.AdminConf, StateDir: StateDir, Log: log,
+		Server: APIProxyServer, TLSServerName: c.APIServerName()}
+	observe := nodestate.Options{Root: o.Root, Cluster: c, Node: node, ClusterConfig: o.Config, Keyring: o.Keyring,
+		Bundle: facts.desired(), Mode: mode, Imported: imported, IgnorePreflightErrors: o.IgnorePreflightErrors,
+		Passphrase: o.RootPassphrase, Now: o.Now, Version: versionString()}
+	if o.join != nil {
+		observe.Join = &nodestate.Join{ContentCA: []byte(o.join.ContentCA), Discovery: []byte(o.join.Discovery)}
+		for _, e := range o.join.Files {
+			observe.Join.Files = append(observe.Join.Files, converge.File{Path: e.Path, Mode: e.Mode, Content: e.Content})
+		}
+	}
 	for round := 1; round <= 5; round++ {
-		d, err := desired(c, node, facts, nf, o, imported)
+		// observe → desired → plan → apply, until nothing is left to do.
+		in, err := nodestate.Observe(ctx, observe)
 		if err != nil {
 			return nil, err
+		}
+		d, warnings, err := desired.Node(in)
+		if err != nil {
+			return nil, err
+		}
+		if round == 1 {
+			for _, w := range warnings {
+				log.Warn(w)
+			}
 		}
 		if round > 1 && d.NeedsAPI() && !o.DryRun {
 			// The last round may have restarted the API server (kubeadm
@@ -383,7 +341,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		n, err := host.Apply(ctx, d, ops)
 		res.Changes += n
 		if err != nil {
-			return res, fmt.Errorf("node %s: %w (the journal is %s; run the same command again to continue)", node.Name, err, filepath.Join(StateDir, "journal.jsonl"))
+			return res, fmt.Errorf("node %s: %w (the journal is %s; run the same command again to continue)", node.Name, err, layout.Journal)
 		}
 	}
 	res.Took = time.Since(start)
@@ -511,195 +469,6 @@ func readManifestBytes(p string) ([]byte, error) {
 	return m.Marshal()
 }
 
-// nodeFacts are what observation of the host contributes.
-type nodeFacts struct {
-	ips map[string]string
-	// firewall is the host firewall's input (R26): the backend found and
-	// the nodes' addresses resolved from their hostnames; nil when the
-	// firewall is off and nothing of it is on the node.
-	firewall *nodeconfig.FirewallInput
-	// selinux is the host's SELinux (nil: none).
-	selinux *selinuxState
-	// peers are every node's addresses (by node name), resolved.
-	peers         map[string][]netip.Addr
-	cgroupVersion int
-	systemd       bool
-	hasShell      bool // rpm knows a provider of /bin/sh
-	// mtu is the MTU of the interface that carries the node's workload
-	// address (0: unknown); the pod network uses it (R34).
-	mtu int
-}
-
-func observeNode(ctx context.Context, root string, c *cluster.Cluster, n *cluster.Node) (*nodeFacts, error) {
-	f := &nodeFacts{ips: map[string]string{}, cgroupVersion: 1}
-	if _, err := os.Stat(filepath.Join(root, "/sys/fs/cgroup/cgroup.controllers")); err == nil {
-		f.cgroupVersion = 2
-	}
-	if _, err := os.Stat(filepath.Join(root, "/run/systemd/system")); err == nil {
-		f.systemd = true
-	}
-	if err := exec.Command("rpm", "--root", root, "-q", "--whatprovides", "/bin/sh").Run(); err == nil {
-		f.hasShell = true
-	}
-	addrs, err := localAddrs()
-	if err != nil {
-		return nil, err
-	}
-	planes := map[string]string{
-		nodeconfig.PlaneControlPlane: c.Spec.Networks.ControlPlane,
-		nodeconfig.PlaneWorkload:     c.Spec.Networks.Workload,
-		nodeconfig.PlaneEtcd:         c.Spec.Networks.Etcd,
-	}
-	for plane, cidr := range planes {
-		ip, err := planeAddr(addrs, cidr)
-		if err != nil {
-			return nil, fmt.Errorf("node %s: spec.networks.%s: %w", n.Name, plane, err)
-		}
-		f.ips[plane] = ip
-	}
-	f.mtu = addrMTU(f.ips[nodeconfig.PlaneWorkload])
-	f.selinux = observeSELinux(root)
-	if f.peers, err = resolvePeers(ctx, c, n, f.ips); err != nil {
-		return nil, err
-	}
-	if f.firewall, err = observeFirewall(ctx, root, c, n, f.peers); err != nil {
-		return nil, err
-	}
-	return f, nil
-}
-
-// observeFirewall finds the firewall backend (spec.firewall.backend auto:
-// firewalld when it runs, nftables otherwise) and resolves every node's
-// hostname: the rules admit nodes by address, and an address changed in
-// DNS is picked up by the next apply (R30).
-func observeFirewall(ctx context.Context, root string, c *cluster.Cluster, n *cluster.Node, peers map[string][]netip.Addr) (*nodeconfig.FirewallInput, error) {
-	enabled := c.Spec.Firewall.Enabled == nil || *c.Spec.Firewall.Enabled
-	nft := fileExists(filepath.Join(root, "/usr/sbin/nft"))
-	firewalld := fileExists(filepath.Join(root, "/usr/bin/firewall-cmd")) &&
-		exec.CommandContext(ctx, "systemctl", "is-active", "--quiet", "firewalld.service").Run() == nil
-	in := &nodeconfig.FirewallInput{ContentPort: ContentPort, Version: versionString()}
-	switch b := c.Spec.Firewall.Backend; {
-	case b == cluster.FirewallFirewalld || (b != cluster.FirewallNftables && firewalld):
-		in.Backend = nodeconfig.FirewallBackendFirewalld
-	default:
-		in.Backend = nodeconfig.FirewallBackendNftables
-	}
-	if !enabled {
-		if in.Backend == nodeconfig.FirewallBackendNftables && nft {
-			return in, nil // the ruleset that removes Ferry's table
-		}
-		return nil, nil
-	}
-	if in.Backend == nodeconfig.FirewallBackendNftables && !nft {
-		return nil, fmt.Errorf("node %s: spec.firewall: the nftables backend needs /usr/sbin/nft: install nftables, run firewalld, or set spec.firewall.enabled: false", n.Name)
-	}
-	if in.Backend == nodeconfig.FirewallBackendFirewalld && !fileExists(filepath.Join(root, "/usr/bin/firewall-cmd")) {
-		return nil, fmt.Errorf("node %s: spec.firewall.backend firewalld: firewall-cmd is not installed", n.Name)
-	}
-	for i := range c.Spec.Nodes {
-		peer := &c.Spec.Nodes[i]
-		addrs := peers[peer.Name]
-		in.Nodes = append(in.Nodes, addrs...)
-		if peer.HasRole(cluster.RoleControlPlane) {
-			in.ControlPlane = append(in.ControlPlane, addrs...)
-		}
-	}
-	return in, nil
-}
-
-// resolvePeers resolves every node's hostname (R29: nodes are names; the
-// addresses are DNS's, read at each apply so that a change reaches the
-// firewall and the pod routes, R30). This node's own plane addresses are
-// included whatever DNS says.
-func resolvePeers(ctx context.Context, c *cluster.Cluster, n *cluster.Node, ips map[string]string) (map[string][]netip.Addr, error) {
-	out := map[string][]netip.Addr{}
-	for i := range c.Spec.Nodes {
-		peer := &c.Spec.Nodes[i]
-		var addrs []netip.Addr
-		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		found, err := net.DefaultResolver.LookupNetIP(lctx, "ip", peer.Hostname)
-		cancel()
-		if err != nil && peer.Name != n.Name {
-			return nil, fmt.Errorf("node %s: node %s's hostname %s does not resolve: %w (the pod routes and the firewall need every node's address: add it to DNS or /etc/hosts)", n.Name, peer.Name, peer.Hostname, err)
-		}
-		for _, a := range found {
-			addrs = append(addrs, a.Unmap())
-		}
-		if peer.Name == n.Name {
-			for _, plane := range nodeconfig.Planes {
-				if a, err := netip.ParseAddr(ips[plane]); err == nil && !slices.Contains(addrs, a) {
-					addrs = append(addrs, a)
-				}
-			}
-		}
-		out[peer.Name] = addrs
-	}
-	return out, nil
-}
-
-// localAddrs are the host's global unicast addresses, in interface order.
-func localAddrs() ([]netip.Addr, error) {
-	ifs, err := net.Interfaces()
-	if err != nil {
-		return nil, err
-	}
-	var out []netip.Addr
-	for _, i := range ifs {
-		if i.Flags&net.FlagUp == 0 || i.Flags&net.FlagLoopback != 0 {
-			continue
-		}
-		as, _ := i.Addrs()
-		for _, a := range as {
-			if pfx, err := netip.ParsePrefix(a.String()); err == nil && pfx.Addr().Is4() && pfx.Addr().IsGlobalUnicast() {
-				out = append(out, pfx.Addr())
-			}
-		}
-	}
-	return out, nil
-}
-
-// addrMTU is the MTU of the interface that holds addr, 0 when none does.
-func addrMTU(addr string) int {
-	want, err := netip.ParseAddr(addr)
-	if err != nil {
-		return 0
-	}
-	ifs, err := net.Interfaces()
-	if err != nil {
-		return 0
-	}
-	for _, i := range ifs {
-		as, _ := i.Addrs()
-		for _, a := range as {
-			if pfx, err := netip.ParsePrefix(a.String()); err == nil && pfx.Addr() == want {
-				return i.MTU
-			}
-		}
-	}
-	return 0
-}
-
-// planeAddr is the host's address in cidr, or its first address when the
-// plane is not configured.
-func planeAddr(addrs []netip.Addr, cidr string) (string, error) {
-	if len(addrs) == 0 {
-		return "", errors.New("the host has no IPv4 address")
-	}
-	if cidr == "" {
-		return addrs[0].String(), nil
-	}
-	pfx, err := netip.ParsePrefix(cidr)
-	if err != nil {
-		return "", err
-	}
-	for _, a := range addrs {
-		if pfx.Contains(a) {
-			return a.String(), nil
-		}
-	}
-	return "", fmt.Errorf("the host has no address in %s", cidr)
-}
-
 // repoID is the dnf repository id of the distribution's repository.
 func repoID(f *BundleFacts) string { return "ferry-" + f.Repo }
 
@@ -756,40 +525,6 @@ func copyVerified(fsys fs.FS, name, dst string) error {
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	return out.Close()
-}
-
-// encryptionKey is the encryption-at-rest key (R9): made once, kept 0600.
-func encryptionKey(root string) ([]byte, error) {
-	p := filepath.Join(root, EncryptionKey)
-	data, err := os.ReadFile(p)
-	if err == nil && len(data) == nodeconfig.EncryptionKeySize {
-		return data, nil
-	}
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, err
-	}
-	key := make([]byte, nodeconfig.EncryptionKeySize)
-	if _, err := rand.Read(key); err != nil {
-		return nil, err
-	}
-	return key, nil
-}
-
-// hostProvides is an RPM that declares what a host not managed by rpm
-// (Debian, as the test machines) already has: /bin/sh, which the
-// scriptlets of the distribution's packages require. It has no files.
-func hostProvides(root string) (string, error) {
-	p := filepath.Join(root, StateDir, hostProvidesName+".rpm")
-	pkg := rpmbuild.Package{Name: hostProvidesName, Version: "1", Release: "1", Arch: "noarch",
-		Summary: "What this host provides outside rpm's database (made by the Ferry installer)", License: "Apache-2.0",
-		BuildTime: time.Unix(0, 0).UTC(), Provides: []rpmbuild.Relation{{Name: "/bin/sh"}}}
-	if _, err := os.Stat(p); err == nil {
-		return p, nil
-	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-		return "", err
-	}
-	return p, rpmbuild.WriteFile(p, pkg, rpmbuild.Options{})
 }
 
 // versionString is Ferry's version for the R19 headers.
@@ -886,21 +621,6 @@ func writeState(root, name, content string) error {
 		return err
 	}
 	return atomicfile.WriteFile(p, []byte(content+"\n"), 0o644)
-}
-
-// servedISOs are the bundles the node's content service serves: every
-// imported one (during a roll-out the old and the new), sorted.
-func servedISOs(root, imported string) []string {
-	entries, _ := filepath.Glob(filepath.Join(root, BundlesDir, "*.iso"))
-	out := []string{imported}
-	for _, e := range entries {
-		rel := filepath.Join(BundlesDir, filepath.Base(e))
-		if !slices.Contains(out, rel) {
-			out = append(out, rel)
-		}
-	}
-	slices.Sort(out)
-	return out
 }
 
 // lockNode takes the node's apply lock, waiting while another process

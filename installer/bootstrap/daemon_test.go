@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ferry-k8s/ferry/installer/desired"
 	"github.com/ferry-k8s/ferry/internal/testutil"
 )
 
@@ -46,7 +47,7 @@ func TestDaemonStatusAndApply(t *testing.T) {
 	}
 	json.NewDecoder(resp.Body).Decode(&st)
 	resp.Body.Close()
-	if resp.StatusCode != 200 || st.LastApply.Status != "done" || len(st.Packages) != len(NodePackages) {
+	if resp.StatusCode != 200 || st.LastApply.Status != "done" || len(st.Packages) != len(desired.NodePackages) {
 		t.Fatalf("status %d: %+v", resp.StatusCode, st)
 	}
 	// No cluster.yaml under this root: the apply fails and says why.

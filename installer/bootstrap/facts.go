@@ -10,6 +10,7 @@ import (
 
 	"github.com/ferry-k8s/ferry/bundle"
 	"github.com/ferry-k8s/ferry/bundle/verify"
+	"github.com/ferry-k8s/ferry/installer/desired"
 	"github.com/ferry-k8s/ferry/repo"
 	"github.com/ferry-k8s/ferry/signing"
 )
@@ -53,6 +54,19 @@ func (f *BundleFacts) Image(base string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// desired is what the desired node needs to know of the bundle.
+func (f *BundleFacts) desired() desired.Bundle {
+	b := desired.Bundle{Name: f.Name, Version: f.Version, KubernetesVersion: f.KubernetesVersion, Repo: f.Repo,
+		Packages: f.Packages, ImageRepository: f.ImageRepository, Images: map[string]string{}}
+	for _, im := range f.Distribution.Images {
+		name := im.Name[strings.LastIndex(im.Name, "/")+1:]
+		if base, _, _ := strings.Cut(name, ":"); b.Images[base] == "" {
+			b.Images[base] = im.Name
+		}
+	}
+	return b
 }
 
 // ReadFacts verifies the ISO in full (signature, validity, every file) and

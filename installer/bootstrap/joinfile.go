@@ -27,7 +27,9 @@ import (
 	"time"
 
 	"github.com/ferry-k8s/ferry/installer/cluster"
+	"github.com/ferry-k8s/ferry/installer/desired"
 	"github.com/ferry-k8s/ferry/installer/nodeconfig"
+	"github.com/ferry-k8s/ferry/installer/nodestate"
 	"github.com/ferry-k8s/ferry/installer/pki"
 	"github.com/ferry-k8s/ferry/internal/atomicfile"
 	"github.com/ferry-k8s/ferry/internal/fetch"
@@ -340,7 +342,7 @@ func CreateJoinFile(ctx context.Context, o TokenOptions) (*JoinFile, error) {
 	if n == nil {
 		return nil, fmt.Errorf("node %q is not in %s: add it there (and apply) first", o.Node, ClusterConfig)
 	}
-	keyring, err := publicKeyring(in(KeyringFile))
+	keyring, err := nodestate.PublicKeyring(in(KeyringFile))
 	if err != nil {
 		return nil, err
 	}
@@ -396,25 +398,25 @@ func CreateJoinFile(ctx context.Context, o TokenOptions) (*JoinFile, error) {
 			return nil, err
 		}
 	}
-	var leaves []leafSpec
+	var leaves []desired.Leaf
 	if !n.HasRole(cluster.RoleControlPlane) {
-		leaves = workerLeaves(n)
+		leaves = desired.WorkerLeaves(n)
 	}
 	for _, l := range leaves {
-		leaf, err := realm.Issue(l.req)
+		leaf, err := realm.Issue(l.Req)
 		if err != nil {
-			return nil, fmt.Errorf("node %s: %s: %w", n.Name, l.cert, err)
+			return nil, fmt.Errorf("node %s: %s: %w", n.Name, l.Cert, err)
 		}
 		key, err := leaf.KeyPEM()
 		if err != nil {
 			return nil, err
 		}
-		jf.Files = append(jf.Files, JoinFileEntry{Path: l.cert, Mode: 0o644, Content: leaf.CertPEM()}, JoinFileEntry{Path: l.key, Mode: 0o600, Content: key})
+		jf.Files = append(jf.Files, JoinFileEntry{Path: l.Cert, Mode: 0o644, Content: leaf.CertPEM()}, JoinFileEntry{Path: l.Key, Mode: 0o600, Content: key})
 	}
 	// The bootstrap token: kubeadm's own, for the join only.
 	// Through the node-local proxy (R32): a token can be made on any
 	// control plane while any API server runs.
-	admin, cleanup, err := proxiedKubeconfig(o.Root, in("/etc/kubernetes/admin.conf"), apiServerName(c))
+	admin, cleanup, err := proxiedKubeconfig(o.Root, in("/etc/kubernetes/admin.conf"), c.APIServerName())
 	if err != nil {
 		return nil, err
 	}
@@ -441,22 +443,8 @@ func CreateJoinFile(ctx context.Context, o TokenOptions) (*JoinFile, error) {
 
 var bootstrapToken = regexp.MustCompile(`^[a-z0-9]{6}\.[a-z0-9]{16}$`)
 
-// workerLeaves are a worker's own certificates: the kubelet's serving
-// certificate (its hostname, R29) and kube-proxy's client certificate.
-func workerLeaves(n *cluster.Node) []leafSpec {
-	return []leafSpec{
-		{nodeconfig.KubeletServingCert, nodeconfig.KubeletServingKey, pki.RealmKubernetes, pki.LeafRequest{CommonName: "system:node:" + n.Name, Organizations: []string{"system:nodes"}, DNSNames: []string{n.Hostname}, Usage: pki.ServerAuth}},
-		{kubeProxyCert, kubeProxyKey, pki.RealmKubernetes, pki.LeafRequest{CommonName: "system:kube-proxy", Usage: pki.ClientAuth}},
-	}
-}
-
-const (
-	kubeProxyCert = "/etc/ferry/kube-proxy/client.crt"
-	kubeProxyKey  = "/etc/ferry/kube-proxy/client.key"
-)
-
 func discoveryKubeconfig(c *cluster.Cluster, ca []byte, token string) string {
-	return kubeconfig(c.Metadata.Name, c.Spec.ControlPlaneEndpoint, "", ca, "tls-bootstrap-token-user", "join", kubeconfigCreds{Token: token})
+	return nodeconfig.Kubeconfig(c.Metadata.Name, c.Spec.ControlPlaneEndpoint, "", ca, "tls-bootstrap-token-user", "join", nodeconfig.KubeconfigCreds{Token: token})
 }
 
 // Marshal is the join file's bytes.

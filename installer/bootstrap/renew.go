@@ -91,7 +91,7 @@ func (d *Daemon) signRenewals(ctx context.Context, root string, c *cluster.Clust
 	if len(workers) == 0 {
 		return nil
 	}
-	admin, err := kubeClientVia(in("/etc/kubernetes/admin.conf"), APIProxyServer, apiServerName(c))
+	admin, err := kubeClientVia(in("/etc/kubernetes/admin.conf"), APIProxyServer, c.APIServerName())
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/ferry-k8s/ferry/bundle/validity"
 	"github.com/ferry-k8s/ferry/installer/content"
 	"github.com/ferry-k8s/ferry/installer/converge"
+	"github.com/ferry-k8s/ferry/installer/desired"
 )
 
 // Status is what `installer status` shows of a node.
@@ -68,7 +69,7 @@ func ReadStatus(ctx context.Context, root string) (*Status, error) {
 		root = "/"
 	}
 	st := &Status{Packages: map[string]string{}, Bundles: []StatusBundle{}, Expiries: []Expiry{}}
-	for _, p := range NodePackages {
+	for _, p := range desired.NodePackages {
 		st.Packages[p] = ""
 	}
 	if out, err := exec.CommandContext(ctx, "rpm", "--root", root, "-q", "--qf", "%{NAME} %{VERSION}-%{RELEASE}\n", "-a").Output(); err == nil {

@@ -131,7 +131,7 @@ func Upgrade(ctx context.Context, o UpgradeOptions) (*rollout.Report, error) {
 	}
 	// Through the node-local proxy (R32): the roll-out goes on while this
 	// node's own API server restarts for its upgrade.
-	client, err := kubeClientVia(in("/etc/kubernetes/admin.conf"), APIProxyServer, apiServerName(c))
+	client, err := kubeClientVia(in("/etc/kubernetes/admin.conf"), APIProxyServer, c.APIServerName())
 	if err != nil {
 		return nil, err
 	}
@@ -295,17 +295,6 @@ func fetchOne(ctx context.Context, client *http.Client, url, dir string) (string
 	return p, err
 }
 
-// contentServices are the control-plane nodes' content services.
-func contentServices(c *cluster.Cluster) []string {
-	var out []string
-	for _, n := range c.Spec.Nodes {
-		if n.HasRole(cluster.RoleControlPlane) {
-			out = append(out, fmt.Sprintf("%s:%d", n.Hostname, ContentPort))
-		}
-	}
-	return out
-}
-
 // stageBundle puts the bundle of version among the node's bundles
 // (BundlesDir), fetched from the content services and verified in full
 // when it is not there yet, without making it the target; it returns its
@@ -321,12 +310,12 @@ func stageBundle(ctx context.Context, root string, c *cluster.Cluster, ring *sig
 		return "", nil, err
 	}
 	downloads := filepath.Join(root, StateDir, "downloads")
-	p, err := fetchBundleByName(ctx, contentServices(c), file, ca, downloads, log)
+	p, err := fetchBundleByName(ctx, c.ContentServices(), file, ca, downloads, log)
 	if err != nil {
 		return "", nil, err
 	}
 	defer os.Remove(p)
-	vp, err := fetchValidity(ctx, contentServices(c), ca, file, downloads, log)
+	vp, err := fetchValidity(ctx, c.ContentServices(), ca, file, downloads, log)
 	if err != nil {
 		return "", nil, err
 	}
@@ -381,7 +370,7 @@ func apiServers(c *cluster.Cluster) map[string]string {
 	out := map[string]string{}
 	for _, n := range c.Spec.Nodes {
 		if n.HasRole(cluster.RoleControlPlane) {
-			out[n.Name] = net.JoinHostPort(n.Hostname, strconv.Itoa(APIServerPort))
+			out[n.Name] = net.JoinHostPort(n.Hostname, strconv.Itoa(cluster.APIServerPort))
 		}
 	}
 	return out

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ferry-k8s/ferry/installer/cluster"
+	"github.com/ferry-k8s/ferry/installer/nodeconfig"
 	"github.com/ferry-k8s/ferry/installer/pki"
 )
 
@@ -77,6 +78,6 @@ func UserKubeconfig(o UserOptions) ([]byte, time.Time, error) {
 	if err != nil {
 		return nil, time.Time{}, err
 	}
-	kc := kubeconfig(c.Metadata.Name, c.Spec.ControlPlaneEndpoint, "", ca, user.Name, user.Name+"@"+c.Metadata.Name, kubeconfigCreds{CertPEM: certPEM, KeyPEM: key})
+	kc := nodeconfig.Kubeconfig(c.Metadata.Name, c.Spec.ControlPlaneEndpoint, "", ca, user.Name, user.Name+"@"+c.Metadata.Name, nodeconfig.KubeconfigCreds{CertPEM: certPEM, KeyPEM: key})
 	return []byte(kc), cert.NotAfter, nil
 }

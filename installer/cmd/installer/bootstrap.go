@@ -10,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/ferry-k8s/ferry/installer/bootstrap"
+	"github.com/ferry-k8s/ferry/installer/desired"
 	"github.com/ferry-k8s/ferry/installer/pki"
 	"github.com/ferry-k8s/ferry/installer/rollout"
 	"github.com/ferry-k8s/ferry/internal/cliutil"
@@ -289,7 +290,7 @@ func statusCommand() *cli.Command {
 			w := c.App.Writer
 			fmt.Fprintf(w, "kubeadm initialized: %v\n", st.Initialized)
 			fmt.Fprintln(w, "packages:")
-			for _, p := range bootstrap.NodePackages {
+			for _, p := range desired.NodePackages {
 				v := st.Packages[p]
 				if v == "" {
 					v = "(not installed)"

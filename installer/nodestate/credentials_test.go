@@ -1,4 +1,4 @@
-package bootstrap
+package nodestate
 
 import (
 	"context"
@@ -13,6 +13,8 @@ import (
 
 	"github.com/ferry-k8s/ferry/installer/cluster"
 	"github.com/ferry-k8s/ferry/installer/converge"
+	"github.com/ferry-k8s/ferry/installer/desired"
+	"github.com/ferry-k8s/ferry/installer/layout"
 	"github.com/ferry-k8s/ferry/installer/pki"
 )
 
@@ -56,17 +58,18 @@ func parseCert(t *testing.T, p string) *x509.Certificate {
 func TestPKIIsConvergent(t *testing.T) {
 	c, n := testCluster(t)
 	root := t.TempDir()
-	leaves, err := kubeadmLeaves(c, n, "192.0.2.10")
+	all, err := desired.ControlPlaneLeaves(c, n, "192.0.2.10")
 	if err != nil {
 		t.Fatal(err)
 	}
-	leaves = append(leaves, contentLeaf(n))
+	// kubeadm's leaves and the content service's.
+	leaves := all[:8]
 	now := time.Now()
-	opts := PKIOptions{Root: root, Passphrase: pki.Passphrase("a long test passphrase"), Now: func() time.Time { return now }}
+	opts := CredentialOptions{Root: root, Passphrase: pki.Passphrase("a long test passphrase"), Now: func() time.Time { return now }}
 	realms := []string{pki.RealmKubernetes, pki.RealmEtcd, pki.RealmFrontProxy, pki.RealmContent}
 	h := &converge.Host{Root: root, StateDir: "/var/lib/ferry"}
 	converge1 := func() int {
-		files, err := pkiFiles(opts, leaves, realms)
+		files, err := Credentials(opts, leaves, realms)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -87,7 +90,7 @@ func TestPKIIsConvergent(t *testing.T) {
 	if n := converge1(); n != 0 {
 		t.Fatalf("second run: %d changes", n)
 	}
-	api := parseCert(t, filepath.Join(root, KubernetesPKI, "apiserver.crt"))
+	api := parseCert(t, filepath.Join(root, layout.KubernetesPKI, "apiserver.crt"))
 	if len(api.IPAddresses) != 2 || !api.IPAddresses[0].Equal(net.ParseIP("10.96.0.1")) || !api.IPAddresses[1].Equal(net.ParseIP("192.0.2.10")) {
 		t.Errorf("apiserver IP SANs %v: want the service IP and the node's API address", api.IPAddresses)
 	}
@@ -99,7 +102,7 @@ func TestPKIIsConvergent(t *testing.T) {
 	// Every other certificate has DNS names only (R29), and realms do not
 	// cross: the etcd server certificate does not verify under the
 	// kubernetes CA.
-	filepath.Walk(filepath.Join(root, KubernetesPKI), func(p string, fi os.FileInfo, err error) error {
+	filepath.Walk(filepath.Join(root, layout.KubernetesPKI), func(p string, fi os.FileInfo, err error) error {
 		if err != nil || !strings.HasSuffix(p, ".crt") || strings.HasSuffix(p, "apiserver.crt") {
 			return err
 		}
@@ -109,8 +112,8 @@ func TestPKIIsConvergent(t *testing.T) {
 		return nil
 	})
 	k8sPool := x509.NewCertPool()
-	k8sPool.AppendCertsFromPEM(must(os.ReadFile(filepath.Join(root, KubernetesPKI, "ca.crt"))))
-	etcdServer := parseCert(t, filepath.Join(root, KubernetesPKI, "etcd/server.crt"))
+	k8sPool.AppendCertsFromPEM(must(os.ReadFile(filepath.Join(root, layout.KubernetesPKI, "ca.crt"))))
+	etcdServer := parseCert(t, filepath.Join(root, layout.KubernetesPKI, "etcd/server.crt"))
 	if _, err := etcdServer.Verify(x509.VerifyOptions{Roots: k8sPool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err == nil {
 		t.Error("an etcd certificate verifies under the kubernetes CA")
 	}

@@ -1,0 +1,53 @@
+package cluster
+
+import (
+	"strings"
+	"testing"
+)
+
+const haCluster = `apiVersion: ferry.dev/v1alpha1
+kind: Cluster
+metadata: {name: lab}
+spec:
+  controlPlaneEndpoint: api.lab.example:6443
+  nodes:
+    - {name: cp1, hostname: cp1.lab.example, roles: [control-plane]}
+    - {name: w1, hostname: w1.lab.example, roles: [worker]}
+    - {name: cp2, hostname: cp2.lab.example, roles: [control-plane]}
+    - {name: w2, hostname: w2.lab.example, roles: [worker]}
+    - {name: cp3, hostname: cp3.lab.example, roles: [control-plane]}
+    - {name: w3, hostname: w3.lab.example, roles: [worker]}
+    - {name: w4, hostname: w4.lab.example, roles: [worker]}
+`
+
+// TestNodeContentServices: a control plane asks its own service first; the
+// workers start at different services, in turn; every list holds each
+// service once.
+func TestNodeContentServices(t *testing.T) {
+	c, err := Parse([]byte(haCluster))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	c = c.Defaulted()
+	want := map[string]string{
+		"cp1": "cp1 cp2 cp3",
+		"cp2": "cp2 cp1 cp3",
+		"cp3": "cp3 cp1 cp2",
+		"w1":  "cp1 cp2 cp3",
+		"w2":  "cp2 cp3 cp1",
+		"w3":  "cp3 cp1 cp2",
+		"w4":  "cp1 cp2 cp3",
+	}
+	for name, w := range want {
+		var got []string
+		for _, s := range c.NodeContentServices(c.Node(name)) {
+			got = append(got, strings.TrimSuffix(s, ".lab.example:5443"))
+		}
+		if strings.Join(got, " ") != w {
+			t.Errorf("%s asks %v, want %s", name, got, w)
+		}
+	}
+}

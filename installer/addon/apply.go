@@ -307,7 +307,9 @@ func waitReady(ctx context.Context, c *Client, op WaitReady, o ApplyOptions) err
 			return false, nil
 		}
 		if err != nil {
-			state = err.Error()
+			if ctx.Err() == nil { // not the deadline's own error
+				state = err.Error()
+			}
 			return false, nil
 		}
 		ok, s, err := ready(obj)
@@ -315,6 +317,15 @@ func waitReady(ctx context.Context, c *Client, op WaitReady, o ApplyOptions) err
 		if err != nil {
 			failed = err
 			return false, err
+		}
+		if ok && op.Ref.GroupKind() == gkCRD {
+			// Established, but its kind is not always in discovery yet.
+			group, _, _ := unstructured.NestedString(obj.Object, "spec", "group")
+			kind, _, _ := unstructured.NestedString(obj.Object, "spec", "names", "kind")
+			if _, err := c.mapping(schema.GroupKind{Group: group, Kind: kind}, ""); err != nil {
+				state = "established, " + kind + " not discovered yet: " + err.Error()
+				return false, nil
+			}
 		}
 		return ok, nil
 	})

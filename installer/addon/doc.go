@@ -16,7 +16,8 @@
 //	      apply CRDs, Namespaces ─▶ wait (CRDs established)
 //	      apply the rest ─▶ wait (Deployments available, StatefulSets and
 //	           DaemonSets ready, Jobs complete)
-//	      prune labelled objects no longer rendered
+//	      prune labelled objects no longer rendered (Namespaces and
+//	           CRDs: a note, never deleted automatically)
 //	      record parent (kinds, digest, bundle version)
 //	Plan ─▶ Apply: each op in order, stop at the first error; the next
 //	      loop observes and plans again. Converged: 0 operations.
@@ -35,7 +36,9 @@
 //     the bundle version that applied them. Pruning lists only the kinds
 //     the parent records (or the add-on renders), and only objects with
 //     both LabelAddon=<name> and the ApplySet's part-of label: an object
-//     without them, or another add-on's, is never deleted.
+//     without them, or another add-on's, is never deleted. Nor is a
+//     Namespace or a CRD: deleting it would delete what it holds, which
+//     may be anyone's; a note asks for it to be deleted by hand.
 //   - Version guard: a node whose bundle is older than the one that last
 //     applied an add-on leaves it alone (a roll-out in progress must not
 //     flap between two renders).

@@ -162,7 +162,8 @@ func NewerSemver(a, b string) bool {
 //   - apply each object that is missing or whose dry run differs from the
 //     live object (CRDs and Namespaces first), then wait for those that
 //     have a readiness condition;
-//   - prune each labelled object of the add-on it no longer renders;
+//   - prune each labelled object of the add-on it no longer renders, but
+//     for Namespaces and CRDs: a note says they are left in place;
 //   - record the parent: before applying when it does not yet name all
 //     the kinds, and at the end when what it records is not d.
 //
@@ -198,7 +199,8 @@ func MakePlan(d *Desired, o *Observed, newer Newer) *Plan {
 			waits[phase] = append(waits[phase], WaitReady{Ref: ref, For: what})
 		}
 	}
-	var prunes [2][]Op
+	var prunes []Op
+	kept := map[schema.GroupKind]bool{}
 	for _, obj := range o.Owned {
 		ref := RefOf(obj)
 		if obj.GetLabels()[LabelAddon] != d.Name || rendered[ref.key()] {
@@ -207,13 +209,22 @@ func MakePlan(d *Desired, o *Observed, newer Newer) *Plan {
 		if ref.Namespace == ParentNamespace && ref.Name == ParentName(d.Name) && ref.GroupKind() == (schema.GroupKind{Kind: "ConfigMap"}) {
 			continue
 		}
-		// Namespaced objects before Namespaces and CRDs.
-		phase := 1 - applyPhase(ref)
-		prunes[phase] = append(prunes[phase], PruneObject{Ref: ref, UID: string(obj.GetUID())})
+		if applyPhase(ref) == 0 {
+			// Deleting a Namespace or a CRD deletes what it holds, which
+			// may not be the add-on's: never automatically. Its kind stays
+			// recorded, so the note stays until someone deletes it.
+			p.Notes = append(p.Notes, fmt.Sprintf("add-on %s: %s is no longer rendered but left in place: deleting it deletes what it holds (delete it by hand)", d.Name, ref))
+			kept[ref.GroupKind()] = true
+			continue
+		}
+		prunes = append(prunes, PruneObject{Ref: ref, UID: string(obj.GetUID())})
 	}
 
 	final := Parent{GroupKinds: d.GroupKinds, Digest: d.Digest, BundleVersion: d.BundleVersion}
-	changes := len(applies[0]) + len(applies[1]) + len(prunes[0]) + len(prunes[1])
+	if len(kept) > 0 {
+		final.GroupKinds = unionKinds(d.GroupKinds, sortedGroupKinds(kept))
+	}
+	changes := len(applies[0]) + len(applies[1]) + len(prunes)
 	if changes > 0 && (o.Parent == nil || !coversKinds(o.Parent.GroupKinds, d.GroupKinds) || o.Parent.BundleVersion != d.BundleVersion) {
 		before := Parent{GroupKinds: d.GroupKinds, BundleVersion: d.BundleVersion}
 		if o.Parent != nil {
@@ -226,8 +237,7 @@ func MakePlan(d *Desired, o *Observed, newer Newer) *Plan {
 	p.Ops = append(p.Ops, waits[0]...)
 	p.Ops = append(p.Ops, applies[1]...)
 	p.Ops = append(p.Ops, waits[1]...)
-	p.Ops = append(p.Ops, prunes[0]...)
-	p.Ops = append(p.Ops, prunes[1]...)
+	p.Ops = append(p.Ops, prunes...)
 	if o.Parent == nil || !sameParent(*o.Parent, final) {
 		p.Ops = append(p.Ops, RecordParent{Addon: d.Name, Parent: final})
 	}

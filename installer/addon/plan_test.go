@@ -219,6 +219,14 @@ func (b *observed) owned(addonName, ns, name string) *observed {
 	return b
 }
 
+func (b *observed) ownedNamespace(name string) *observed {
+	o := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Namespace"}}
+	o.SetName(name)
+	o.SetLabels(map[string]string{addon.LabelAddon: "demo"})
+	b.o.Owned = append(b.o.Owned, o)
+	return b
+}
+
 func (b *observed) parent(p *addon.Parent) *observed { b.o.Parent = p; return b }
 
 func TestAddonPlan(t *testing.T) {
@@ -256,6 +264,9 @@ func TestAddonPlan(t *testing.T) {
 		{name: "prune: only the add-on's own", in: converged(d).owned("demo", "ns1", "old").owned("other", "ns1", "theirs").owned("", "ns1", "plain"), want: []string{
 			"prune object v1 ConfigMap ns1/old (no longer rendered)",
 		}},
+		{name: "a Namespace no longer rendered", in: converged(d).ownedNamespace("ns2").owned("demo", "ns2", "x"), want: []string{
+			"prune object v1 ConfigMap ns2/x (no longer rendered)",
+		}, notes: []string{"add-on demo: v1 Namespace ns2 is no longer rendered but left in place: deleting it deletes what it holds (delete it by hand)"}},
 		{name: "parent not recorded", in: converged(d).parent(nil), want: []string{rec(false, "1.2.0")}},
 		{name: "a newer bundle of mine", in: converged(d).parent(&addon.Parent{GroupKinds: d.GroupKinds, Digest: d.Digest, BundleVersion: "1.1.0"}),
 			want: []string{rec(false, "1.2.0")}},

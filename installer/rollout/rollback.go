@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -51,33 +53,28 @@ func OrderRollback(ctx context.Context, c kubernetes.Interface, version, holder 
 	if err := checkVersion(version); err != nil {
 		return fmt.Errorf("rollback order: %w", err)
 	}
-	meta := metav1.ObjectMeta{Name: RollbackReader, Namespace: ConfigMapNamespace, Labels: map[string]string{"app.kubernetes.io/managed-by": "ferry"}}
-	role := &rbacv1.Role{ObjectMeta: meta, Rules: []rbacv1.PolicyRule{{
-		APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: []string{RollbackConfigMap}, Verbs: []string{"get"},
-	}}}
-	binding := &rbacv1.RoleBinding{ObjectMeta: meta,
-		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: RollbackReader},
-		Subjects: []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.GroupKind, Name: "system:nodes"}},
+	role, binding := RollbackReaderRBAC()
+	// Server-side apply under a field manager of its own: the node-rbac
+	// add-on (installer/addons) applies the same objects with its labels;
+	// this leaves them in place.
+	force := true
+	opts := metav1.PatchOptions{FieldManager: rollbackFieldManager, Force: &force}
+	data, err := json.Marshal(role)
+	if err == nil {
+		_, err = c.RbacV1().Roles(ConfigMapNamespace).Patch(ctx, RollbackReader, types.ApplyPatchType, data, opts)
 	}
-	roles, bindings := c.RbacV1().Roles(ConfigMapNamespace), c.RbacV1().RoleBindings(ConfigMapNamespace)
-	if _, err := roles.Update(ctx, role, metav1.UpdateOptions{}); apierrors.IsNotFound(err) {
-		_, err = roles.Create(ctx, role, metav1.CreateOptions{})
-		if err != nil {
-			return fmt.Errorf("rollback order: role %s: %w", RollbackReader, err)
-		}
-	} else if err != nil {
+	if err != nil {
 		return fmt.Errorf("rollback order: role %s: %w", RollbackReader, err)
 	}
-	if _, err := bindings.Update(ctx, binding, metav1.UpdateOptions{}); apierrors.IsNotFound(err) {
-		_, err = bindings.Create(ctx, binding, metav1.CreateOptions{})
-		if err != nil {
-			return fmt.Errorf("rollback order: rolebinding %s: %w", RollbackReader, err)
-		}
-	} else if err != nil {
+	data, err = json.Marshal(binding)
+	if err == nil {
+		_, err = c.RbacV1().RoleBindings(ConfigMapNamespace).Patch(ctx, RollbackReader, types.ApplyPatchType, data, opts)
+	}
+	if err != nil {
 		return fmt.Errorf("rollback order: rolebinding %s: %w", RollbackReader, err)
 	}
 	cm := &corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{Name: RollbackConfigMap, Namespace: ConfigMapNamespace, Labels: meta.Labels},
+		ObjectMeta: metav1.ObjectMeta{Name: RollbackConfigMap, Namespace: ConfigMapNamespace, Labels: role.Labels},
 		Data:       map[string]string{RollbackKeyVersion: version, RollbackKeyOrdered: now.UTC().Format(time.RFC3339), RollbackKeyHolder: holder},
 	}
 	cms := c.CoreV1().ConfigMaps(ConfigMapNamespace)
@@ -90,6 +87,33 @@ func OrderRollback(ctx context.Context, c kubernetes.Interface, version, holder 
 		return fmt.Errorf("rollback order: configmap %s/%s: %w", ConfigMapNamespace, RollbackConfigMap, err)
 	}
 	return nil
+}
+
+// rollbackFieldManager is OrderRollback's server-side apply field manager.
+const rollbackFieldManager = "ferry-rollout"
+
+// RollbackReaderRBAC is the Role and RoleBinding RollbackReader that let
+// nodes (the group system:nodes) read RollbackConfigMap and nothing else
+// of kube-system: the one definition OrderRollback and the node-rbac
+// add-on (installer/addons) both apply.
+func RollbackReaderRBAC() (*rbacv1.Role, *rbacv1.RoleBinding) {
+	meta := func() metav1.ObjectMeta {
+		return metav1.ObjectMeta{Name: RollbackReader, Namespace: ConfigMapNamespace, Labels: map[string]string{"app.kubernetes.io/managed-by": "ferry"}}
+	}
+	role := &rbacv1.Role{
+		TypeMeta:   metav1.TypeMeta{APIVersion: rbacv1.SchemeGroupVersion.String(), Kind: "Role"},
+		ObjectMeta: meta(),
+		Rules: []rbacv1.PolicyRule{{
+			APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: []string{RollbackConfigMap}, Verbs: []string{"get"},
+		}},
+	}
+	binding := &rbacv1.RoleBinding{
+		TypeMeta:   metav1.TypeMeta{APIVersion: rbacv1.SchemeGroupVersion.String(), Kind: "RoleBinding"},
+		ObjectMeta: meta(),
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: RollbackReader},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.GroupKind, Name: "system:nodes"}},
+	}
+	return role, binding
 }
 
 // WithdrawRollback deletes the rollback order (the roll-out back is

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ferry-k8s/ferry/installer/cluster"
 	"github.com/ferry-k8s/ferry/installer/converge"
+	"github.com/ferry-k8s/ferry/installer/joinfile"
 	"github.com/ferry-k8s/ferry/installer/nodeconfig"
 	"github.com/ferry-k8s/ferry/installer/pki"
 )
@@ -61,7 +62,7 @@ func desiredWorker(c *cluster.Cluster, n *cluster.Node, f *BundleFacts, nf *node
 	}
 	// The node's own certificates: from the join file when joining, as
 	// they are on the node afterwards.
-	own := map[string]JoinFileEntry{}
+	own := map[string]joinfile.Entry{}
 	if o.join != nil {
 		for _, e := range o.join.Files {
 			own[e.Path] = e
@@ -78,7 +79,7 @@ func desiredWorker(c *cluster.Cluster, n *cluster.Node, f *BundleFacts, nf *node
 			if err != nil {
 				return converge.Desired{}, err
 			}
-			e = JoinFileEntry{Path: p, Mode: 0o644, Content: data}
+			e = joinfile.Entry{Path: p, Mode: 0o644, Content: data}
 			if strings.HasSuffix(p, ".key") {
 				e.Mode = 0o600
 			}

@@ -17,10 +17,12 @@ import (
 
 	"github.com/ferry-k8s/ferry/bundle/validity"
 	"github.com/ferry-k8s/ferry/bundle/verify"
+	"github.com/ferry-k8s/ferry/installer/bundlefetch"
 	"github.com/ferry-k8s/ferry/installer/cluster"
 	"github.com/ferry-k8s/ferry/installer/content"
 	"github.com/ferry-k8s/ferry/installer/converge"
 	"github.com/ferry-k8s/ferry/installer/desired"
+	"github.com/ferry-k8s/ferry/installer/joinfile"
 	"github.com/ferry-k8s/ferry/installer/layout"
 	"github.com/ferry-k8s/ferry/installer/nodestate"
 	"github.com/ferry-k8s/ferry/installer/pki"
@@ -69,8 +71,8 @@ type Options struct {
 	// Out receives the plan.
 	Out io.Writer
 
-	join    *JoinFile // read from JoinFile
-	joinKey []byte    // CertificateKey, decoded
+	join    *joinfile.File // read from JoinFile
+	joinKey []byte         // CertificateKey, decoded
 }
 
 // Result says what a run did.
@@ -104,11 +106,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		if strings.TrimSpace(o.CertificateKey) == "" {
 			return nil, fmt.Errorf("join file %s: give --certificate-key, the key installer token create printed with the file: it authenticates the file (and opens a control plane's secrets)", o.JoinFile)
 		}
-		key, err := ParseCertificateKey(o.CertificateKey)
+		key, err := joinfile.ParseCertificateKey(o.CertificateKey)
 		if err != nil {
 			return nil, fmt.Errorf("--certificate-key: %w", err)
 		}
-		jf, err := ReadJoinFile(o.JoinFile, o.Now(), key)
+		jf, err := joinfile.Read(o.JoinFile, o.Now(), key)
 		if err != nil {
 			return nil, err
 		}
@@ -164,14 +166,15 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			isoPath = in(filepath.Join(BundlesDir, o.join.Bundle))
 			break
 		}
-		if isoPath, err = fetchBundle(ctx, o.join, in(filepath.Join(StateDir, "downloads")), log); err != nil {
+		fetcher := &bundlefetch.Fetcher{Services: o.join.ContentServices, CA: []byte(o.join.ContentCA), Dir: in(filepath.Join(StateDir, "downloads")), Log: log}
+		if isoPath, err = fetcher.Fetch(ctx, bundlefetch.Bundle{File: o.join.Bundle, SHA256: o.join.BundleSHA256, Size: o.join.BundleSize}); err != nil {
 			return nil, err
 		}
 		defer os.Remove(isoPath)
 		if o.Validity == "" {
 			// The statement that extends the bundle, if the content
 			// services have one: checked below like one given by hand.
-			p, err := fetchValidity(ctx, o.join.ContentServices, []byte(o.join.ContentCA), o.join.Bundle, in(filepath.Join(StateDir, "downloads")), log)
+			p, err := fetcher.Validity(ctx, o.join.Bundle)
 			if err != nil {
 				return nil, err
 			}
@@ -580,7 +583,7 @@ func recordMode(root, mode string) error { return writeState(root, ModeFile, mod
 // installSecrets writes a control-plane join file's secrets (the shared
 // CAs and keys) where they are missing. One already there with other
 // content means the node belongs to another cluster: refused.
-func installSecrets(root string, entries []JoinFileEntry) (int, error) {
+func installSecrets(root string, entries []joinfile.Entry) (int, error) {
 	n := 0
 	for _, e := range entries {
 		p := filepath.Join(root, e.Path)

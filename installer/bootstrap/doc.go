@@ -12,5 +12,6 @@
 // plane, `installer join` on the node): every field of it is authenticated
 // with an HMAC under a key of its own that travels apart from the file
 // (--certificate-key), and is checked before any field is used; a control
-// plane's shared CAs are sealed under a key derived from the same one.
+// plane's shared CAs are sealed under a key derived from the same one (the
+// format: installer/joinfile; the bundle is fetched with installer/bundlefetch).
 package bootstrap

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -23,20 +22,16 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/ferry-k8s/ferry/bundle/validity"
 	"github.com/ferry-k8s/ferry/bundle/verify"
+	"github.com/ferry-k8s/ferry/installer/bundlefetch"
 	"github.com/ferry-k8s/ferry/installer/cluster"
 	"github.com/ferry-k8s/ferry/installer/pki"
 	"github.com/ferry-k8s/ferry/installer/rollout"
-	"github.com/ferry-k8s/ferry/internal/atomicfile"
 	"github.com/ferry-k8s/ferry/signing"
 )
 
 // SnapshotsDir keeps the etcd snapshots taken before roll-outs (R46).
 const SnapshotsDir = StateDir + "/snapshots"
-
-// MaxBundleSize bounds a bundle fetched from a content service.
-const MaxBundleSize = 16 << 30
 
 // UpgradeOptions configure `installer upgrade --iso NEW.iso`.
 type UpgradeOptions struct {
@@ -195,106 +190,6 @@ func etcdClientTLS(root string) (*tls.Config, error) {
 	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }
 
-// fetchBundleByName downloads a bundle file from the first content
-// service that serves it, over TLS verified with the content realm's CA,
-// into dir, bounded by MaxBundleSize. The caller verifies it in full
-// before any use.
-func fetchBundleByName(ctx context.Context, services []string, name string, caPEM []byte, dir string, log *slog.Logger) (string, error) {
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(caPEM) {
-		return "", errors.New("the content CA holds no certificate")
-	}
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, ResponseHeaderTimeout: 30 * time.Second}}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
-	var errs []error
-	for _, s := range services {
-		u := "https://" + s + "/bundles/" + name
-		log.Info("fetching the bundle", slog.String("url", u))
-		p, err := fetchOne(ctx, client, u, dir)
-		if err == nil {
-			return p, nil
-		}
-		errs = append(errs, fmt.Errorf("%s: %w", u, err))
-	}
-	return "", fmt.Errorf("fetching bundle %s: %w", name, errors.Join(errs...))
-}
-
-// fetchValidity fetches the validity statement served beside the bundle
-// ISO file (validity.Beside) from the first content service that has one,
-// into dir; "" when none has. It is checked by whoever uses it.
-func fetchValidity(ctx context.Context, services []string, caPEM []byte, file, dir string, log *slog.Logger) (string, error) {
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(caPEM) {
-		return "", errors.New("the content CA holds no certificate")
-	}
-	// A statement is a few hundred bytes: a service that does not answer
-	// quickly (a dead node) is passed over.
-	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
-		DialContext: (&net.Dialer{Timeout: 10 * time.Second}).DialContext}}
-	defer client.CloseIdleConnections()
-	name := filepath.Base(validity.Beside(file))
-	for _, s := range services {
-		u := "https://" + s + "/bundles/" + name
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-		if err != nil {
-			return "", err
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			log.Warn("fetching the validity statement", slog.String("url", u), slog.Any("err", err))
-			continue
-		}
-		data, err := io.ReadAll(io.LimitReader(resp.Body, validity.MaxSize+1))
-		resp.Body.Close()
-		switch {
-		case resp.StatusCode == http.StatusNotFound:
-			continue
-		case resp.StatusCode != http.StatusOK || err != nil || len(data) > validity.MaxSize:
-			log.Warn("fetching the validity statement", slog.String("url", u), slog.String("status", resp.Status), slog.Any("err", err))
-			continue
-		}
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return "", err
-		}
-		p := filepath.Join(dir, name)
-		if err := atomicfile.WriteFile(p, data, 0o644); err != nil {
-			return "", err
-		}
-		log.Info("fetched the validity statement", slog.String("url", u))
-		return p, nil
-	}
-	return "", nil
-}
-
-func fetchOne(ctx context.Context, client *http.Client, url, dir string) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return "", err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("server answered %s", resp.Status)
-	}
-	if resp.ContentLength > MaxBundleSize {
-		return "", fmt.Errorf("%d bytes: more than %d", resp.ContentLength, int64(MaxBundleSize))
-	}
-	p := filepath.Join(dir, filepath.Base(url)+".download")
-	err = atomicfile.Write(p, 0o644, func(f *os.File) error {
-		n, err := io.Copy(f, io.LimitReader(resp.Body, MaxBundleSize+1))
-		if err == nil && n > MaxBundleSize {
-			err = fmt.Errorf("more than %d bytes", int64(MaxBundleSize))
-		}
-		return err
-	})
-	return p, err
-}
-
 // stageBundle puts the bundle of version among the node's bundles
 // (BundlesDir), fetched from the content services and verified in full
 // when it is not there yet, without making it the target; it returns its
@@ -310,12 +205,13 @@ func stageBundle(ctx context.Context, root string, c *cluster.Cluster, ring *sig
 		return "", nil, err
 	}
 	downloads := filepath.Join(root, StateDir, "downloads")
-	p, err := fetchBundleByName(ctx, c.ContentServices(), file, ca, downloads, log)
+	fetcher := &bundlefetch.Fetcher{Services: c.ContentServices(), CA: ca, Dir: downloads, Log: log}
+	p, err := fetcher.Fetch(ctx, bundlefetch.Bundle{File: file})
 	if err != nil {
 		return "", nil, err
 	}
 	defer os.Remove(p)
-	vp, err := fetchValidity(ctx, c.ContentServices(), ca, file, downloads, log)
+	vp, err := fetcher.Validity(ctx, file)
 	if err != nil {
 		return "", nil, err
 	}

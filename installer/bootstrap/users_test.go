@@ -68,38 +68,3 @@ func TestUserKubeconfig(t *testing.T) {
 		t.Errorf("unlisted user: %v", err)
 	}
 }
-
-// TestWriteSecretFile: a kubeconfig with a client key (installer user
-// kubeconfig --out) is written 0600 even over an existing 0644 file, and
-// never through a symbolic link (which would put the key where the link
-// points).
-func TestWriteSecretFile(t *testing.T) {
-	dir := t.TempDir()
-	existing := filepath.Join(dir, "alice.kubeconfig")
-	if err := os.WriteFile(existing, []byte("old"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := WriteSecretFile("kubeconfig", existing, []byte("secret")); err != nil {
-		t.Fatal(err)
-	}
-	if fi, err := os.Stat(existing); err != nil || fi.Mode().Perm() != 0o600 {
-		t.Fatalf("an existing 0644 file: %v %v", fi.Mode(), err)
-	}
-	target := filepath.Join(dir, "public.txt")
-	if err := os.WriteFile(target, []byte("public"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	link := filepath.Join(dir, "bob.kubeconfig")
-	if err := os.Symlink(target, link); err != nil {
-		t.Fatal(err)
-	}
-	if err := WriteSecretFile("kubeconfig", link, []byte("secret")); err == nil || !strings.Contains(err.Error(), "symbolic link") {
-		t.Fatalf("through a symbolic link: %v", err)
-	}
-	if data, _ := os.ReadFile(target); string(data) != "public" {
-		t.Fatalf("the link's target was written: %q", data)
-	}
-	if err := WriteSecretFile("kubeconfig", dir, []byte("secret")); err == nil || !strings.Contains(err.Error(), "not a regular file") {
-		t.Fatalf("over a directory: %v", err)
-	}
-}

@@ -35,4 +35,8 @@
 //	                                   │no
 //	                                   ▼
 //	               resumed? restart once from byte 0, else ErrMismatch
+//
+// Download is the same without a digest, for content the caller verifies
+// otherwise (a signed bundle): into a file it names, through its .partial,
+// resumed and retried alike, bounded by a size.
 package fetch

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ferry-k8s/ferry/installer/bootstrap"
 	"github.com/ferry-k8s/ferry/installer/desired"
+	"github.com/ferry-k8s/ferry/installer/joinfile"
 	"github.com/ferry-k8s/ferry/installer/pki"
 	"github.com/ferry-k8s/ferry/installer/rollout"
 	"github.com/ferry-k8s/ferry/internal/cliutil"
@@ -129,14 +130,14 @@ func tokenCommand() *cli.Command {
 					out = c.String("node") + ".join"
 				}
 				// Before a bootstrap token is made for nothing.
-				if err := bootstrap.CheckJoinFileOut(out); err != nil {
+				if err := joinfile.CheckOut(out); err != nil {
 					return err
 				}
 				jf, err := bootstrap.CreateJoinFile(c.Context, bootstrap.TokenOptions{Node: c.String("node"), TTL: c.Duration("ttl")})
 				if err != nil {
 					return err
 				}
-				if err := bootstrap.WriteJoinFile(out, jf); err != nil {
+				if err := joinfile.Write(out, jf); err != nil {
 					return err
 				}
 				fmt.Fprintf(c.App.Writer, "join file for node %s written to %s (expires %s)\n", jf.Node, out, jf.Expires.Format("2006-01-02 15:04:05Z"))
@@ -230,7 +231,7 @@ roles (groups like system:masters are refused by cluster.yaml validation).`,
 				if out == "" {
 					out = c.String("name") + ".kubeconfig"
 				}
-				if err := bootstrap.WriteSecretFile("kubeconfig", out, kc); err != nil {
+				if err := joinfile.WriteSecretFile("kubeconfig", out, kc); err != nil {
 					return err
 				}
 				fmt.Fprintf(c.App.Writer, "kubeconfig for %s written to %s (certificate expires %s)\n", c.String("name"), out, expires.UTC().Format("2006-01-02 15:04:05Z"))

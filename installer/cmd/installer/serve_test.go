@@ -23,12 +23,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferry-k8s/ferry/internal/testutil"
-
 	"github.com/urfave/cli/v2"
 
 	"github.com/ferry-k8s/ferry/builder"
 	"github.com/ferry-k8s/ferry/internal/example"
+	"github.com/ferry-k8s/ferry/internal/testutil"
 )
 
 // runApp runs the installer in-process with args: stdout to out, logs

@@ -1,4 +1,4 @@
-package bootstrap
+package joinfile
 
 import (
 	"bytes"

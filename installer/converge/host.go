@@ -332,8 +332,13 @@ func (h *Host) Apply(ctx context.Context, ops []Op) (int, error) {
 	return len(ops), nil
 }
 
+// recordApplied sets name to digest in the node's applied record
+// (Observed.Applied).
 func (h *Host) recordApplied(name, digest string) error {
 	p := h.path(filepath.Join(h.StateDir, "applied.json"))
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return err
+	}
 	m := map[string]string{}
 	if data, err := os.ReadFile(p); err == nil {
 		_ = json.Unmarshal(data, &m)

@@ -54,6 +54,9 @@ func TestPlanUnits(t *testing.T) {
 			planned: []Op{config}, want: []string{
 				"reload systemd daemon-reload (units or their configuration changed)",
 				"start unit containerd.service (not running)"}},
+		{name: "a unit not running is not restarted", d: d, o: Observed{Units: running, Packages: map[string]string{"containerd": "2.2.9-1.ferry"}},
+			planned: []Op{WriteFile{File: File{Path: "/etc/kubernetes/kubelet.env", Restarts: []string{"kubelet.service"}}}},
+			want:    []string{"reload systemd daemon-reload (units or their configuration changed)"}},
 		{name: "no units: no reload", d: Desired{}, o: Observed{}, planned: []Op{config, InstallPackages{Packages: []string{"a-1-1"}}}},
 	})
 }

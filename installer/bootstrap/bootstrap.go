@@ -328,7 +328,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			}
 			break
 		}
-		if slices.ContainsFunc(ops, func(op converge.Op) bool { return op.Kind == converge.KindInstall }) && bootstrap {
+		if converge.Installs(ops) && bootstrap {
 			// The repository file names the content service, which runs
 			// from these very packages: the first install reads the
 			// repository straight from the verified ISO.
@@ -341,7 +341,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		} else {
 			host.DNFArgs = dnfArgs(facts)
 		}
-		n, err := host.Apply(ctx, d, ops)
+		n, err := host.Apply(ctx, ops)
 		res.Changes += n
 		if err != nil {
 			return res, fmt.Errorf("node %s: %w (the journal is %s; run the same command again to continue)", node.Name, err, layout.Journal)

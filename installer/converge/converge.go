@@ -2,11 +2,11 @@ package converge
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"io/fs"
-	"slices"
 	"sort"
 	"strings"
 )
@@ -114,9 +114,6 @@ type Desired struct {
 	// control plane that joins: kubeadm's own marking is skipped), and
 	// RemoveTaints taints to remove (R4: the single server runs workloads).
 	Taints, RemoveTaints []string
-	// Manifests are Kubernetes objects (the CNI, CoreDNS) applied with
-	// server-side apply after kubeadm, by name → YAML.
-	Manifests map[string][]byte
 	// Kubeconfigs are pointed at the node-local API server proxy once
 	// they exist (the worker's kubelet.conf).
 	Kubeconfigs []Kubeconfig
@@ -190,7 +187,8 @@ type KubeadmUpgrade struct {
 const UpgradedAnnotation = "ferry.dev/upgraded-to"
 
 // VersionRecord is the name under which the Kubernetes version kubeadm
-// last set the node up for is recorded with the applied manifests.
+// last set the node up for is recorded in the node's applied record
+// (Observed.Applied).
 const VersionRecord = "kubeadm:version"
 
 // EtcdMember adds a member to the cluster's etcd with etcdctl, through
@@ -241,7 +239,8 @@ type Observed struct {
 	// NodeLabels and NodeTaints are the Node object's, when the API answers.
 	NodeLabels map[string]string
 	NodeTaints []string
-	// Applied maps a manifest name to the content hash last applied.
+	// Applied is the node's record of what kubeadm last set it up with
+	// (applied.json in Host.StateDir): VersionRecord and KubeadmRecord.
 	Applied map[string]string
 	// Kubeconfigs are Desired.Kubeconfigs as they are, by path.
 	Kubeconfigs map[string]KubeconfigState
@@ -261,41 +260,40 @@ type UnitState struct {
 	Enabled, Active bool
 }
 
-// Op is one small, idempotent operation of a plan.
-type Op struct {
+// Op is one small, idempotent operation of a plan. Each family of
+// operations has its file (files.go, packages.go, units.go, kubeadm.go,
+// etcd.go, node.go) with its types, its sub-planners and their Apply; an
+// operation carries everything it needs, so it applies alone.
+type Op interface {
 	// Kind and Target name it: "install packages" "kubelet-1.36.3-1.ferry …".
-	Kind, Target string
+	Kind() string
+	Target() string
 	// Reason says why the plan contains it ("missing", "content differs").
-	Reason string
-	// what to do; kept as data so that the plan stays printable and testable.
-	File     *File
-	Dir      *Dir
-	Packages []string // name-version-release
-	Unit     string
-	Command  []string
-	Kubeadm  *KubeadmInit
-	Join     *KubeadmJoin
-	Etcd     *EtcdMember
-	Upgrade  *KubeadmUpgrade
-	Labels   map[string]string
-	Taint    string
-	Manifest string
-	// NoBlock: start or restart Unit without waiting for it (Unit.NoBlock).
-	NoBlock    bool
-	Kubeconfig *Kubeconfig
+	Reason() string
+	// String is how a plan shows it: "kind target (reason)".
+	String() string
+	// Apply makes the change on the node. Running it again after it
+	// succeeded (or half-way through) changes nothing more.
+	Apply(ctx context.Context, h *Host) error
 }
 
-// String is how the plan shows an operation.
-func (o Op) String() string {
-	s := o.Kind + " " + o.Target
-	if o.Reason != "" {
-		s += " (" + o.Reason + ")"
+// Because is why a plan holds an operation; every operation embeds it.
+type Because string
+
+// Reason is why the plan holds the operation.
+func (b Because) Reason() string { return string(b) }
+
+// describe is an operation as plans show it: "kind target (reason)".
+func describe(o Op) string {
+	s := o.Kind() + " " + o.Target()
+	if r := o.Reason(); r != "" {
+		s += " (" + r + ")"
 	}
 	return s
 }
 
 // KubeadmRecord is the name under which the digest of kubeadm's inputs
-// is recorded with the applied manifests.
+// is recorded in the node's applied record (Observed.Applied).
 const KubeadmRecord = "kubeadm:inputs"
 
 // Op kinds, in the order a plan runs them.
@@ -314,7 +312,6 @@ const (
 	KindJoin        = "kubeadm join"
 	KindEtcdPromote = "promote etcd member"
 	KindUpgrade     = "kubeadm upgrade"
-	KindManifest    = "apply manifest"
 	KindLabel       = "label node"
 	KindRemoveNode  = "remove node"
 	KindTaint       = "taint node"
@@ -322,239 +319,6 @@ const (
 	KindPermFixup   = "set owner and mode"
 	KindKubeconfig  = "point kubeconfig"
 )
-
-// Plan is a pure function of the desired and observed node: the operations
-// that make the node as desired, in order; none when it already is (R3).
-//
-//	nodes removed from the configuration (R50) →
-//	root-owned directories and files → packages (one dnf transaction) →
-//	paths owned by system users (created by the packages) → commands the
-//	changed files trigger → daemon-reload → units (restarted when their
-//	configuration changed) → kubeadm init → manifests → labels and taints
-//
-// The last three need the API server: while it does not answer
-// (Observed.APIUnknown), they are left to a later round.
-//
-// Root-owned files come before packages so that configuration (the
-// repository file, containerd's config) is in place when a package's
-// scriptlets run; %config(noreplace) keeps ours.
-func Plan(d Desired, o Observed) []Op {
-	var ops []Op
-	// Nodes that left the configuration go first, while the firewall and
-	// the routes (rendered without them) still admit them: an etcd member
-	// must be removed before its peers stop hearing it.
-	if d.ClusterNodes != nil && !o.APIUnknown {
-		for _, n := range o.ClusterNodes {
-			if !slices.Contains(d.ClusterNodes, n) {
-				ops = append(ops, Op{Kind: KindRemoveNode, Target: n, Reason: "not in the cluster configuration"})
-			}
-		}
-	}
-	restart := map[string]bool{}
-	var after [][]string
-	seenAfter := map[string]bool{}
-	// Root-owned paths first; paths owned by a system user come after the
-	// packages, whose %pre creates that user.
-	fileOps := func(rootOwned bool) {
-		for _, dir := range d.Dirs {
-			if (owner(dir.Owner) == "root" && owner(dir.Group) == "root") != rootOwned {
-				continue
-			}
-			st, ok := o.Files[dir.Path]
-			dir := dir
-			switch {
-			case !ok || !st.Exists:
-				ops = append(ops, Op{Kind: KindDir, Target: dir.Path, Reason: "missing", Dir: &dir})
-			case !st.Dir:
-				ops = append(ops, Op{Kind: KindDir, Target: dir.Path, Reason: "a file is in the way", Dir: &dir})
-			case st.Mode.Perm() != dir.Mode.Perm() || st.Owner != owner(dir.Owner) || st.Group != owner(dir.Group):
-				ops = append(ops, Op{Kind: KindPermFixup, Target: dir.Path, Reason: permReason(st, dir.Mode, dir.Owner, dir.Group), Dir: &dir})
-			}
-		}
-		for _, f := range d.Files {
-			if (owner(f.Owner) == "root" && owner(f.Group) == "root") != rootOwned {
-				continue
-			}
-			st := o.Files[f.Path]
-			reason := ""
-			switch {
-			case !st.Exists:
-				reason = "missing"
-			case st.Dir:
-				reason = "a directory is in the way"
-			case st.SHA256 != Digest(f.Content):
-				reason = "content differs"
-			}
-			f := f
-			if reason != "" {
-				ops = append(ops, Op{Kind: KindFile, Target: f.Path, Reason: reason, File: &f})
-				for _, u := range f.Restarts {
-					restart[u] = true
-				}
-				for _, c := range f.After {
-					if !seenAfter[c] {
-						seenAfter[c] = true
-						after = append(after, strings.Fields(c))
-					}
-				}
-				continue
-			}
-			if st.Mode.Perm() != f.Mode.Perm() || st.Owner != owner(f.Owner) || st.Group != owner(f.Group) {
-				ops = append(ops, Op{Kind: KindPermFixup, Target: f.Path, Reason: permReason(st, f.Mode, f.Owner, f.Group), File: &f})
-			}
-		}
-	}
-	fileOps(true)
-	var install []string
-	for _, name := range sortedKeys(d.Packages) {
-		want := d.Packages[name]
-		have, ok := o.Packages[name]
-		if !ok || have != want {
-			install = append(install, name+"-"+want)
-		}
-	}
-	for _, name := range sortedKeys(d.LocalPackages) {
-		if _, ok := o.Packages[name]; !ok {
-			install = append(install, d.LocalPackages[name])
-		}
-	}
-	for name, units := range d.PackageRestarts {
-		if have, ok := o.Packages[name]; ok && d.Packages[name] != "" && have != d.Packages[name] {
-			for _, u := range units {
-				restart[u] = true
-			}
-		}
-	}
-	if len(install) > 0 {
-		ops = append(ops, Op{Kind: KindInstall, Target: strings.Join(install, " "), Reason: packagesReason(d.Packages, o.Packages), Packages: install})
-	}
-	// Commands the root-owned files trigger (systemd-sysusers makes the
-	// users the next files belong to) run before those files.
-	for _, c := range after {
-		ops = append(ops, Op{Kind: KindRun, Target: strings.Join(c, " "), Reason: "its configuration changed", Command: c})
-	}
-	after = nil
-	fileOps(false)
-	for _, c := range after {
-		ops = append(ops, Op{Kind: KindRun, Target: strings.Join(c, " "), Reason: "its configuration changed", Command: c})
-	}
-	if len(d.Units) > 0 && (len(install) > 0 || len(restart) > 0 || unitsMissing(d, o)) {
-		ops = append(ops, Op{Kind: KindReload, Target: "daemon-reload", Reason: "units or their configuration changed"})
-	}
-	for _, u := range d.Units {
-		st := o.Units[u.Name]
-		if !st.Enabled {
-			ops = append(ops, Op{Kind: KindEnable, Target: u.Name, Reason: "disabled", Unit: u.Name})
-		}
-		switch {
-		case u.Start && !st.Active:
-			ops = append(ops, Op{Kind: KindStart, Target: u.Name, Reason: "not running", Unit: u.Name, NoBlock: u.NoBlock})
-		case restart[u.Name] && st.Active:
-			ops = append(ops, Op{Kind: KindRestart, Target: u.Name, Reason: "its configuration changed", Unit: u.Name, NoBlock: u.NoBlock})
-		}
-	}
-	if d.Kubeadm != nil && !o.KubeadmDone && d.Join == nil {
-		ops = append(ops, Op{Kind: KindKubeadm, Target: d.Kubeadm.Config, Reason: "the control plane is not initialized", Kubeadm: d.Kubeadm})
-	}
-	if d.EtcdMember != nil && !o.EtcdMemberAdded {
-		ops = append(ops, Op{Kind: KindEtcdAdd, Target: d.EtcdMember.Name + " " + d.EtcdMember.PeerURL, Reason: "not a member of the cluster's etcd yet", Etcd: d.EtcdMember})
-	}
-	// A control-plane node joins once its etcd member is added: its etcd
-	// configuration (rendered from the recorded membership) is then final.
-	if d.Join != nil && !o.Joined && (d.EtcdMember == nil || o.EtcdMemberAdded) {
-		ops = append(ops, Op{Kind: KindJoin, Target: d.Join.Config, Reason: "the node has not joined the cluster", Join: d.Join, Etcd: d.EtcdMember})
-	}
-	if d.EtcdMember != nil && o.EtcdMemberAdded && o.Joined && !o.EtcdPromoted {
-		ops = append(ops, Op{Kind: KindEtcdPromote, Target: d.EtcdMember.Name, Reason: "a learner until its member has caught up", Etcd: d.EtcdMember})
-	}
-	upgrading := d.Upgrade != nil && (o.KubeadmDone || o.Joined) && o.Applied[VersionRecord] != d.KubernetesVersion
-	if upgrading {
-		from := o.Applied[VersionRecord]
-		if from == "" {
-			from = "an unrecorded version"
-		}
-		ops = append(ops, Op{Kind: KindUpgrade, Target: d.KubernetesVersion, Reason: "the node runs " + from, Upgrade: d.Upgrade})
-	}
-	// An upgrade renders the static Pods from the current inputs itself.
-	if !upgrading && d.Kubeadm != nil && o.KubeadmDone && d.Kubeadm.InputDigest != "" && o.Applied[KubeadmRecord] != d.Kubeadm.InputDigest {
-		ops = append(ops, Op{Kind: KindKubeadmRe, Target: d.Kubeadm.Config, Reason: "its configuration or patches changed since kubeadm last ran", Kubeadm: d.Kubeadm})
-	}
-	// Kubeconfigs that kubeadm or the kubelet write: pointed at the
-	// proxy once they exist, or right after the init or join (planned
-	// above) that writes them.
-	writes := slices.ContainsFunc(ops, func(op Op) bool { return op.Kind == KindKubeadm || op.Kind == KindJoin })
-	for _, kc := range d.Kubeconfigs {
-		st := o.Kubeconfigs[kc.Path]
-		reason := ""
-		switch {
-		case !st.Exists && writes:
-			reason = "written by kubeadm above"
-		case !st.Exists:
-		case st.Mixed || st.Server != kc.Server || st.TLSServerName != kc.TLSServerName:
-			reason = fmt.Sprintf("names %s", st.Server)
-			if st.TLSServerName != "" {
-				reason += " as " + st.TLSServerName
-			}
-		}
-		if reason != "" {
-			kc := kc
-			ops = append(ops, Op{Kind: KindKubeconfig, Target: kc.Path + " → " + kc.Server, Reason: reason, Kubeconfig: &kc})
-		}
-	}
-	if d.Kubeadm == nil || o.KubeadmDone {
-		for _, w := range d.Owned {
-			st, ok := o.Files[w.Path]
-			if !ok || !st.Exists {
-				continue
-			}
-			if st.Mode.Perm() != w.Mode.Perm() || st.Owner != owner(w.Owner) || st.Group != owner(w.Group) {
-				dir := Dir{Path: w.Path, Mode: w.Mode, Owner: w.Owner, Group: w.Group}
-				ops = append(ops, Op{Kind: KindPermFixup, Target: w.Path, Reason: permReason(st, w.Mode, w.Owner, w.Group), Dir: &dir})
-			}
-		}
-	}
-	if o.APIUnknown {
-		return ops
-	}
-	for _, name := range sortedKeys(d.Manifests) {
-		if o.Applied[name] != Digest(d.Manifests[name]) {
-			ops = append(ops, Op{Kind: KindManifest, Target: name, Reason: "not applied or changed", Manifest: name})
-		}
-	}
-	missing := map[string]string{}
-	for k, v := range d.Labels {
-		if have, ok := o.NodeLabels[k]; !ok || have != v {
-			missing[k] = v
-		}
-	}
-	if len(missing) > 0 {
-		keys := sortedKeys(missing)
-		ops = append(ops, Op{Kind: KindLabel, Target: strings.Join(keys, ","), Reason: "missing or different", Labels: missing})
-	}
-	for _, t := range d.Taints {
-		key, effect := taintKeyEffect(t)
-		if !slices.Contains(o.NodeTaints, key+":"+effect) {
-			ops = append(ops, Op{Kind: KindTaint, Target: t, Reason: "missing", Taint: t})
-		}
-	}
-	for _, t := range d.RemoveTaints {
-		for _, have := range o.NodeTaints {
-			if have == t {
-				ops = append(ops, Op{Kind: KindUntaint, Target: t, Reason: "single server runs workloads (R4)", Taint: t})
-			}
-		}
-	}
-	return ops
-}
-
-func unitsMissing(d Desired, o Observed) bool {
-	for _, u := range d.Units {
-		if _, ok := o.Units[u.Name]; !ok {
-			return true
-		}
-	}
-	return false
-}
 
 func owner(n string) string {
 	if n == "" {
@@ -565,27 +329,6 @@ func owner(n string) string {
 
 func permReason(st FileState, mode fs.FileMode, own, grp string) string {
 	return fmt.Sprintf("is %s %s:%s, want %s %s:%s", st.Mode.Perm(), st.Owner, st.Group, mode.Perm(), owner(own), owner(grp))
-}
-
-func packagesReason(want, have map[string]string) string {
-	var missing, other int
-	for n, v := range want {
-		h, ok := have[n]
-		switch {
-		case !ok:
-			missing++
-		case h != v:
-			other++
-		}
-	}
-	var parts []string
-	if missing > 0 {
-		parts = append(parts, fmt.Sprintf("%d missing", missing))
-	}
-	if other > 0 {
-		parts = append(parts, fmt.Sprintf("%d at another version", other))
-	}
-	return strings.Join(parts, ", ")
 }
 
 // Digest is the content hash plans compare files by.
@@ -615,9 +358,10 @@ func Format(ops []Op) string {
 }
 
 // NeedsAPI says whether the desired node has objects in the API to check
-// (manifests, labels, taints): a plan is final only when the API answered.
+// (its Node's labels and taints, the Nodes to remove): a plan is final
+// only when the API answered.
 func (d Desired) NeedsAPI() bool {
-	return d.Kubeadm != nil && len(d.Manifests)+len(d.Labels)+len(d.Taints)+len(d.RemoveTaints) > 0
+	return d.Kubeadm != nil && (len(d.Labels)+len(d.Taints)+len(d.RemoveTaints) > 0 || d.ClusterNodes != nil)
 }
 
 // taintKeyEffect is a taint's key and effect ("key[=value]:Effect"), as

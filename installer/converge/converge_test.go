@@ -15,7 +15,7 @@ import (
 func kinds(ops []Op) []string {
 	var k []string
 	for _, o := range ops {
-		k = append(k, o.Kind+" "+o.Target)
+		k = append(k, o.Kind()+" "+o.Target())
 	}
 	return k
 }
@@ -87,7 +87,7 @@ func TestPlanOrderAndReasons(t *testing.T) {
 		t.Errorf("plan:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	ops := Plan(d, o)
-	if r := ops[3].Reason; r != "1 missing, 1 at another version" {
+	if r := ops[3].Reason(); r != "1 missing, 1 at another version" {
 		t.Errorf("install reason %q", r)
 	}
 	if !strings.Contains(Format(ops), "12 changes") {
@@ -133,7 +133,7 @@ func TestApplyThenNothingToDo(t *testing.T) {
 	if len(ops) != 4 {
 		t.Fatalf("fresh root: plan %v", kinds(ops))
 	}
-	if n, err := h.Apply(ctx, d, ops); err != nil || n != 4 {
+	if n, err := h.Apply(ctx, ops); err != nil || n != 4 {
 		t.Fatalf("apply: %d, %v", n, err)
 	}
 	if data, err := os.ReadFile(filepath.Join(root, "usr/share/ferry-test/tool")); err != nil || string(data) != "tool\n" {
@@ -179,7 +179,7 @@ func TestApplyStopsAtTheFailingStep(t *testing.T) {
 		t.Fatal(err)
 	}
 	ops := Plan(d, o)
-	n, err := h.Apply(context.Background(), d, ops)
+	n, err := h.Apply(context.Background(), ops)
 	if err == nil || n != 0 || !strings.Contains(err.Error(), "step 1 of 2") || !strings.Contains(err.Error(), "/etc/blocker") {
 		t.Fatalf("want a failure at step 1 naming /etc/blocker, got %d, %v", n, err)
 	}

@@ -124,7 +124,7 @@ func TestPlanKubeconfigs(t *testing.T) {
 				t.Fatalf("plan %q, want %q", got, tc.want)
 			}
 			for _, op := range ops {
-				if op.Kind == KindStart && !op.NoBlock {
+				if s, ok := op.(StartUnit); ok && !s.NoBlock {
 					t.Error("the proxy is started waiting for its readiness")
 				}
 			}
@@ -161,7 +161,7 @@ func TestApplyKubeconfig(t *testing.T) {
 	}
 	o.Joined = true
 	ops := Plan(d, o)
-	if _, err := h.Apply(context.Background(), d, ops); err != nil {
+	if _, err := h.Apply(context.Background(), ops); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{"systemctl enable ferry-apiproxy.service", "systemctl --no-block start ferry-apiproxy.service", "systemctl restart kubelet.service"}

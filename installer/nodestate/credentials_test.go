@@ -79,7 +79,7 @@ func TestPKIIsConvergent(t *testing.T) {
 			t.Fatal(err)
 		}
 		ops := converge.Plan(d, o)
-		if _, err := h.Apply(context.Background(), d, ops); err != nil {
+		if _, err := h.Apply(context.Background(), ops); err != nil {
 			t.Fatal(err)
 		}
 		return len(ops)

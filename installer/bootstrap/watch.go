@@ -99,9 +99,8 @@ func (d *Daemon) watchOnce(ctx context.Context) error {
 	}
 	seen := rollout.ObserveNodeInput(n, current)
 	changes := 0 // the apply's, for the log
-	// A round is a few steps (rollout.NodeStep): at most fetch, move and
-	// report; more is a bug in the steps.
-	for range 4 {
+	// A round is a few steps (rollout.NodeStep); more is a bug in them.
+	for range rollout.MaxNodeSteps {
 		a := rollout.NodeStep(seen)
 		var r rollout.NodeResult
 		switch a.Kind {
@@ -174,7 +173,7 @@ func (d *Daemon) watchOnce(ctx context.Context) error {
 		}
 		seen.Record(a, r)
 	}
-	return errors.New("roll-out: no decision after 4 steps")
+	return fmt.Errorf("roll-out: no decision after %d steps", rollout.MaxNodeSteps)
 }
 
 // patchAnnotations writes annotations (a merge patch: nil removes one)

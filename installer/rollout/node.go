@@ -21,6 +21,10 @@ import (
 // An apply already running (Busy) ends the round with nothing written:
 // the next round, which observes again, carries on.
 
+// MaxNodeSteps bounds the steps of a round: at most fetch, move and
+// report (TestNodeStepRules holds NodeStep to it).
+const MaxNodeSteps = 4
+
 // NodeActionKind is what a node's daemon does next.
 type NodeActionKind string
 

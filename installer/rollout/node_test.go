@@ -22,11 +22,11 @@ type nodeEffects struct {
 
 // nodeRound plays one round of a node's daemon: NodeStep, then the
 // effect's outcome recorded, until a step needs no effect (at most
-// maxSteps, the daemon's bound). It returns every step.
+// MaxNodeSteps, the daemon's bound). It returns every step.
 func nodeRound(t *testing.T, in NodeInput, fx nodeEffects) []NodeAction {
 	t.Helper()
 	var trace []NodeAction
-	for range maxNodeSteps {
+	for range MaxNodeSteps {
 		a := NodeStep(in)
 		trace = append(trace, a)
 		switch a.Kind {
@@ -44,12 +44,9 @@ func nodeRound(t *testing.T, in NodeInput, fx nodeEffects) []NodeAction {
 			return trace
 		}
 	}
-	t.Fatalf("no decision after %d steps: %s", maxNodeSteps, describeAll(trace))
+	t.Fatalf("no decision after %d steps: %s", MaxNodeSteps, describeAll(trace))
 	return nil
 }
-
-// maxNodeSteps is the bound watch.go (package bootstrap) puts on a round.
-const maxNodeSteps = 4
 
 // describe is one step as the table spells it: kind, version, then what
 // it carries (file, reason, patch, error).

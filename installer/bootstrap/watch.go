@@ -93,77 +93,98 @@ func (d *Daemon) watchOnce(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reading node %s: %w", node.Name, err)
 	}
-	desired, reported := n.Annotations[rollout.AnnotationDesiredVersion], n.Annotations[rollout.AnnotationVersion]
 	name, current, err := targetBundle(root)
 	if err != nil {
 		return err
 	}
-	if stage := n.Annotations[rollout.AnnotationStageVersion]; stage != "" && stage != current && desired != stage &&
-		n.Annotations[rollout.AnnotationStagedVersion] != stage && n.Annotations[rollout.AnnotationStageError] == "" {
-		annotations := map[string]any{rollout.AnnotationStagedVersion: stage, rollout.AnnotationStageError: nil}
-		d.log.Info("roll-out: staging", slog.String("version", stage))
-		if err := d.stage(ctx, root, c, node, name, stage); err != nil {
-			if errors.Is(err, errApplyBusy) {
-				return nil // the next round
+	seen := rollout.ObserveNodeInput(n, current)
+	changes := 0 // the apply's, for the log
+	// A round is a few steps (rollout.NodeStep); more is a bug in them.
+	for range rollout.MaxNodeSteps {
+		a := rollout.NodeStep(seen)
+		var r rollout.NodeResult
+		switch a.Kind {
+		case rollout.NodeIdle:
+			return nil
+		case rollout.NodeFail:
+			return a.Err
+		case rollout.NodeStage:
+			d.log.Info("roll-out: staging", slog.String("version", a.Version))
+			err := d.stage(ctx, root, c, node, name, a.Version)
+			switch {
+			case errors.Is(err, errApplyBusy):
+				r.Busy = true
+			case err != nil:
+				d.log.Warn("roll-out: staging failed", slog.String("version", a.Version), slog.Any("err", err))
+				r.Err = err
+			default:
+				d.log.Info("roll-out: staged", slog.String("version", a.Version))
 			}
-			d.log.Warn("roll-out: staging failed", slog.String("version", stage), slog.Any("err", err))
-			annotations = map[string]any{rollout.AnnotationStageError: stage + ": " + err.Error()}
-		} else {
-			d.log.Info("roll-out: staged", slog.String("version", stage))
-		}
-		patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": annotations}})
-		if _, err := client.CoreV1().Nodes().Patch(ctx, node.Name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "ferry-node"}); err != nil {
-			return fmt.Errorf("reporting the staging of %s: %w", stage, err)
-		}
-		return nil
-	}
-	if desired != "" && desired != current {
-		ring, err := signing.LoadKeyringFile(in(KeyringFile))
-		if err != nil {
-			return err
-		}
-		d.log.Info("roll-out: new target", slog.String("from", current), slog.String("to", desired))
-		file, _, err := stageBundle(ctx, root, c, ring, name, desired, d.now(), d.log)
-		if err != nil {
-			return fmt.Errorf("bundle %s %s: %w", name, desired, err)
-		}
-		refused, err := mayMove(ctx, client, root, file)
-		if err != nil {
-			return fmt.Errorf("bundle %s %s: %w", name, desired, err)
-		}
-		if refused != nil {
+		case rollout.NodeReportStaged, rollout.NodeReportStageError:
+			if err := patchAnnotations(ctx, client, node.Name, a.Patch); err != nil {
+				return fmt.Errorf("reporting the staging of %s: %w", a.Version, err)
+			}
+			return nil
+		case rollout.NodeFetch:
+			ring, err := signing.LoadKeyringFile(in(KeyringFile))
+			if err != nil {
+				return err
+			}
+			d.log.Info("roll-out: new target", slog.String("from", current), slog.String("to", a.Version))
+			if r.File, _, err = stageBundle(ctx, root, c, ring, name, a.Version, d.now(), d.log); err != nil {
+				return fmt.Errorf("bundle %s %s: %w", name, a.Version, err)
+			}
+			refused, err := mayMove(ctx, client, root, r.File)
+			if err != nil {
+				return fmt.Errorf("bundle %s %s: %w", name, a.Version, err)
+			}
+			if refused != nil {
+				r.Refused = refused.Error()
+			}
+		case rollout.NodeRefuse:
 			// The desired version is written with the kubelet's own
 			// credentials: no move back without the orchestrator's order.
-			d.log.Warn("roll-out: refusing the desired version", slog.String("version", desired), slog.Any("err", refused))
-			msg := desired + ": " + refused.Error()
-			if n.Annotations[rollout.AnnotationTargetRefused] != msg {
-				patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{rollout.AnnotationTargetRefused: msg}}})
-				if _, err := client.CoreV1().Nodes().Patch(ctx, node.Name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "ferry-node"}); err != nil {
-					return fmt.Errorf("reporting the refusal of %s: %w", desired, err)
+			d.log.Warn("roll-out: refusing the desired version", slog.String("version", a.Version), slog.String("err", a.Reason))
+			if a.Patch != nil {
+				if err := patchAnnotations(ctx, client, node.Name, a.Patch); err != nil {
+					return fmt.Errorf("reporting the refusal of %s: %w", a.Version, err)
 				}
 			}
 			return nil
+		case rollout.NodeMove, rollout.NodeApply:
+			if a.Kind == rollout.NodeMove {
+				if err := writeState(root, TargetFile, a.File); err != nil {
+					return err
+				}
+			}
+			res, ran, err := d.tryApply(ctx)
+			r.Busy, r.Err = !ran, err
+			if ran && err == nil {
+				changes = res.Changes
+			}
+		case rollout.NodeReportVersion:
+			if err := patchAnnotations(ctx, client, node.Name, a.Patch); err != nil {
+				return fmt.Errorf("reporting version %s: %w", a.Version, err)
+			}
+			d.log.Info("roll-out: node converged", slog.String("version", a.Version), slog.Int("changes", changes))
+			return nil
+		default:
+			return fmt.Errorf("roll-out: unknown step %q", a.Kind)
 		}
-		if err := writeState(root, TargetFile, file); err != nil {
-			return err
-		}
-		current = desired
-	} else if reported == current && n.Annotations[rollout.AnnotationTargetRefused] == "" {
-		return nil
+		seen.Record(a, r)
 	}
-	res, ran, err := d.tryApply(ctx)
-	if !ran {
-		return nil // an apply runs; the next round reports
-	}
+	return fmt.Errorf("roll-out: no decision after %d steps", rollout.MaxNodeSteps)
+}
+
+// patchAnnotations writes annotations (a merge patch: nil removes one)
+// on the node, as the daemon's field manager.
+func patchAnnotations(ctx context.Context, client kubernetes.Interface, node string, annotations map[string]any) error {
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": annotations}})
 	if err != nil {
-		return fmt.Errorf("converging to %s: %w", current, err)
+		return err
 	}
-	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{rollout.AnnotationVersion: current, rollout.AnnotationTargetRefused: nil}}})
-	if _, err := client.CoreV1().Nodes().Patch(ctx, node.Name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "ferry-node"}); err != nil {
-		return fmt.Errorf("reporting version %s: %w", current, err)
-	}
-	d.log.Info("roll-out: node converged", slog.String("version", current), slog.Int("changes", res.Changes))
-	return nil
+	_, err = client.CoreV1().Nodes().Patch(ctx, node, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "ferry-node"})
+	return err
 }
 
 // mayMove decides whether the node may move from the bundle it runs to

@@ -1,13 +1,10 @@
 package bundle
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -15,6 +12,8 @@ import (
 	"strings"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/ferry-k8s/ferry/internal/fileutil"
 )
 
 // KindBundleLock is the kind of a lock file.
@@ -65,19 +64,11 @@ func DefaultLockPath(specPath string) string {
 
 // LoadLock reads and validates a lock file.
 func LoadLock(file string) (*Lock, error) {
-	f, err := os.Open(file)
+	data, err := fileutil.ReadFile(file, maxLockSize)
 	if err != nil {
 		return nil, fmt.Errorf("reading lock: %w", err)
 	}
-	defer f.Close()
-	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(io.LimitReader(f, maxLockSize+1)); err != nil {
-		return nil, fmt.Errorf("reading lock %s: %w", file, err)
-	}
-	if buf.Len() > maxLockSize {
-		return nil, fmt.Errorf("lock %s is larger than %d bytes", file, maxLockSize)
-	}
-	l, err := ParseLock(buf.Bytes())
+	l, err := ParseLock(data)
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", file, err)
 	}

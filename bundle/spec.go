@@ -1,11 +1,8 @@
 package bundle
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"path"
 	"path/filepath"
 	"reflect"
@@ -16,6 +13,8 @@ import (
 
 	"golang.org/x/mod/semver"
 	"sigs.k8s.io/yaml"
+
+	"github.com/ferry-k8s/ferry/internal/fileutil"
 )
 
 // API group and kinds of Ferry's configuration files.
@@ -149,27 +148,19 @@ func LoadSpec(file string) (*Spec, error) {
 
 // LoadSpecWith reads and validates a spec file with options.
 func LoadSpecWith(file string, opts SpecOptions) (*Spec, error) {
-	f, err := os.Open(file)
+	data, err := fileutil.ReadFile(file, maxSpecSize)
 	if err != nil {
 		return nil, fmt.Errorf("reading spec: %w", err)
-	}
-	defer f.Close()
-	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(io.LimitReader(f, maxSpecSize+1)); err != nil {
-		return nil, fmt.Errorf("reading spec %s: %w", file, err)
-	}
-	if buf.Len() > maxSpecSize {
-		return nil, fmt.Errorf("spec %s is larger than %d bytes", file, maxSpecSize)
 	}
 	abs, err := filepath.Abs(file)
 	if err != nil {
 		return nil, err
 	}
-	s, err := parseSpec(buf.Bytes(), filepath.Dir(abs), opts)
+	s, err := parseSpec(data, filepath.Dir(abs), opts)
 	if err != nil {
 		return nil, fmt.Errorf("spec %s: %w", file, err)
 	}
-	s.FileDigest = sha256Digest(buf.Bytes())
+	s.FileDigest = sha256Digest(data)
 	return s, nil
 }
 

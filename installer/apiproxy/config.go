@@ -3,11 +3,9 @@ package apiproxy
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"net/url"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -15,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ferry-k8s/ferry/bundle"
+	"github.com/ferry-k8s/ferry/internal/fileutil"
 )
 
 // KindAPIServerProxy is the configuration file's kind.
@@ -111,7 +110,7 @@ type MetricsConf struct {
 
 // LoadConfig reads, parses and validates a configuration file.
 func LoadConfig(file string) (*Config, error) {
-	data, err := readLimited(file, MaxConfigSize)
+	data, err := fileutil.ReadFile(file, MaxConfigSize)
 	if err != nil {
 		return nil, fmt.Errorf("reading apiproxy config: %w", err)
 	}
@@ -366,21 +365,4 @@ func checkHealthPath(p string) error {
 
 func fieldErr(field, format string, args ...any) error {
 	return &bundle.FieldError{Field: field, Err: fmt.Errorf(format, args...)}
-}
-
-// readLimited reads at most limit bytes of file, and fails when it is larger.
-func readLimited(file string, limit int64) ([]byte, error) {
-	f, err := os.Open(file)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", file, err)
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s is larger than %d bytes", file, limit)
-	}
-	return data, nil
 }

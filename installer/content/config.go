@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ferry-k8s/ferry/internal/atomicfile"
+	"github.com/ferry-k8s/ferry/internal/fileutil"
 
 	yamlv3 "go.yaml.in/yaml/v3"
 	"sigs.k8s.io/yaml"
@@ -70,7 +70,7 @@ type Config struct {
 // LoadConfig reads and checks a configuration file (syntax, apiVersion,
 // kind, unknown fields; see Validate for what serving needs).
 func LoadConfig(file string) (*Config, error) {
-	data, err := readLimited(file, maxConfigSize)
+	data, err := fileutil.ReadFile(file, maxConfigSize)
 	if err != nil {
 		return nil, fmt.Errorf("reading config: %w", err)
 	}
@@ -83,22 +83,6 @@ func LoadConfig(file string) (*Config, error) {
 		return nil, fmt.Errorf("config %s: %w", file, err)
 	}
 	return c, nil
-}
-
-func readLimited(file string, limit int64) ([]byte, error) {
-	f, err := os.Open(file)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s is larger than %d bytes", file, limit)
-	}
-	return data, nil
 }
 
 // ParseConfig parses a configuration; dir is where relative paths resolve.
@@ -212,7 +196,7 @@ func (c *Config) Validate() error {
 // written (unresolved) and returns the new one; an unchanged list leaves
 // the file untouched. It returns whether the file changed.
 func EditConfigISOs(file string, edit func(isos []string) ([]string, error)) (bool, error) {
-	data, err := readLimited(file, maxConfigSize)
+	data, err := fileutil.ReadFile(file, maxConfigSize)
 	if err != nil {
 		return false, fmt.Errorf("reading config: %w", err)
 	}

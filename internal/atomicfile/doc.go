@@ -1,0 +1,5 @@
+// Package atomicfile replaces files so that a reader, or a crash, sees
+// either the old content or the new, never a part: write a temporary file
+// in the same directory, sync it, rename it over the target, sync the
+// directory.
+package atomicfile

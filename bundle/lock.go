@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"reflect"
 	"regexp"
 	"sort"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/ferry-k8s/ferry/internal/fileutil"
+	"github.com/ferry-k8s/ferry/internal/strictyaml"
 )
 
 // KindBundleLock is the kind of a lock file.
@@ -79,15 +79,8 @@ func LoadLock(file string) (*Lock, error) {
 // errors named by their path.
 func ParseLock(data []byte) (*Lock, error) {
 	var l Lock
-	if err := yaml.UnmarshalStrict(data, &l); err != nil {
-		if unknown := UnknownFields(data, reflect.TypeOf(l)); len(unknown) > 0 {
-			var errs []error
-			for _, f := range unknown {
-				errs = append(errs, fieldErr(f, "unknown field"))
-			}
-			return nil, errors.Join(errs...)
-		}
-		return nil, fmt.Errorf("parsing: %w", cleanYAMLError(err))
+	if err := strictyaml.Decode(data, &l); err != nil {
+		return nil, err
 	}
 	if err := l.Validate(); err != nil {
 		return nil, err

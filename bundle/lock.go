@@ -1,20 +1,19 @@
 package bundle
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
-	"reflect"
 	"regexp"
 	"sort"
 	"strings"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/ferry-k8s/ferry/internal/fileutil"
+	"github.com/ferry-k8s/ferry/internal/strictyaml"
 )
 
 // KindBundleLock is the kind of a lock file.
@@ -65,19 +64,11 @@ func DefaultLockPath(specPath string) string {
 
 // LoadLock reads and validates a lock file.
 func LoadLock(file string) (*Lock, error) {
-	f, err := os.Open(file)
+	data, err := fileutil.ReadFile(file, maxLockSize)
 	if err != nil {
 		return nil, fmt.Errorf("reading lock: %w", err)
 	}
-	defer f.Close()
-	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(io.LimitReader(f, maxLockSize+1)); err != nil {
-		return nil, fmt.Errorf("reading lock %s: %w", file, err)
-	}
-	if buf.Len() > maxLockSize {
-		return nil, fmt.Errorf("lock %s is larger than %d bytes", file, maxLockSize)
-	}
-	l, err := ParseLock(buf.Bytes())
+	l, err := ParseLock(data)
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", file, err)
 	}
@@ -88,15 +79,8 @@ func LoadLock(file string) (*Lock, error) {
 // errors named by their path.
 func ParseLock(data []byte) (*Lock, error) {
 	var l Lock
-	if err := yaml.UnmarshalStrict(data, &l); err != nil {
-		if unknown := UnknownFields(data, reflect.TypeOf(l)); len(unknown) > 0 {
-			var errs []error
-			for _, f := range unknown {
-				errs = append(errs, fieldErr(f, "unknown field"))
-			}
-			return nil, errors.Join(errs...)
-		}
-		return nil, fmt.Errorf("parsing: %w", cleanYAMLError(err))
+	if err := strictyaml.Decode(data, &l); err != nil {
+		return nil, err
 	}
 	if err := l.Validate(); err != nil {
 		return nil, err

@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/ferry-k8s/ferry/repo/rpmver"
 )
 
 // LockedPackage is one RPM pinned by `builder lock`: a package named in a
@@ -84,7 +86,7 @@ func (l *Lock) validatePackages() []error {
 		if !repoName.MatchString(p.Repo) {
 			add(f+".repo", "must be letters, digits, '.', '_', '-' (up to 63), got %q", p.Repo)
 		}
-		if !rpmNameRE.MatchString(p.Name) {
+		if !rpmver.ValidName(p.Name) {
 			add(f+".name", "%q is not a package name (letters, digits, . _ + -)", p.Name)
 		}
 		if p.Epoch < 0 || p.Epoch > 1<<31-1 {

@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/ferry-k8s/ferry/repo/rpmver"
 )
 
 // RepositorySpec is an upstream yum repository (spec.repositories[i]) that
@@ -29,8 +31,8 @@ type RepositorySpec struct {
 }
 
 // DefaultArches are the package architectures taken when a packages entry
-// names none.
-var DefaultArches = []string{"x86_64", "noarch"}
+// names none (rpmver.DefaultArches).
+var DefaultArches = rpmver.DefaultArches
 
 // ErrNotLocked is wrapped by the error on a packages entry with names when
 // the spec is read without AllowUnpinned: such a spec builds only with a
@@ -38,64 +40,18 @@ var DefaultArches = []string{"x86_64", "noarch"}
 var ErrNotLocked = errors.New("packages named from repositories are not locked")
 
 // PackageConstraint is one item of spec.packages[].names: a package name and
-// an optional version comparison.
-type PackageConstraint struct {
-	Name string
-	// Op is "", "=", "<", "<=", ">" or ">=".
-	Op string
-	// EVR is "[epoch:]version[-release]" when Op is set.
-	EVR string
-}
+// an optional version comparison (rpmver.Constraint).
+type PackageConstraint = rpmver.Constraint
 
-func (c PackageConstraint) String() string {
-	if c.Op == "" {
-		return c.Name
-	}
-	return c.Name + " " + c.Op + " " + c.EVR
-}
+// ParsePackageConstraint parses "name", "name OP [epoch:]version[-release]"
+// with OP one of = < <= > >= (rpmver.ParseConstraint).
+func ParsePackageConstraint(s string) (PackageConstraint, error) { return rpmver.ParseConstraint(s) }
 
 var (
-	rpmNameRE  = regexp.MustCompile(`^[A-Za-z0-9_+][A-Za-z0-9._+-]{0,199}$`)
 	rpmGlobRE  = regexp.MustCompile(`^[A-Za-z0-9._+*?\[\]!-]{1,200}$`)
-	rpmEVRRE   = regexp.MustCompile(`^([0-9]{1,10}:)?[A-Za-z0-9._+~^]{1,100}(-[A-Za-z0-9._+~^]{1,100})?$`)
 	rpmArchRE  = regexp.MustCompile(`^[a-z0-9_]{1,32}$`)
 	rpmVerPart = regexp.MustCompile(`^[A-Za-z0-9._+~^]{1,100}$`)
 )
-
-// ParsePackageConstraint parses "name", "name OP [epoch:]version[-release]"
-// with OP one of = < <= > >= (spaces around OP optional). The version is
-// compared as rpm compares versions; without a release any release matches.
-func ParsePackageConstraint(s string) (PackageConstraint, error) {
-	t := strings.TrimSpace(s)
-	i := strings.IndexAny(t, "<>=")
-	if i < 0 {
-		if !rpmNameRE.MatchString(t) {
-			return PackageConstraint{}, fmt.Errorf("%q is not a package name (letters, digits, . _ + -) or a name with a version comparison such as \"socat >= 1.7.4\"", s)
-		}
-		return PackageConstraint{Name: t}, nil
-	}
-	c := PackageConstraint{Name: strings.TrimSpace(t[:i])}
-	rest := t[i:]
-	j := strings.IndexFunc(rest, func(r rune) bool { return !strings.ContainsRune("<>=", r) })
-	if j < 0 {
-		j = len(rest)
-	}
-	c.Op, c.EVR = rest[:j], strings.TrimSpace(rest[j:])
-	if !rpmNameRE.MatchString(c.Name) {
-		return PackageConstraint{}, fmt.Errorf("%q: %q is not a package name (letters, digits, . _ + -)", s, c.Name)
-	}
-	switch c.Op {
-	case "=", "<", "<=", ">", ">=":
-	case "==":
-		c.Op = "="
-	default:
-		return PackageConstraint{}, fmt.Errorf("%q: unknown comparison %q (one of =, <, <=, >, >=)", s, c.Op)
-	}
-	if !rpmEVRRE.MatchString(c.EVR) {
-		return PackageConstraint{}, fmt.Errorf("%q: %q is not a version [epoch:]version[-release] (letters, digits, . _ + ~ ^)", s, c.EVR)
-	}
-	return c, nil
-}
 
 // RepoName is the bundle repository of the entry (DefaultRepo if unset).
 func (p PackagesSpec) RepoName() string {

@@ -1,21 +1,19 @@
 package bundle
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"path"
 	"path/filepath"
-	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	"golang.org/x/mod/semver"
-	"sigs.k8s.io/yaml"
+
+	"github.com/ferry-k8s/ferry/internal/fileutil"
+	"github.com/ferry-k8s/ferry/internal/strictyaml"
 )
 
 // API group and kinds of Ferry's configuration files.
@@ -128,20 +126,6 @@ type PackagesSpec struct {
 // DefaultRepo is the repository name used when a packages entry names none.
 const DefaultRepo = "base"
 
-// FieldError is a spec or manifest problem at a field path such as
-// "spec.images[2].source".
-type FieldError struct {
-	Field string
-	Err   error
-}
-
-func (e *FieldError) Error() string { return e.Field + ": " + e.Err.Error() }
-func (e *FieldError) Unwrap() error { return e.Err }
-
-func fieldErr(field, format string, args ...any) error {
-	return &FieldError{Field: field, Err: fmt.Errorf(format, args...)}
-}
-
 // LoadSpec reads and validates a spec file.
 func LoadSpec(file string) (*Spec, error) {
 	return LoadSpecWith(file, SpecOptions{})
@@ -149,27 +133,19 @@ func LoadSpec(file string) (*Spec, error) {
 
 // LoadSpecWith reads and validates a spec file with options.
 func LoadSpecWith(file string, opts SpecOptions) (*Spec, error) {
-	f, err := os.Open(file)
+	data, err := fileutil.ReadFile(file, maxSpecSize)
 	if err != nil {
 		return nil, fmt.Errorf("reading spec: %w", err)
-	}
-	defer f.Close()
-	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(io.LimitReader(f, maxSpecSize+1)); err != nil {
-		return nil, fmt.Errorf("reading spec %s: %w", file, err)
-	}
-	if buf.Len() > maxSpecSize {
-		return nil, fmt.Errorf("spec %s is larger than %d bytes", file, maxSpecSize)
 	}
 	abs, err := filepath.Abs(file)
 	if err != nil {
 		return nil, err
 	}
-	s, err := parseSpec(buf.Bytes(), filepath.Dir(abs), opts)
+	s, err := parseSpec(data, filepath.Dir(abs), opts)
 	if err != nil {
 		return nil, fmt.Errorf("spec %s: %w", file, err)
 	}
-	s.FileDigest = sha256Digest(buf.Bytes())
+	s.FileDigest = sha256Digest(data)
 	return s, nil
 }
 
@@ -180,27 +156,14 @@ func ParseSpec(data []byte, dir string) (*Spec, error) {
 
 func parseSpec(data []byte, dir string, opts SpecOptions) (*Spec, error) {
 	var s Spec
-	if err := yaml.UnmarshalStrict(data, &s); err != nil {
-		if unknown := UnknownFields(data, reflect.TypeOf(s)); len(unknown) > 0 {
-			var errs []error
-			for _, f := range unknown {
-				errs = append(errs, fieldErr(f, "unknown field (check its spelling and indentation)"))
-			}
-			return nil, errors.Join(errs...)
-		}
-		return nil, fmt.Errorf("parsing: %w", cleanYAMLError(err))
+	if err := strictyaml.Decode(data, &s); err != nil {
+		return nil, err
 	}
 	s.Dir = dir
 	if err := s.validate(opts.AllowUnpinned); err != nil {
 		return nil, err
 	}
 	return &s, nil
-}
-
-// cleanYAMLError drops the JSON-decoder prefix of sigs.k8s.io/yaml's errors
-// (type errors, syntax errors); unknown fields are reported by path before.
-func cleanYAMLError(err error) error {
-	return errors.New(strings.TrimPrefix(err.Error(), "error unmarshaling JSON: while decoding JSON: "))
 }
 
 var (

@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/ferry-k8s/ferry/internal/atomicfile"
+	"github.com/ferry-k8s/ferry/internal/fileutil"
 
 	digest "github.com/opencontainers/go-digest"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
@@ -91,7 +92,7 @@ func (c *cache) readManifest(d digest.Digest) (data []byte, ok bool, err error) 
 	if err := checkDigest(d); err != nil {
 		return nil, false, err
 	}
-	data, err = readBounded(os.DirFS(c.dir), filepath.ToSlash(filepath.Join(imgspecv1.ImageBlobsDir, d.Algorithm().String(), d.Encoded())), maxManifestSize)
+	data, err = fileutil.ReadFS(os.DirFS(c.dir), filepath.ToSlash(filepath.Join(imgspecv1.ImageBlobsDir, d.Algorithm().String(), d.Encoded())), maxManifestSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, false, nil
 	}

@@ -1,23 +1,17 @@
 package images
 
 import (
-	"bytes"
-	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"os"
 	"path"
-	"path/filepath"
 	"slices"
 	"strings"
 
-	"github.com/ferry-k8s/ferry/internal/atomicfile"
+	"github.com/ferry-k8s/ferry/internal/fileutil"
 
 	digest "github.com/opencontainers/go-digest"
-	specs "github.com/opencontainers/image-spec/specs-go"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"go.podman.io/image/v5/manifest"
 )
@@ -80,14 +74,14 @@ func ReadIndex(fsys fs.FS, root string) ([]Result, error) {
 	if !fs.ValidPath(root) {
 		return nil, fmt.Errorf("reading image layout: invalid root %q", root)
 	}
-	layoutBytes, err := readBounded(fsys, path.Join(root, imgspecv1.ImageLayoutFile), maxLayoutSize)
+	layoutBytes, err := fileutil.ReadFS(fsys, path.Join(root, imgspecv1.ImageLayoutFile), maxLayoutSize)
 	if err != nil {
 		return nil, fmt.Errorf("reading image layout: %w", err)
 	}
 	if err := checkLayoutFile(layoutBytes); err != nil {
 		return nil, fmt.Errorf("reading image layout: %w", err)
 	}
-	indexBytes, err := readBounded(fsys, path.Join(root, imgspecv1.ImageIndexFile), maxIndexSize)
+	indexBytes, err := fileutil.ReadFS(fsys, path.Join(root, imgspecv1.ImageIndexFile), maxIndexSize)
 	if err != nil {
 		return nil, fmt.Errorf("reading image layout: %w", err)
 	}
@@ -96,33 +90,6 @@ func ReadIndex(fsys fs.FS, root string) ([]Result, error) {
 		return nil, fmt.Errorf("reading image layout: %s: %w", imgspecv1.ImageIndexFile, err)
 	}
 	return res, nil
-}
-
-// readBounded reads a regular file of at most limit bytes.
-func readBounded(fsys fs.FS, name string, limit int64) ([]byte, error) {
-	f, err := fsys.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", name)
-	}
-	if st.Size() > limit {
-		return nil, fmt.Errorf("%s: too large (%d bytes, limit %d)", name, st.Size(), limit)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s: too large (limit %d bytes)", name, limit)
-	}
-	return data, nil
 }
 
 func checkLayoutFile(data []byte) error {
@@ -291,102 +258,4 @@ func validRefComponent(c string) bool {
 			return false
 		}
 	}
-}
-
-// layoutIndex is the index.json Copy maintains.
-type layoutIndex struct {
-	manifests []imgspecv1.Descriptor
-}
-
-// loadLayoutIndex reads dir/index.json, or returns an empty index if the file
-// does not exist. Entries written by other tools are kept as they are.
-func loadLayoutIndex(dir string) (*layoutIndex, error) {
-	data, err := readBounded(os.DirFS(dir), imgspecv1.ImageIndexFile, maxIndexSize)
-	if errors.Is(err, fs.ErrNotExist) {
-		return &layoutIndex{}, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var idx rawIndex
-	if err := json.Unmarshal(data, &idx); err != nil {
-		return nil, fmt.Errorf("parsing existing %s: %w", imgspecv1.ImageIndexFile, err)
-	}
-	if idx.SchemaVersion == nil || *idx.SchemaVersion != 2 {
-		return nil, fmt.Errorf("existing %s: schemaVersion must be 2", imgspecv1.ImageIndexFile)
-	}
-	return &layoutIndex{manifests: idx.Manifests}, nil
-}
-
-// put lists desc under its ref name, replacing any entry of that name.
-func (x *layoutIndex) put(desc imgspecv1.Descriptor) {
-	name := desc.Annotations[imgspecv1.AnnotationRefName]
-	x.manifests = slices.DeleteFunc(x.manifests, func(d imgspecv1.Descriptor) bool {
-		return d.Annotations[imgspecv1.AnnotationRefName] == name || d.Annotations[AnnotationName] == name
-	})
-	x.manifests = append(x.manifests, desc)
-}
-
-// marshal encodes the index with entries sorted by name, then digest, so that
-// the bytes depend only on the set of entries, not on the order of copies.
-func (x *layoutIndex) marshal() ([]byte, error) {
-	ms := slices.Clone(x.manifests)
-	slices.SortStableFunc(ms, func(a, b imgspecv1.Descriptor) int {
-		return cmp.Or(
-			strings.Compare(a.Annotations[imgspecv1.AnnotationRefName], b.Annotations[imgspecv1.AnnotationRefName]),
-			strings.Compare(string(a.Digest), string(b.Digest)),
-		)
-	})
-	if ms == nil {
-		ms = []imgspecv1.Descriptor{}
-	}
-	data, err := json.Marshal(imgspecv1.Index{
-		Versioned: specs.Versioned{SchemaVersion: 2},
-		MediaType: imgspecv1.MediaTypeImageIndex,
-		Manifests: ms,
-	})
-	if err != nil {
-		return nil, err
-	}
-	return append(data, '\n'), nil
-}
-
-// write replaces dir/index.json atomically.
-func (x *layoutIndex) write(dir string) error {
-	data, err := x.marshal()
-	if err != nil {
-		return err
-	}
-	return writeFileAtomic(filepath.Join(dir, imgspecv1.ImageIndexFile), data)
-}
-
-// initLayout creates dir, dir/blobs/sha256 and dir/oci-layout if missing.
-func initLayout(dir string) error {
-	if err := os.MkdirAll(filepath.Join(dir, imgspecv1.ImageBlobsDir, digest.Canonical.String()), 0o755); err != nil {
-		return err
-	}
-	want, err := json.Marshal(imgspecv1.ImageLayout{Version: imgspecv1.ImageLayoutVersion})
-	if err != nil {
-		return err
-	}
-	p := filepath.Join(dir, imgspecv1.ImageLayoutFile)
-	existing, err := os.ReadFile(p)
-	switch {
-	case err == nil:
-		if err := checkLayoutFile(existing); err != nil {
-			return fmt.Errorf("existing layout: %w", err)
-		}
-		return nil
-	case errors.Is(err, fs.ErrNotExist):
-		return writeFileAtomic(p, want)
-	default:
-		return err
-	}
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	if existing, err := os.ReadFile(path); err == nil && bytes.Equal(existing, data) {
-		return nil
-	}
-	return atomicfile.WriteFile(path, data, 0o644)
 }

@@ -93,7 +93,7 @@ func TestReadIndexErrors(t *testing.T) {
 		{fstest.MapFS{"oci-layout": {Data: []byte(layoutFile)}, "index.json/x": {Data: []byte("{}")}}, ".", "not a regular file"},
 		{layoutFS(`{"schemaVersion":2,"manifests":[]}`), "../x", "invalid root"},
 		{layoutFS(`{"schemaVersion":2,"manifests":[]}`), "/abs", "invalid root"},
-		{layoutFS(`{"schemaVersion":2,"manifests":[` + strings.Repeat(" ", maxIndexSize) + `]}`), ".", "too large"},
+		{layoutFS(`{"schemaVersion":2,"manifests":[` + strings.Repeat(" ", maxIndexSize) + `]}`), ".", "larger than"},
 		{layoutFS(`not json`), ".", "invalid character"},
 		{layoutFS(`{"manifests":[]}`), ".", "schemaVersion"},
 		{layoutFS(`{"schemaVersion":1,"manifests":[]}`), ".", "schemaVersion"},

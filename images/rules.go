@@ -11,6 +11,8 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"go.podman.io/image/v5/manifest"
+
+	"github.com/ferry-k8s/ferry/internal/fileutil"
 )
 
 // maxConfigSize bounds an image config, as Copy does when reading one.
@@ -133,7 +135,7 @@ func (w *walker) manifest(desc imgspecv1.Descriptor, field string, depth int) er
 	if err != nil {
 		return fmt.Errorf("%s %s (%s): %w", what, desc.Digest, field, err)
 	}
-	data, err := readBounded(w.fsys, obj.Path, maxManifestSize)
+	data, err := fileutil.ReadFS(w.fsys, obj.Path, maxManifestSize)
 	if err != nil {
 		return fail("%v", err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/ferry-k8s/ferry/bundle"
 	"github.com/ferry-k8s/ferry/images/compose"
 	"github.com/ferry-k8s/ferry/internal/atomicfile"
+	"github.com/ferry-k8s/ferry/internal/fileutil"
 	"github.com/ferry-k8s/ferry/repo/rpmbuild"
 	"github.com/ferry-k8s/ferry/signing"
 )
@@ -77,7 +78,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 		built[c.Name] = b
 		cr := bundle.ComponentRecord{Name: c.Name, Module: c.Module, Version: c.Version, ModuleSum: b.ModuleSum, GoVersion: b.GoVersion, Binaries: map[string]string{}}
 		for name, p := range b.Binaries {
-			sum, err := sha256File(p)
+			sum, _, err := fileutil.SHA256(p)
 			if err != nil {
 				return nil, err
 			}
@@ -106,7 +107,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 		if err != nil {
 			return nil, fmt.Errorf("packaging %s: %w", p.Name, err)
 		}
-		sum, err := sha256File(dest)
+		sum, _, err := fileutil.SHA256(dest)
 		if err != nil {
 			return nil, err
 		}
@@ -218,7 +219,7 @@ func writeRPMCached(cacheDir, dest string, p rpmbuild.Package, signer *signing.S
 	}
 	sort.Strings(srcs)
 	for _, s := range srcs {
-		sum, err := sha256File(s)
+		sum, _, err := fileutil.SHA256(s)
 		if err != nil {
 			return false, err
 		}
@@ -251,19 +252,6 @@ func linkOrCopy(src, dst string) error {
 		_, err := io.Copy(w, in)
 		return err
 	})
-}
-
-func sha256File(p string) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("hashing %s: %w", p, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 func resetDir(dir string) error {

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ferry-k8s/ferry/installer/systemd"
+	"github.com/ferry-k8s/ferry/internal/systemd"
 	"github.com/ferry-k8s/ferry/repo/rpmbuild"
 )
 

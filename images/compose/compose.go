@@ -20,6 +20,8 @@ import (
 	specs "github.com/opencontainers/image-spec/specs-go"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"go.podman.io/image/v5/docker/reference"
+
+	"github.com/ferry-k8s/ferry/images"
 )
 
 // Image describes one image to compose.
@@ -138,7 +140,7 @@ func Write(ctx context.Context, layoutDir string, imgs []Image) ([]Result, error
 		names[j.img.Name] = i
 		jobs[i] = j
 	}
-	l, err := openLayout(layoutDir)
+	l, err := images.OpenLayoutDir(layoutDir)
 	if err != nil {
 		return nil, fmt.Errorf("opening image layout %s: %w", layoutDir, err)
 	}
@@ -173,7 +175,7 @@ func Write(ctx context.Context, layoutDir string, imgs []Image) ([]Result, error
 	if err := firstError(errs); err != nil {
 		return nil, err
 	}
-	if err := l.updateIndex(descs); err != nil {
+	if err := l.PutIndex(descs...); err != nil {
 		return nil, fmt.Errorf("writing image layout %s: %w", layoutDir, err)
 	}
 	return results, nil
@@ -343,7 +345,7 @@ func (j *job) parseUser() error {
 }
 
 // compose builds one image's layer, config and manifest.
-func compose(ctx context.Context, l *layout, j *job) (imgspecv1.Descriptor, Result, error) {
+func compose(ctx context.Context, l *images.LayoutDir, j *job) (imgspecv1.Descriptor, Result, error) {
 	desc, res, err := composeImage(ctx, l, j)
 	if err != nil {
 		return desc, res, fmt.Errorf("composing image %s: %w", j.img.Name, err)
@@ -351,7 +353,7 @@ func compose(ctx context.Context, l *layout, j *job) (imgspecv1.Descriptor, Resu
 	return desc, res, nil
 }
 
-func composeImage(ctx context.Context, l *layout, j *job) (imgspecv1.Descriptor, Result, error) {
+func composeImage(ctx context.Context, l *images.LayoutDir, j *job) (imgspecv1.Descriptor, Result, error) {
 	var none imgspecv1.Descriptor
 	sp, err := newSpool()
 	if err != nil {
@@ -410,7 +412,7 @@ func composeImage(ctx context.Context, l *layout, j *job) (imgspecv1.Descriptor,
 	if err != nil {
 		return none, Result{}, err
 	}
-	configDesc, err := l.writeBlobBytes(imgspecv1.MediaTypeImageConfig, config)
+	configDesc, err := l.WriteBlobBytes(imgspecv1.MediaTypeImageConfig, config)
 	if err != nil {
 		return none, Result{}, fmt.Errorf("writing config: %w", err)
 	}
@@ -424,7 +426,7 @@ func composeImage(ctx context.Context, l *layout, j *job) (imgspecv1.Descriptor,
 	if err != nil {
 		return none, Result{}, err
 	}
-	desc, err := l.writeBlobBytes(imgspecv1.MediaTypeImageManifest, manifest)
+	desc, err := l.WriteBlobBytes(imgspecv1.MediaTypeImageManifest, manifest)
 	if err != nil {
 		return none, Result{}, fmt.Errorf("writing manifest: %w", err)
 	}

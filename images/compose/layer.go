@@ -7,13 +7,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
-	"hash"
 	"io"
 	"time"
 
 	"github.com/klauspost/compress/gzip"
 	digest "github.com/opencontainers/go-digest"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/ferry-k8s/ferry/images"
 )
 
 // writeLayer writes nodes (sorted, parents first) as a gzip-compressed tar
@@ -24,9 +25,9 @@ import (
 // user or group names, no atime/ctime, USTAR headers unless a name or value
 // needs PAX. gzip (klauspost/compress, about twice as fast as compress/gzip
 // at the same ratio) writes no name and a zero mtime.
-func writeLayer(ctx context.Context, l *layout, nodes []*node, sp *spool, mtime time.Time) (imgspecv1.Descriptor, digest.Digest, error) {
+func writeLayer(ctx context.Context, l *images.LayoutDir, nodes []*node, sp *spool, mtime time.Time) (imgspecv1.Descriptor, digest.Digest, error) {
 	var diffID digest.Digest
-	desc, err := l.writeBlob(imgspecv1.MediaTypeImageLayerGzip, func(w io.Writer) error {
+	desc, err := l.WriteBlob(imgspecv1.MediaTypeImageLayerGzip, func(w io.Writer) error {
 		zw, err := gzip.NewWriterLevel(w, gzip.DefaultCompression)
 		if err != nil {
 			return err
@@ -100,17 +101,6 @@ func writeTar(ctx context.Context, w io.Writer, nodes []*node, sp *spool, mtime 
 		}
 	}
 	return tw.Close()
-}
-
-// countingHash counts and hashes what is written to it.
-type countingHash struct {
-	hash.Hash
-	n int64
-}
-
-func (c *countingHash) Write(p []byte) (int, error) {
-	c.n += int64(len(p))
-	return c.Hash.Write(p)
 }
 
 func sha256Sum(b []byte) [32]byte { return sha256.Sum256(b) }

@@ -3,11 +3,9 @@ package apiproxy
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"net/url"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -15,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ferry-k8s/ferry/bundle"
+	"github.com/ferry-k8s/ferry/internal/strictyaml"
 )
 
 // KindAPIServerProxy is the configuration file's kind.
@@ -109,47 +108,33 @@ type MetricsConf struct {
 	ClientCA string `json:"clientCA,omitempty"`
 }
 
+// configOptions are what a configuration file must be.
+var configOptions = strictyaml.Options{MaxSize: MaxConfigSize, APIVersion: bundle.APIVersion, Kind: KindAPIServerProxy}
+
 // LoadConfig reads, parses and validates a configuration file.
 func LoadConfig(file string) (*Config, error) {
-	data, err := readLimited(file, MaxConfigSize)
-	if err != nil {
-		return nil, fmt.Errorf("reading apiproxy config: %w", err)
-	}
 	abs, err := filepath.Abs(file)
 	if err != nil {
 		return nil, fmt.Errorf("reading apiproxy config %s: %w", file, err)
 	}
-	c, err := ParseConfig(data)
-	if err != nil {
-		return nil, fmt.Errorf("apiproxy config %s: %w", file, err)
+	var c Config
+	if err := strictyaml.Load("apiproxy config", file, &c, configOptions); err != nil {
+		return nil, err
 	}
 	c.Dir = filepath.Dir(abs)
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("apiproxy config %s: %w", file, err)
 	}
-	return c, nil
+	return &c, nil
 }
 
 // ParseConfig parses a configuration: size, YAML syntax, field types,
 // unknown fields (each named by its path), apiVersion and kind. Values are
 // checked by Validate.
 func ParseConfig(data []byte) (*Config, error) {
-	if len(data) > MaxConfigSize {
-		return nil, fmt.Errorf("larger than %d bytes", MaxConfigSize)
-	}
 	var c Config
-	if err := bundle.StrictYAML(data, &c); err != nil {
+	if err := strictyaml.Parse(data, &c, configOptions); err != nil {
 		return nil, err
-	}
-	var errs []error
-	if c.APIVersion != bundle.APIVersion {
-		errs = append(errs, fieldErr("apiVersion", "must be %q, got %q", bundle.APIVersion, c.APIVersion))
-	}
-	if c.Kind != KindAPIServerProxy {
-		errs = append(errs, fieldErr("kind", "must be %q, got %q", KindAPIServerProxy, c.Kind))
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
 	}
 	return &c, nil
 }
@@ -365,22 +350,5 @@ func checkHealthPath(p string) error {
 }
 
 func fieldErr(field, format string, args ...any) error {
-	return &bundle.FieldError{Field: field, Err: fmt.Errorf(format, args...)}
-}
-
-// readLimited reads at most limit bytes of file, and fails when it is larger.
-func readLimited(file string, limit int64) ([]byte, error) {
-	f, err := os.Open(file)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", file, err)
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s is larger than %d bytes", file, limit)
-	}
-	return data, nil
+	return strictyaml.Errorf(field, format, args...)
 }

@@ -53,7 +53,7 @@
 //
 // Run reports to systemd (Type=notify): READY=1 once a backend is healthy,
 // STATUS= on every state change, WATCHDOG=1, STOPPING=1. The unit file is
-// installer/systemd/ferry-apiproxy.service; the configuration file is
+// internal/systemd/ferry-apiproxy.service; the configuration file is
 // described at Config. Logs (log/slog) are state changes only at info and
 // warn; per-connection failures are debug. Metrics (see metrics) are
 // served over TLS at /metrics on metrics.listen, with /readyz there too.

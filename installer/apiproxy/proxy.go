@@ -17,6 +17,8 @@ import (
 
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ferry-k8s/ferry/internal/fileutil"
 )
 
 // DefaultDrainTimeout is how long Run waits on stop for connections in
@@ -109,7 +111,7 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 }
 
 func loadCertPool(file string) (*x509.CertPool, error) {
-	data, err := readLimited(file, maxPEMFile)
+	data, err := fileutil.ReadFile(file, maxPEMFile)
 	if err != nil {
 		return nil, err
 	}
@@ -121,11 +123,11 @@ func loadCertPool(file string) (*x509.CertPool, error) {
 }
 
 func metricsTLS(m *MetricsConf) (*tls.Config, error) {
-	certPEM, err := readLimited(m.TLSCert, maxPEMFile)
+	certPEM, err := fileutil.ReadFile(m.TLSCert, maxPEMFile)
 	if err != nil {
 		return nil, fieldErr("metrics.tlsCert", "%w", err)
 	}
-	keyPEM, err := readLimited(m.TLSKey, maxPEMFile)
+	keyPEM, err := fileutil.ReadFile(m.TLSKey, maxPEMFile)
 	if err != nil {
 		return nil, fieldErr("metrics.tlsKey", "%w", err)
 	}

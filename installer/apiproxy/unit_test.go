@@ -12,9 +12,9 @@ import (
 )
 
 // unitFile is the proxy's systemd unit. It lives with the other units in
-// installer/systemd; it is checked here, next to the program it runs, until
+// internal/systemd; it is checked here, next to the program it runs, until
 // that package embeds it.
-const unitFile = "../systemd/ferry-apiproxy.service"
+const unitFile = "../../internal/systemd/ferry-apiproxy.service"
 
 // unitRoot makes a root directory in which systemd-analyze can load the
 // unit: the host's units (for the targets it names) and a stand-in for

@@ -1,7 +1,6 @@
 package certrenew
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -13,7 +12,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"slices"
@@ -26,6 +24,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/ferry-k8s/ferry/internal/atomicfile"
+	"github.com/ferry-k8s/ferry/internal/fileutil"
 )
 
 // Ferry's signers.
@@ -211,7 +210,7 @@ func verify(chainPEM []byte, key *ecdsa.PrivateKey, caFile, cn string, orgs, dns
 	if !key.PublicKey.Equal(leaf.PublicKey) {
 		return errors.New("it certifies another key")
 	}
-	caPEM, err := readLimited(caFile)
+	caPEM, err := fileutil.ReadFile(caFile, maxPEM)
 	if err != nil {
 		return err
 	}
@@ -256,7 +255,7 @@ func loadOrCreateKey(file string) (*ecdsa.PrivateKey, error) {
 }
 
 func readKey(file string) (*ecdsa.PrivateKey, error) {
-	data, err := readLimited(file)
+	data, err := fileutil.ReadFile(file, maxPEM)
 	if err != nil {
 		return nil, err
 	}
@@ -284,7 +283,7 @@ func readKey(file string) (*ecdsa.PrivateKey, error) {
 }
 
 func readCert(file string) (*x509.Certificate, error) {
-	data, err := readLimited(file)
+	data, err := fileutil.ReadFile(file, maxPEM)
 	if err != nil {
 		return nil, err
 	}
@@ -315,20 +314,4 @@ func parseCerts(data []byte) ([]*x509.Certificate, error) {
 		return nil, errors.New("no PEM certificate")
 	}
 	return out, nil
-}
-
-func readLimited(file string) ([]byte, error) {
-	f, err := os.Open(file)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var b bytes.Buffer
-	if _, err := b.ReadFrom(io.LimitReader(f, maxPEM+1)); err != nil {
-		return nil, fmt.Errorf("reading %s: %w", file, err)
-	}
-	if b.Len() > maxPEM {
-		return nil, fmt.Errorf("%s is larger than %d bytes", file, maxPEM)
-	}
-	return b.Bytes(), nil
 }

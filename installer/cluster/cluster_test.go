@@ -384,7 +384,7 @@ func TestLoad(t *testing.T) {
 	if err := os.WriteFile(big, []byte(minimal+"#"+strings.Repeat("x", MaxFileSize)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Load(big); err == nil || !strings.Contains(err.Error(), "big.yaml: larger than") {
+	if _, err := Load(big); err == nil || !strings.Contains(err.Error(), "big.yaml is larger than") {
 		t.Errorf("big file: %v", err)
 	}
 	bad := filepath.Join(dir, "bad.yaml")

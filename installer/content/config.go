@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -15,18 +14,22 @@ import (
 	"time"
 
 	"github.com/ferry-k8s/ferry/internal/atomicfile"
+	"github.com/ferry-k8s/ferry/internal/fileutil"
+	"github.com/ferry-k8s/ferry/internal/strictyaml"
 
 	yamlv3 "go.yaml.in/yaml/v3"
-	"sigs.k8s.io/yaml"
 
 	"github.com/ferry-k8s/ferry/bundle"
 )
 
 // Configuration file defaults.
 const (
-	KindContentService     = "ContentService"
-	DefaultConfigPath      = "/etc/ferry/serve.yaml"
-	DefaultListen          = ":5443"
+	KindContentService = "ContentService"
+	DefaultConfigPath  = "/etc/ferry/serve.yaml"
+	// DefaultPort is where the content service listens, on every
+	// control-plane node (installer/bootstrap's ContentPort is to use it).
+	DefaultPort            = 5443
+	DefaultListen          = ":5443" // ":" + DefaultPort
 	DefaultPIDFile         = "/run/ferry/content.pid"
 	DefaultShutdownTimeout = 5 * time.Minute
 	maxConfigSize          = 1 << 20
@@ -70,53 +73,30 @@ type Config struct {
 // LoadConfig reads and checks a configuration file (syntax, apiVersion,
 // kind, unknown fields; see Validate for what serving needs).
 func LoadConfig(file string) (*Config, error) {
-	data, err := readLimited(file, maxConfigSize)
-	if err != nil {
-		return nil, fmt.Errorf("reading config: %w", err)
-	}
 	abs, err := filepath.Abs(file)
 	if err != nil {
 		return nil, err
 	}
-	c, err := ParseConfig(data, filepath.Dir(abs))
-	if err != nil {
-		return nil, fmt.Errorf("config %s: %w", file, err)
-	}
-	return c, nil
-}
-
-func readLimited(file string, limit int64) ([]byte, error) {
-	f, err := os.Open(file)
-	if err != nil {
+	var c Config
+	if err := strictyaml.Load("config", file, &c, configOptions); err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s is larger than %d bytes", file, limit)
-	}
-	return data, nil
+	c.Dir = filepath.Dir(abs)
+	return &c, nil
 }
 
 // ParseConfig parses a configuration; dir is where relative paths resolve.
 func ParseConfig(data []byte, dir string) (*Config, error) {
 	var c Config
-	if err := yaml.UnmarshalStrict(data, &c); err != nil {
-		return nil, fmt.Errorf("parsing: %s", strings.TrimPrefix(err.Error(), "error unmarshaling JSON: while decoding JSON: "))
+	if err := strictyaml.Parse(data, &c, configOptions); err != nil {
+		return nil, err
 	}
 	c.Dir = dir
-	var errs []error
-	if c.APIVersion != bundle.APIVersion {
-		errs = append(errs, fmt.Errorf("apiVersion: must be %q, got %q", bundle.APIVersion, c.APIVersion))
-	}
-	if c.Kind != KindContentService {
-		errs = append(errs, fmt.Errorf("kind: must be %q, got %q", KindContentService, c.Kind))
-	}
-	return &c, errors.Join(errs...)
+	return &c, nil
 }
+
+// configOptions are what a configuration file must be.
+var configOptions = strictyaml.Options{MaxSize: maxConfigSize, APIVersion: bundle.APIVersion, Kind: KindContentService}
 
 // Override replaces the fields of c that are set in o (non-empty strings,
 // a non-nil ISO list): flags over the file.
@@ -178,29 +158,31 @@ func (c *Config) Shutdown() time.Duration {
 // well-formed optional fields.
 func (c *Config) Validate() error {
 	var errs []error
-	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	add := func(field, format string, args ...any) {
+		errs = append(errs, strictyaml.Errorf(field, format, args...))
+	}
 	if c.Keyring == "" {
-		add("keyring: required (the keys bundles must be signed with)")
+		add("keyring", "required (the keys bundles must be signed with)")
 	}
 	if c.TLSCert == "" || c.TLSKey == "" {
-		add("tlsCert and tlsKey: both required (the service speaks TLS only)")
+		add("tlsCert and tlsKey", "both required (the service speaks TLS only)")
 	}
 	if _, _, err := net.SplitHostPort(c.ListenAddr()); err != nil {
-		add("listen: %v", err)
+		add("listen", "%v", err)
 	}
 	if c.ExternalURL != "" {
 		if _, err := checkExternalURL(c.ExternalURL); err != nil {
-			add("externalURL: %v", err)
+			add("externalURL", "%v", err)
 		}
 	}
 	if c.ShutdownTimeout != "" {
 		if d, err := time.ParseDuration(c.ShutdownTimeout); err != nil || d < 0 {
-			add("shutdownTimeout: %q is not a duration such as 5m", c.ShutdownTimeout)
+			add("shutdownTimeout", "%q is not a duration such as 5m", c.ShutdownTimeout)
 		}
 	}
 	for i, p := range c.ISOs {
 		if strings.TrimSpace(p) == "" {
-			add("isos[%d]: empty path", i)
+			add(fmt.Sprintf("isos[%d]", i), "empty path")
 		}
 	}
 	return errors.Join(errs...)
@@ -212,7 +194,7 @@ func (c *Config) Validate() error {
 // written (unresolved) and returns the new one; an unchanged list leaves
 // the file untouched. It returns whether the file changed.
 func EditConfigISOs(file string, edit func(isos []string) ([]string, error)) (bool, error) {
-	data, err := readLimited(file, maxConfigSize)
+	data, err := fileutil.ReadFile(file, configOptions.MaxSize)
 	if err != nil {
 		return false, fmt.Errorf("reading config: %w", err)
 	}

@@ -278,3 +278,9 @@ func pidFileChild(pf string) int {
 		return 1
 	}
 }
+
+func TestDefaultListenIsDefaultPort(t *testing.T) {
+	if want := ":" + strconv.Itoa(DefaultPort); DefaultListen != want {
+		t.Fatalf("DefaultListen %q, want %q", DefaultListen, want)
+	}
+}

@@ -29,5 +29,5 @@
 // TLS 1.2+ only, optional client certificates, configuration file
 // (kind: ContentService) reloaded with the certificate on SIGHUP, graceful
 // stop on SIGTERM, systemd notify and watchdog. The unit file is in
-// installer/systemd.
+// internal/systemd.
 package content

@@ -241,7 +241,7 @@ func TestServerRefusesBadConfig(t *testing.T) {
 	f := bundles(t)
 	dir := t.TempDir()
 	for name, tc := range map[string]struct{ text, want string }{
-		"unknown field":   {"apiVersion: ferry.dev/v1alpha1\nkind: ContentService\nlisten: :0\nplaintext: true\n", `unknown field "plaintext"`},
+		"unknown field":   {"apiVersion: ferry.dev/v1alpha1\nkind: ContentService\nlisten: :0\nplaintext: true\n", "plaintext: unknown field"},
 		"wrong kind":      {"apiVersion: ferry.dev/v1alpha1\nkind: Bundle\n", `kind: must be "ContentService"`},
 		"no TLS":          {"apiVersion: ferry.dev/v1alpha1\nkind: ContentService\nkeyring: " + f.ex.PublicKey + "\n", "tlsCert and tlsKey: both required"},
 		"bad listen":      {"apiVersion: ferry.dev/v1alpha1\nkind: ContentService\nlisten: nope\n", "listen:"},

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/ferry-k8s/ferry/internal/fileutil"
 )
 
 // MinPassphraseLength is the shortest passphrase a root key is encrypted
@@ -38,17 +40,9 @@ func (p Passphrase) check() error {
 // ReadPassphraseFile reads a passphrase from the first line of file (a
 // trailing newline is not part of it).
 func ReadPassphraseFile(file string) (Passphrase, error) {
-	f, err := os.Open(file)
+	data, err := fileutil.ReadFile(file, maxPassphraseFile)
 	if err != nil {
 		return nil, fmt.Errorf("reading passphrase: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxPassphraseFile+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading passphrase %s: %w", file, err)
-	}
-	if len(data) > maxPassphraseFile {
-		return nil, fmt.Errorf("reading passphrase %s: larger than %d bytes", file, maxPassphraseFile)
 	}
 	line, _, _ := bytes.Cut(data, []byte("\n"))
 	line = bytes.TrimSuffix(line, []byte("\r"))

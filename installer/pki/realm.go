@@ -11,7 +11,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ferry-k8s/ferry/internal/atomicfile"
+	"github.com/ferry-k8s/ferry/internal/fileutil"
 )
 
 // The realms: one CA chain each, so that no certificate of one realm is
@@ -263,7 +263,7 @@ func (r *Realm) WriteFiles(dir string, pass Passphrase) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("realm %s: %w", r.Name, err)
 	}
-	if old, err := readPEMFile(filepath.Join(dir, RootCertFile)); err == nil {
+	if old, err := fileutil.ReadFile(filepath.Join(dir, RootCertFile), maxPEMFile); err == nil {
 		if !bytes.Equal(old, r.RootCertPEM()) {
 			return fmt.Errorf("realm %s: %s holds another root CA; refusing to replace it", r.Name, filepath.Join(dir, RootCertFile))
 		}
@@ -370,26 +370,9 @@ func LoadRealm(dir string, pass Passphrase, opts Options) (*Realm, error) {
 	return r, nil
 }
 
-// readPEMFile reads a file of at most maxPEMFile bytes.
-func readPEMFile(file string) ([]byte, error) {
-	f, err := os.Open(file)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxPEMFile+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", file, err)
-	}
-	if len(data) > maxPEMFile {
-		return nil, fmt.Errorf("%s is larger than %d bytes", file, maxPEMFile)
-	}
-	return data, nil
-}
-
 // readCerts reads a PEM file of certificates only.
 func readCerts(file string) ([]*x509.Certificate, error) {
-	data, err := readPEMFile(file)
+	data, err := fileutil.ReadFile(file, maxPEMFile)
 	if err != nil {
 		return nil, err
 	}
@@ -428,7 +411,7 @@ func readKey(file string, pass Passphrase) (crypto.Signer, error) {
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
 		return nil, fmt.Errorf("%s: mode %04o lets others read the key; want 0600", file, perm)
 	}
-	data, err := readPEMFile(file)
+	data, err := fileutil.ReadFile(file, maxPEMFile)
 	if err != nil {
 		return nil, err
 	}

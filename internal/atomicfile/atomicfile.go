@@ -1,7 +1,3 @@
-// Package atomicfile replaces files so that a reader, or a crash, sees
-// either the old content or the new, never a part: write a temporary file
-// in the same directory, sync it, rename it over the target, sync the
-// directory.
 package atomicfile
 
 import (
@@ -12,10 +8,26 @@ import (
 
 // Write creates or replaces path with what fill writes into the temporary
 // file (which fill may also chown). On any error path is left as it was.
-func Write(path string, mode os.FileMode, fill func(f *os.File) error) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
+func Write(path string, mode os.FileMode, fill func(f *os.File) error) error {
+	_, err := write(filepath.Dir(path), "."+filepath.Base(path)+".tmp-", mode, func(f *os.File) (string, error) {
+		return filepath.Base(path), fill(f)
+	})
+	return err
+}
+
+// WriteNamed creates a file in dir whose name is known only once it is
+// written (a blob named by its digest): fill writes the temporary file and
+// returns the name, and the file is then renamed to dir/name, replacing
+// any file of that name. It returns the path written. On any error
+// nothing is left behind.
+func WriteNamed(dir string, mode os.FileMode, fill func(f *os.File) (name string, err error)) (string, error) {
+	return write(dir, ".tmp-", mode, fill)
+}
+
+func write(dir, pattern string, mode os.FileMode, fill func(f *os.File) (string, error)) (path string, err error) {
+	tmp, err := os.CreateTemp(dir, pattern)
 	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
+		return "", fmt.Errorf("writing in %s: %w", dir, err)
 	}
 	defer func() {
 		if err != nil {
@@ -23,26 +35,31 @@ func Write(path string, mode os.FileMode, fill func(f *os.File) error) (err erro
 			os.Remove(tmp.Name())
 		}
 	}()
-	if err = fill(tmp); err != nil {
-		return err
+	name, err := fill(tmp)
+	if err != nil {
+		return "", err
+	}
+	path = filepath.Join(dir, name)
+	if name == "" || filepath.Base(name) != name {
+		return "", fmt.Errorf("writing in %s: %q is not a file name", dir, name)
 	}
 	if err = tmp.Chmod(mode); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
+		return "", fmt.Errorf("writing %s: %w", path, err)
 	}
 	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
+		return "", fmt.Errorf("writing %s: %w", path, err)
 	}
 	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
+		return "", fmt.Errorf("writing %s: %w", path, err)
 	}
 	if err = os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
+		return "", fmt.Errorf("writing %s: %w", path, err)
 	}
-	if d, derr := os.Open(filepath.Dir(path)); derr == nil {
+	if d, derr := os.Open(dir); derr == nil {
 		_ = d.Sync() // the rename itself survives a crash
 		d.Close()
 	}
-	return nil
+	return path, nil
 }
 
 // WriteFile is Write for data in memory.

@@ -43,3 +43,25 @@ func TestFailedFillLeavesTheOldFile(t *testing.T) {
 		t.Fatalf("temporary file left: %v", ents)
 	}
 }
+
+func TestWriteNamed(t *testing.T) {
+	dir := t.TempDir()
+	p, err := WriteNamed(dir, 0o644, func(f *os.File) (string, error) {
+		_, err := f.WriteString("blob")
+		return "abc", err
+	})
+	if err != nil || p != filepath.Join(dir, "abc") {
+		t.Fatalf("got %s %v", p, err)
+	}
+	if b, _ := os.ReadFile(p); string(b) != "blob" {
+		t.Fatalf("wrote %q", b)
+	}
+	for _, bad := range []string{"", "../x", "a/b"} {
+		if _, err := WriteNamed(dir, 0o644, func(*os.File) (string, error) { return bad, nil }); err == nil {
+			t.Errorf("name %q accepted", bad)
+		}
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Fatalf("left behind: %v", ents)
+	}
+}

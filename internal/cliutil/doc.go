@@ -1,5 +1,5 @@
 // Package cliutil holds what Ferry's two command-line programs share: flag
-// definitions for logging and JSON output, and the verify command (the same
-// check as `builder verify` and `installer verify`). Commands only wire
-// flags into the options structs of the packages that do the work.
+// definitions for logging, progress and JSON output, and Main. The verify
+// command both share is bundle/verify/verifycmd. Commands only wire flags
+// into the options structs of the packages that do the work.
 package cliutil

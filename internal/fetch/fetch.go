@@ -3,10 +3,8 @@ package fetch
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +19,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ferry-k8s/ferry/internal/fileutil"
 )
 
 // Defaults of Options.
@@ -297,9 +297,8 @@ func (c *Client) cached(final string, it Item) (bool, error) {
 		return false, fmt.Errorf("reading the cache: %w", err)
 	}
 	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err == nil && (it.Size < 0 || n == it.Size) && hex.EncodeToString(h.Sum(nil)) == it.SHA256 {
+	sum, n, err := fileutil.SHA256Reader(f, final)
+	if err == nil && (it.Size < 0 || n == it.Size) && sum == it.SHA256 {
 		c.stats.hits.Add(1)
 		return true, nil
 	}
@@ -432,15 +431,14 @@ func verify(part *os.File, it Item) error {
 	if _, err := part.Seek(0, io.SeekStart); err != nil {
 		return err
 	}
-	h := sha256.New()
-	n, err := io.Copy(h, part)
+	got, n, err := fileutil.SHA256Reader(part, part.Name())
 	if err != nil {
 		return err
 	}
 	if it.Size >= 0 && n != it.Size {
 		return fmt.Errorf("%w: %d bytes, want %d", ErrMismatch, n, it.Size)
 	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != it.SHA256 {
+	if got != it.SHA256 {
 		return fmt.Errorf("%w: sha256 is %s, want %s", ErrMismatch, got, it.SHA256)
 	}
 	return nil

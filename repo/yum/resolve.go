@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/ferry-k8s/ferry/bundle"
 	"github.com/ferry-k8s/ferry/repo"
 	"github.com/ferry-k8s/ferry/repo/rpmver"
 )
@@ -16,13 +15,13 @@ import (
 // Request is what to resolve.
 type Request struct {
 	// Names are the packages wanted, in the spec's syntax ("socat",
-	// "socat >= 1.7.4"; see bundle.ParsePackageConstraint). A name that no
+	// "socat >= 1.7.4"; see rpmver.ParseConstraint). A name that no
 	// package has is looked up among the provides.
 	Names []string
 	// Exclude are globs of package names the target OS already has.
 	Exclude []string
 	// Arches are the architectures to take, in order of preference;
-	// default bundle.DefaultArches.
+	// default rpmver.DefaultArches.
 	Arches []string
 }
 
@@ -95,7 +94,7 @@ type resolver struct {
 func Resolve(indexes []*Index, req Request) ([]Pinned, error) {
 	arches := req.Arches
 	if len(arches) == 0 {
-		arches = bundle.DefaultArches
+		arches = rpmver.DefaultArches
 	}
 	r := &resolver{byName: map[string][]*cand{}, isSelected: map[*cand]*Pinned{}, nameArch: map[string]*cand{}, exclude: req.Exclude}
 	for ri, ix := range indexes {
@@ -164,7 +163,7 @@ func (r *resolver) excludedName(name string) bool {
 // request selects the best package for one Request.Names item: the highest
 // version of that name satisfying the constraint, else the best provider.
 func (r *resolver) request(item string, indexes []*Index, arches []string) error {
-	c, err := bundle.ParsePackageConstraint(item)
+	c, err := rpmver.ParseConstraint(item)
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/ferry-k8s/ferry/builder"
 	"github.com/ferry-k8s/ferry/builder/distro"
 	"github.com/ferry-k8s/ferry/bundle/validity"
+	"github.com/ferry-k8s/ferry/bundle/verify/verifycmd"
 	"github.com/ferry-k8s/ferry/internal/cliutil"
 	"github.com/ferry-k8s/ferry/internal/progress"
 	"github.com/ferry-k8s/ferry/internal/version"
@@ -48,7 +49,7 @@ Quick start:
 			buildCommand(),
 			lockCommand(),
 			phaseCommand(),
-			cliutil.VerifyCommand(),
+			verifycmd.Command(),
 			extendCommand(),
 			keyCommand(),
 		},

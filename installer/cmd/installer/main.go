@@ -6,6 +6,7 @@ package main
 import (
 	"github.com/urfave/cli/v2"
 
+	"github.com/ferry-k8s/ferry/bundle/verify/verifycmd"
 	"github.com/ferry-k8s/ferry/internal/cliutil"
 	"github.com/ferry-k8s/ferry/internal/version"
 )
@@ -27,6 +28,6 @@ Examples:
    installer serve --config /etc/ferry/serve.yaml
    installer bundle add --iso /var/lib/ferry/bundles/ferry-1.1.0.iso`,
 		Flags:    cliutil.GlobalFlags,
-		Commands: []*cli.Command{cliutil.VerifyCommand(), serveCommand(), bundleCommand(), bootstrapCommand(), joinCommand(), tokenCommand(), userCommand(), upgradeCommand(), applyCommand(), apiproxyCommand(), statusCommand(), daemonCommand(), pkiCommand()},
+		Commands: []*cli.Command{verifycmd.Command(), serveCommand(), bundleCommand(), bootstrapCommand(), joinCommand(), tokenCommand(), userCommand(), upgradeCommand(), applyCommand(), apiproxyCommand(), statusCommand(), daemonCommand(), pkiCommand()},
 	}
 }

@@ -1,4 +1,4 @@
-package bundle
+package strictyaml
 
 import (
 	"fmt"

@@ -7,6 +7,10 @@
 //   - ferry-node.service: `installer daemon`, Type=notify with watchdog, the
 //     node's convergence on demand over a root-only Unix socket.
 //
+// It is internal/, not under installer/, because the builder packages
+// them too (builder/distro), and the builder imports nothing of the
+// installer.
+//
 // The tests check them with systemd-analyze verify and security, and
 // systemd-sysusers.
 package systemd

@@ -13,13 +13,13 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ferry-k8s/ferry/internal/atomicfile"
-	"github.com/ferry-k8s/ferry/internal/fileutil"
-	"github.com/ferry-k8s/ferry/internal/strictyaml"
-
 	yamlv3 "go.yaml.in/yaml/v3"
 
 	"github.com/ferry-k8s/ferry/bundle"
+	"github.com/ferry-k8s/ferry/installer/cluster"
+	"github.com/ferry-k8s/ferry/internal/atomicfile"
+	"github.com/ferry-k8s/ferry/internal/fileutil"
+	"github.com/ferry-k8s/ferry/internal/strictyaml"
 )
 
 // Configuration file defaults.
@@ -27,9 +27,9 @@ const (
 	KindContentService = "ContentService"
 	DefaultConfigPath  = "/etc/ferry/serve.yaml"
 	// DefaultPort is where the content service listens, on every
-	// control-plane node (installer/bootstrap's ContentPort is to use it).
-	DefaultPort            = 5443
-	DefaultListen          = ":5443" // ":" + DefaultPort
+	// control-plane node: cluster.ContentPort, the one definition.
+	DefaultPort            = cluster.ContentPort
+	DefaultListen          = ":5443" // ":" + DefaultPort (a test checks)
 	DefaultPIDFile         = "/run/ferry/content.pid"
 	DefaultShutdownTimeout = 5 * time.Minute
 	maxConfigSize          = 1 << 20

@@ -241,21 +241,28 @@ type ApplyOptions struct {
 // Apply runs p's operations in order and stops at the first that fails;
 // the next Observe and MakePlan take it from there.
 func Apply(ctx context.Context, c *Client, p *Plan, o ApplyOptions) error {
+	for _, op := range p.Ops {
+		if o.Log != nil {
+			o.Log(op)
+		}
+		if err := ApplyOp(ctx, c, op, o); err != nil {
+			return fmt.Errorf("add-on %s: %s: %w", p.Addon, op, err)
+		}
+	}
+	return nil
+}
+
+// ApplyOp runs one operation of a plan (the node's converge loop journals
+// each one with the node's own operations). Like every operation, it
+// changes nothing more when run again.
+func ApplyOp(ctx context.Context, c *Client, op Op, o ApplyOptions) error {
 	if o.Timeout <= 0 {
 		o.Timeout = 5 * time.Minute
 	}
 	if o.Interval <= 0 {
 		o.Interval = 2 * time.Second
 	}
-	for _, op := range p.Ops {
-		if o.Log != nil {
-			o.Log(op)
-		}
-		if err := runOp(ctx, c, op, o); err != nil {
-			return fmt.Errorf("add-on %s: %s: %w", p.Addon, op, err)
-		}
-	}
-	return nil
+	return runOp(ctx, c, op, o)
 }
 
 func runOp(ctx context.Context, c *Client, op Op, o ApplyOptions) error {

@@ -75,6 +75,12 @@ type Options struct {
 	joinKey []byte         // CertificateKey, decoded
 }
 
+// maxRounds bounds observe → plan → apply: the first round converges
+// the node, later ones finish what depended on it (the objects of a
+// freshly started API server, an etcd member's promotion), the last the
+// cluster's add-ons once the node has converged.
+const maxRounds = 6
+
 // Result says what a run did.
 type Result struct {
 	Node    string        `json:"node"`
@@ -87,8 +93,9 @@ type Result struct {
 
 // Run bootstraps (Options.ISO set) or re-applies the node: verify the
 // bundle, import it, then observe → plan → apply until the plan is empty
-// (at most five rounds: the first converges, later ones finish what
-// depended on the first, like objects of a freshly started API server).
+// (at most maxRounds: the first converges, later ones finish what
+// depended on the first, like objects of a freshly started API server,
+// and the cluster's add-ons once the node has converged).
 func Run(ctx context.Context, o Options) (*Result, error) {
 	start := time.Now()
 	if o.Root == "" {
@@ -279,7 +286,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			observe.Join.Files = append(observe.Join.Files, converge.File{Path: e.Path, Mode: e.Mode, Content: e.Content})
 		}
 	}
-	for round := 1; round <= 5; round++ {
+	for round := 1; round <= maxRounds; round++ {
 		// observe → desired → plan → apply, until nothing is left to do.
 		in, err := nodestate.Observe(ctx, observe)
 		if err != nil {
@@ -306,6 +313,22 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			return nil, err
 		}
 		ops := converge.Plan(d, obs)
+		if len(ops) == 0 && d.Kubeadm != nil && !obs.APIUnknown {
+			// The node has converged: the cluster's add-ons, as this
+			// control plane's bundle renders them.
+			client, err := addonClient(o.Root, c)
+			if err != nil {
+				return res, fmt.Errorf("node %s: add-ons: %w", node.Name, err)
+			}
+			addonOps, notes, err := planAddons(ctx, client, addonInput(c, in.Bundle))
+			if err != nil {
+				return res, fmt.Errorf("node %s: %w", node.Name, err)
+			}
+			for _, n := range notes {
+				log.Info(n)
+			}
+			ops = addonOps
+		}
 		res.Rounds = round
 		for _, op := range ops {
 			res.Plan = append(res.Plan, op.String())
@@ -314,7 +337,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			fmt.Fprintf(o.Out, "node %s, bundle %s %s, round %d:\n%s", node.Name, facts.Name, facts.Version, round, converge.Format(ops))
 		}
 		if obs.APIUnknown && d.NeedsAPI() && (len(ops) == 0 || o.DryRun) {
-			msg := fmt.Sprintf("node %s: the API server does not answer, or has no Node %s: its manifests, labels and taints are not checked", node.Name, node.Name)
+			msg := fmt.Sprintf("node %s: the API server does not answer, or has no Node %s: its labels, taints and the cluster's add-ons are not checked", node.Name, node.Name)
 			if !o.DryRun {
 				return res, errors.New(msg + " (run the same command again when it does)")
 			}

@@ -1,0 +1,61 @@
+package bootstrap
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/ferry-k8s/ferry/installer/addon"
+	"github.com/ferry-k8s/ferry/installer/addons"
+	"github.com/ferry-k8s/ferry/installer/cluster"
+	"github.com/ferry-k8s/ferry/installer/converge"
+	"github.com/ferry-k8s/ferry/installer/desired"
+	"github.com/ferry-k8s/ferry/internal/testcluster"
+)
+
+// TestAddonsInTheNodePlan: on a converged control plane the registered
+// add-ons join the node's plan as operations it prints, journals and
+// counts; applied through the node's own Apply, a second plan is empty
+// ("0 changes"), and an older bundle leaves them alone.
+func TestAddonsInTheNodePlan(t *testing.T) {
+	tc := testcluster.Start(t, testcluster.Options{})
+	ctx := context.Background()
+	client, err := addon.NewClient(tc.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := cluster.Parse([]byte(singleNode))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c = c.Defaulted()
+	in := addonInput(c, desired.Bundle{Name: "ferry", Version: "1.2.0", KubernetesVersion: "v1.36.3", ImageRepository: "registry.ferry.dev/k8s",
+		Images: map[string]string{"coredns": "registry.ferry.dev/k8s/coredns:v1.14.2", "pause": "registry.ferry.dev/k8s/pause:3.10"}})
+	ops, notes, err := planAddons(ctx, client, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ops) == 0 || len(notes) != 0 {
+		t.Fatalf("first plan: %d operations, notes %q", len(ops), notes)
+	}
+	for _, a := range addons.All() {
+		if !strings.Contains(converge.Format(ops), "add-on "+a.Name()+": ") {
+			t.Errorf("the plan has no operation of add-on %s:\n%s", a.Name(), converge.Format(ops))
+		}
+	}
+	h := &converge.Host{Root: t.TempDir(), StateDir: "/var/lib/ferry"}
+	if n, err := h.Apply(ctx, ops); err != nil || n != len(ops) {
+		t.Fatalf("applied %d of %d: %v", n, len(ops), err)
+	}
+	if ops, _, err := planAddons(ctx, client, in); err != nil || len(ops) != 0 {
+		t.Fatalf("after applying: %v\n%s", err, converge.Format(ops))
+	}
+	// A control plane still on an older bundle (a roll-out under way)
+	// does not roll the add-ons back.
+	old := in
+	old.BundleVersion = "1.1.0"
+	ops, notes, err = planAddons(ctx, client, old)
+	if err != nil || len(ops) != 0 || len(notes) == 0 {
+		t.Fatalf("older bundle: %v, %d operations, notes %q", err, len(ops), notes)
+	}
+}

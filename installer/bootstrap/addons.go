@@ -11,7 +11,6 @@ import (
 	"github.com/ferry-k8s/ferry/installer/addons"
 	"github.com/ferry-k8s/ferry/installer/cluster"
 	"github.com/ferry-k8s/ferry/installer/converge"
-	"github.com/ferry-k8s/ferry/installer/desired"
 	"github.com/ferry-k8s/ferry/installer/layout"
 )
 
@@ -33,12 +32,6 @@ func (o addonOp) String() string { return o.Kind() + ": " + o.op.String() }
 // proxy, R32); the host is not involved.
 func (o addonOp) Apply(ctx context.Context, _ *converge.Host) error {
 	return addon.ApplyOp(ctx, o.client, o.op, addon.ApplyOptions{})
-}
-
-// addonInput is what the add-ons render from on this node.
-func addonInput(c *cluster.Cluster, b desired.Bundle) addon.Input {
-	return addon.Input{Cluster: c, KubernetesVersion: b.KubernetesVersion, BundleName: b.Name, BundleVersion: b.Version,
-		ImageRepository: b.ImageRepository, Images: b.Images}
 }
 
 // planAddons plans every registered add-on (installer/addons) on a

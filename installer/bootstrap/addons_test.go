@@ -29,7 +29,7 @@ func TestAddonsInTheNodePlan(t *testing.T) {
 		t.Fatal(err)
 	}
 	c = c.Defaulted()
-	in := addonInput(c, desired.Bundle{Name: "ferry", Version: "1.2.0", KubernetesVersion: "v1.36.3", ImageRepository: "registry.ferry.dev/k8s",
+	in := desired.AddonInput(c, desired.Bundle{Name: "ferry", Version: "1.2.0", KubernetesVersion: "v1.36.3", ImageRepository: "registry.ferry.dev/k8s",
 		Images: map[string]string{"coredns": "registry.ferry.dev/k8s/coredns:v1.14.2", "pause": "registry.ferry.dev/k8s/pause:3.10"}})
 	ops, notes, err := planAddons(ctx, client, in)
 	if err != nil {

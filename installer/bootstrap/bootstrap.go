@@ -320,7 +320,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			if err != nil {
 				return res, fmt.Errorf("node %s: add-ons: %w", node.Name, err)
 			}
-			addonOps, notes, err := planAddons(ctx, client, addonInput(c, in.Bundle))
+			addonOps, notes, err := planAddons(ctx, client, desired.AddonInput(c, in.Bundle))
 			if err != nil {
 				return res, fmt.Errorf("node %s: %w", node.Name, err)
 			}

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/ferry-k8s/ferry/installer/addon"
+	"github.com/ferry-k8s/ferry/installer/addons"
 	"github.com/ferry-k8s/ferry/installer/cluster"
 	"github.com/ferry-k8s/ferry/installer/converge"
 	"github.com/ferry-k8s/ferry/installer/layout"
@@ -292,6 +294,20 @@ func base(in Input, files []nodeconfig.File) (converge.Desired, []string, error)
 		}
 		d.Files = append(d.Files, cf)
 	}
+	// What the cluster's add-ons need on each node (a CNI's
+	// configuration, a unit), as this node's bundle renders them.
+	for _, a := range addons.All() {
+		r, err := addon.Render(a, AddonInput(in.Cluster, b))
+		if err != nil {
+			return converge.Desired{}, nil, err
+		}
+		for _, f := range r.Rendered.Files {
+			d.Files = append(d.Files, converge.File{Path: f.Path, Mode: f.Mode, Content: f.Content})
+		}
+		for _, u := range r.Rendered.Units {
+			d.Units = append(d.Units, converge.Unit{Name: u, Start: true})
+		}
+	}
 	var warnings []string
 	if sf, warning := selinuxFile(in.Node, in.Host.SELinux); sf != nil {
 		d.Files = append(d.Files, *sf)
@@ -300,6 +316,13 @@ func base(in Input, files []nodeconfig.File) (converge.Desired, []string, error)
 		}
 	}
 	return d, warnings, nil
+}
+
+// AddonInput is what the cluster's add-ons render from, for a node
+// running bundle b.
+func AddonInput(c *cluster.Cluster, b Bundle) addon.Input {
+	return addon.Input{Cluster: c, KubernetesVersion: b.KubernetesVersion, BundleName: b.Name, BundleVersion: b.Version,
+		ImageRepository: b.ImageRepository, Images: b.Images}
 }
 
 // repoFile is the distribution's repository at every control plane's

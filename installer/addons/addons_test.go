@@ -28,7 +28,8 @@ func sampleInput(t *testing.T) addon.Input {
 		BundleName:        "ferry",
 		BundleVersion:     "1.2.0",
 		ImageRepository:   bundle.DefaultImageRepository,
-		Images:            map[string]string{"pause": bundle.DefaultImageRepository + "/pause:3.10.2"},
+		Images: map[string]string{"pause": bundle.DefaultImageRepository + "/pause:3.10.2",
+			"coredns": bundle.DefaultImageRepository + "/coredns:v1.14.2"},
 	}
 }
 

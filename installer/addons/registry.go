@@ -6,5 +6,6 @@ import "github.com/ferry-k8s/ferry/installer/addon"
 func All() []addon.Addon {
 	return []addon.Addon{
 		NodeRBAC{},
+		CoreDNS{},
 	}
 }

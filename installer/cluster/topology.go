@@ -102,3 +102,22 @@ func (c *Cluster) PodCIDR(n *Node) (netip.Prefix, error) {
 	base += uint32(idx) << 8
 	return netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(base >> 24), byte(base >> 16), byte(base >> 8), 0}), 24), nil
 }
+
+// ClusterDNS is the cluster DNS Service's address: the tenth address of
+// the service subnet, as kubeadm chooses it. The kubelet's clusterDNS
+// (installer/nodeconfig) and the kube-dns Service's clusterIP (the CoreDNS
+// add-on) both come from here, so they cannot disagree.
+func (k Kubernetes) ClusterDNS() (netip.Addr, error) {
+	p, err := netip.ParsePrefix(k.ServiceSubnet)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("spec.kubernetes.serviceSubnet %q: %w", k.ServiceSubnet, err)
+	}
+	a := p.Masked().Addr()
+	for range 10 {
+		a = a.Next()
+	}
+	if !p.Contains(a) {
+		return netip.Addr{}, fmt.Errorf("spec.kubernetes.serviceSubnet %s has no tenth address for the cluster DNS service", p)
+	}
+	return a, nil
+}

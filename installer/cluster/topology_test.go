@@ -51,3 +51,27 @@ func TestNodeContentServices(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterDNS: the tenth address of the service subnet (kubeadm's
+// rule), or an error when the subnet has none.
+func TestClusterDNS(t *testing.T) {
+	for _, tc := range []struct{ subnet, want string }{
+		{"10.96.0.0/12", "10.96.0.10"},
+		{"172.20.0.0/16", "172.20.0.10"},
+		{"192.168.7.0/28", "192.168.7.10"},
+		{"fd00:10:96::/108", "fd00:10:96::a"},
+		{"192.168.7.0/29", ""},
+		{"not a subnet", ""},
+	} {
+		got, err := Kubernetes{ServiceSubnet: tc.subnet}.ClusterDNS()
+		if tc.want == "" {
+			if err == nil {
+				t.Errorf("%s: %s, want an error", tc.subnet, got)
+			}
+			continue
+		}
+		if err != nil || got.String() != tc.want {
+			t.Errorf("%s: %v %v, want %s", tc.subnet, got, err, tc.want)
+		}
+	}
+}

@@ -130,8 +130,10 @@ func controlPlane(in Input) (converge.Desired, []string, error) {
 	}...)
 	d.Kubeadm = &converge.KubeadmInit{Config: nodeconfig.InitConfigFile,
 		// kube-proxy runs as a host service with the host's iptables (the
-		// bundle's images carry no iptables binaries).
-		SkipPhases: []string{"addon/kube-proxy"}}
+		// bundle's images carry no iptables binaries). CoreDNS is Ferry's
+		// add-on (installer/addons); kubeadm records it as disabled
+		// (ClusterConfiguration dns.disabled), so it pulls no image for it.
+		SkipPhases: []string{"addon/coredns", "addon/kube-proxy"}}
 	d.Kubeadm.Owned = append(d.Kubeadm.Owned, d.Owned...)
 	d.Kubeadm.InputDigest = kubeadmInputs(files)
 	// kubeadm points these at the node's IP; the API server's certificate

@@ -3,7 +3,6 @@ package nodeconfig
 import (
 	"bytes"
 	"maps"
-	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -305,8 +304,8 @@ func (r *renderer) kubeletConfiguration() map[string]any {
 		"topologyManagerPolicy": "none",
 		"topologyManagerScope":  "container",
 	}
-	if dns, ok := clusterDNS(k.ServiceSubnet); ok {
-		kc["clusterDNS"] = []string{dns}
+	if dns, err := k.ClusterDNS(); err == nil {
+		kc["clusterDNS"] = []string{dns.String()}
 	}
 	if len(k.FeatureGates) > 0 {
 		kc["featureGates"] = k.FeatureGates
@@ -373,9 +372,12 @@ func (r *renderer) upgradeConfig() (File, error) {
 	uc.Node.ImagePullPolicy = "IfNotPresent"
 	uc.Node.Patches = patches{PatchesDir}
 	// kube-proxy is a host service from the kube-proxy RPM (upgraded with
-	// the packages), not kubeadm's DaemonSet.
-	uc.Apply.SkipPhases = []string{"addon/kube-proxy"}
-	uc.Node.SkipPhases = []string{"addon/kube-proxy"}
+	// the packages), not kubeadm's DaemonSet. CoreDNS is Ferry's add-on
+	// (installer/addons): kubeadm's addon phase, which `upgrade node` runs
+	// too on the last control plane upgraded, would overwrite it.
+	skip := []string{"addon/coredns", "addon/kube-proxy"}
+	uc.Apply.SkipPhases = skip
+	uc.Node.SkipPhases = skip
 	uc.Plan.KubernetesVersion = r.f.KubernetesVersion
 	body, err := yamlDocs(uc)
 	if err != nil {
@@ -415,21 +417,4 @@ func featureGates(g map[string]bool) string {
 		parts = append(parts, k+"="+strconv.FormatBool(g[k]))
 	}
 	return strings.Join(parts, ",")
-}
-
-// clusterDNS is the cluster DNS service's address: the tenth of the
-// service subnet, as kubeadm chooses it.
-func clusterDNS(serviceSubnet string) (string, bool) {
-	p, err := netip.ParsePrefix(serviceSubnet)
-	if err != nil {
-		return "", false
-	}
-	a := p.Masked().Addr()
-	for range 10 {
-		a = a.Next()
-	}
-	if !p.Contains(a) {
-		return "", false
-	}
-	return a.String(), true
 }

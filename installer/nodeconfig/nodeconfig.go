@@ -203,7 +203,6 @@ func Render(c *cluster.Cluster, node string, f Facts) ([]File, error) {
 		for _, p := range staticPods {
 			gens = append(gens, gen{PatchesDir + "/" + p.name + "+strategic.yaml", r.podPatch(p)})
 		}
-		gens = append(gens, gen{PatchesDir + "/corednsdeployment+strategic.yaml", r.corednsPatch})
 		if f.HasSystemd {
 			gens = append(gens, gen{SysusersFile, r.sysusers}, gen{TmpfilesFile, r.tmpfiles})
 		}

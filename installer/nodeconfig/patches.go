@@ -156,28 +156,3 @@ func (r *renderer) kubeletPatch() (File, error) {
 	}
 	return r.rootFile(0o644, body), nil
 }
-
-// CoreDNSPatch is kubeadm's CoreDNS Deployment patch: the bundle's CoreDNS
-// image runs as a non-root user (R12), which may bind port 53 only when
-// the pod's network namespace lets unprivileged ports start there
-// (net.ipv4.ip_unprivileged_port_start, a namespaced sysctl Kubernetes
-// counts as safe), so no capability or root is needed.
-func (r *renderer) corednsPatch() (File, error) {
-	patch := map[string]any{
-		"spec": map[string]any{
-			"template": map[string]any{
-				"spec": map[string]any{
-					"securityContext": map[string]any{
-						"runAsNonRoot": true,
-						"sysctls":      []any{map[string]any{"name": "net.ipv4.ip_unprivileged_port_start", "value": "53"}},
-					},
-				},
-			},
-		},
-	}
-	body, err := yamlDocs(patch)
-	if err != nil {
-		return File{}, err
-	}
-	return r.rootFile(0o644, body), nil
-}

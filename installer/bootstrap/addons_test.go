@@ -43,6 +43,10 @@ func TestAddonsInTheNodePlan(t *testing.T) {
 			t.Errorf("the plan has no operation of add-on %s:\n%s", a.Name(), converge.Format(ops))
 		}
 	}
+	// The test plays the Deployment controller (CoreDNS is waited for).
+	pctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go tc.PlayDeploymentController(pctx)
 	h := &converge.Host{Root: t.TempDir(), StateDir: "/var/lib/ferry"}
 	if n, err := h.Apply(ctx, ops); err != nil || n != len(ops) {
 		t.Fatalf("applied %d of %d: %v", n, len(ops), err)

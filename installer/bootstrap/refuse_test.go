@@ -13,6 +13,18 @@ import (
 	"github.com/ferry-k8s/ferry/signing"
 )
 
+// singleNode is one server (control plane and worker).
+const singleNode = `apiVersion: ferry.dev/v1alpha1
+kind: Cluster
+metadata: {name: lab}
+spec:
+  controlPlaneEndpoint: api.lab.example:6443
+  nodes:
+    - name: node1
+      hostname: node1.lab.example
+      roles: [control-plane, worker]
+`
+
 // A bundle that is not trusted, has expired (unless a validity statement
 // extends it) or is not a distribution is refused before anything on the
 // node changes: the root stays empty.

@@ -28,4 +28,9 @@
 // hour after; nodes may not delete requests). Every step is idempotent: the request's name derives from the new key,
 // a request answered already is not signed twice, and a renewal that
 // stopped between its two renames is completed by the next call.
+//
+// RenewCAs (`installer pki renew-ca`) renews what no CSR can: a control
+// plane's intermediate CAs, from their offline root keys brought back for
+// the occasion (R25), keeping each intermediate's key so that every leaf
+// stays valid.
 package certrenew

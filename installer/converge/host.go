@@ -4,12 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -21,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ferry-k8s/ferry/internal/atomicfile"
+	"github.com/ferry-k8s/ferry/internal/fileutil"
 )
 
 // Host is the node: it observes it and applies operations to it. Every
@@ -109,7 +107,7 @@ func (h *Host) Observe(ctx context.Context, d Desired) (Observed, error) {
 			st.Owner, st.Group = users.name(sys.Uid), groups.name(sys.Gid)
 		}
 		if fi.Mode().IsRegular() {
-			sum, err := fileDigest(h.path(p))
+			sum, err := fileutil.Digest(h.path(p))
 			if err != nil {
 				return err
 			}
@@ -211,19 +209,6 @@ func (h *Host) Observe(ctx context.Context, d Desired) (Observed, error) {
 }
 
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
-
-func fileDigest(p string) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
-}
 
 // idNames maps ids to names from the node's /etc/passwd or /etc/group.
 type idNames map[uint32]string

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"time"
 
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/ferry-k8s/ferry/internal/atomicfile"
@@ -88,4 +90,20 @@ func PointedKubeconfig(p, server, tlsServerName string) ([]byte, error) {
 		return nil, fmt.Errorf("pointing kubeconfig %s: %w", p, err)
 	}
 	return data, nil
+}
+
+// KubeClient is a client with the kubeconfig's credentials and CA that
+// reaches server (when set) and verifies its certificate for tlsServerName:
+// how the node's programs reach the node-local API server proxy
+// (layout.APIProxyServer) with kubeadm's and the kubelet's kubeconfigs.
+func KubeClient(kubeconfig, server, tlsServerName string) (kubernetes.Interface, error) {
+	overrides := &clientcmd.ConfigOverrides{}
+	overrides.ClusterInfo.Server = server
+	overrides.ClusterInfo.TLSServerName = tlsServerName
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(&clientcmd.ClientConfigLoadingRules{ExplicitPath: kubeconfig}, overrides).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig %s: %w", kubeconfig, err)
+	}
+	cfg.Timeout = 30 * time.Second
+	return kubernetes.NewForConfig(cfg)
 }

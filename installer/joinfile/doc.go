@@ -1,5 +1,5 @@
 // Package joinfile is the join file's format: what `installer token
-// create` writes on a control-plane node (installer/bootstrap makes one
+// create` writes on a control-plane node (installer/access makes one
 // from the cluster's PKI) and `installer join` reads on the new node.
 //
 //	token create: File ─Seal(key, CAs)─▶ Sign(key) ─▶ Write (0600, temp+rename, no symbolic link)

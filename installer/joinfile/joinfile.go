@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/ferry-k8s/ferry/internal/atomicfile"
+	"github.com/ferry-k8s/ferry/internal/fileutil"
 )
 
 // APIVersion and Kind are a join file's.
@@ -365,7 +366,7 @@ func Read(p string, now time.Time, key []byte) (*File, error) {
 		return nil, err
 	}
 	defer f.Close()
-	return Parse(io.LimitReader(f, MaxSize+1), p, now, key)
+	return Parse(f, p, now, key)
 }
 
 // Parse parses a join file read from r (name is for errors) and checks
@@ -374,7 +375,7 @@ func Read(p string, now time.Time, key []byte) (*File, error) {
 // any field is looked at, then its kind, that it has not expired, and
 // that its files stay where a join file may write (WorkerFiles).
 func Parse(r io.Reader, name string, now time.Time, key []byte) (*File, error) {
-	data, err := io.ReadAll(r)
+	data, err := fileutil.ReadAll(r, "join file "+name, MaxSize)
 	if err != nil {
 		return nil, err
 	}

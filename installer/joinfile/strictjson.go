@@ -8,7 +8,7 @@ import (
 	"io"
 	"reflect"
 
-	"github.com/ferry-k8s/ferry/bundle"
+	"github.com/ferry-k8s/ferry/internal/strictyaml"
 )
 
 // maxJSONDepth bounds how deeply a strictly decoded document nests (a
@@ -55,7 +55,7 @@ func walkStrict(dec *json.Decoder, tok json.Token, t reflect.Type, path string, 
 	case json.Delim('{'):
 		var fields map[string]reflect.Type
 		if t != nil && t.Kind() == reflect.Struct {
-			fields = bundle.JSONFields(t)
+			fields = strictyaml.JSONFields(t)
 		}
 		seen := map[string]bool{}
 		for dec.More() {

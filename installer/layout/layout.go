@@ -27,6 +27,8 @@ const (
 	ApplyLock = StateDir + "/apply.lock"
 	// Journal records every operation of an apply.
 	Journal = StateDir + "/journal.jsonl"
+	// SnapshotsDir keeps the etcd snapshots taken before roll-outs (R46).
+	SnapshotsDir = StateDir + "/snapshots"
 	// HostProvidesName is the package that declares what a host not
 	// managed by rpm provides; its RPM is made in StateDir.
 	HostProvidesName = "ferry-host-provides"

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/ferry-k8s/ferry/installer/cluster"
@@ -17,6 +18,28 @@ import (
 	"github.com/ferry-k8s/ferry/installer/layout"
 	"github.com/ferry-k8s/ferry/installer/nodeconfig"
 )
+
+// ThisNode is the node of c this host is: the one named name, else the
+// one whose hostname (or name, or hostname's first label) is the host's.
+func ThisNode(c *cluster.Cluster, name string) (*cluster.Node, error) {
+	if name != "" {
+		if n := c.Node(name); n != nil {
+			return n, nil
+		}
+		return nil, fmt.Errorf("node %q is not in the cluster configuration", name)
+	}
+	host, err := os.Hostname()
+	if err != nil {
+		return nil, err
+	}
+	for i := range c.Spec.Nodes {
+		n := &c.Spec.Nodes[i]
+		if n.Hostname == host || n.Name == host || strings.SplitN(n.Hostname, ".", 2)[0] == host {
+			return n, nil
+		}
+	}
+	return nil, fmt.Errorf("this host (%s) is not a node of the cluster configuration: give --node", host)
+}
 
 // Host reads what the host contributes to the desired node: its address
 // on each plane, that interface's MTU, cgroups, systemd, SELinux, every

@@ -3,5 +3,6 @@
 // files, as a test edited them, in its manifest and signs it again, so the
 // ISO the builder's iso phase then writes is signed and intact, yet holds
 // whatever the test put there (a layer descriptor claiming 1 TiB, say).
-// Only tests import it.
+// ManifestISO writes the ISO of a bundle that holds only its manifest,
+// for readers of a stored bundle's manifest. Only tests import it.
 package bundletest

@@ -35,7 +35,7 @@ var rules = []struct {
 // exception that no longer happens fails the test, so the list only
 // shrinks.
 var exceptions = map[string]string{
-	"internal/testcluster -> builder/distro/distrotest": "the test control plane builds kube-apiserver and etcd with the builder's GoBuilder when $FERRY_KUBE_APISERVER/$FERRY_ETCD are unset; installer/bootstrap's tests depend on it",
+	"internal/testcluster -> builder/distro/distrotest": "the test control plane builds kube-apiserver and etcd with the builder's GoBuilder when $FERRY_KUBE_APISERVER/$FERRY_ETCD are unset; the tests of installer/nodeagent, installer/upgrade and others against a real API server depend on it",
 }
 
 type pkg struct {

@@ -9,11 +9,14 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/ferry-k8s/ferry/installer/access"
 	"github.com/ferry-k8s/ferry/installer/bootstrap"
 	"github.com/ferry-k8s/ferry/installer/desired"
 	"github.com/ferry-k8s/ferry/installer/joinfile"
+	"github.com/ferry-k8s/ferry/installer/nodeagent"
 	"github.com/ferry-k8s/ferry/installer/pki"
 	"github.com/ferry-k8s/ferry/installer/rollout"
+	"github.com/ferry-k8s/ferry/installer/upgrade"
 	"github.com/ferry-k8s/ferry/internal/cliutil"
 )
 
@@ -121,7 +124,7 @@ func tokenCommand() *cli.Command {
 			UsageText: "installer token create --node worker1 [--ttl 2h] [--out worker1.join]",
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "node", Usage: "the node's name in cluster.yaml", Required: true},
-				&cli.DurationFlag{Name: "ttl", Value: bootstrap.DefaultJoinTTL, Usage: "how long the file and its token are good"},
+				&cli.DurationFlag{Name: "ttl", Value: access.DefaultJoinTTL, Usage: "how long the file and its token are good"},
 				&cli.PathFlag{Name: "out", Usage: "where to write the join file (mode 0600, replacing a file there; not a symbolic link; default: NODE.join)"},
 			},
 			Action: func(c *cli.Context) error {
@@ -133,7 +136,7 @@ func tokenCommand() *cli.Command {
 				if err := joinfile.CheckOut(out); err != nil {
 					return err
 				}
-				jf, err := bootstrap.CreateJoinFile(c.Context, bootstrap.TokenOptions{Node: c.String("node"), TTL: c.Duration("ttl")})
+				jf, err := access.CreateJoinFile(c.Context, access.TokenOptions{Node: c.String("node"), TTL: c.Duration("ttl")})
 				if err != nil {
 					return err
 				}
@@ -187,7 +190,7 @@ same command resumes; after a finished roll-out it reports nothing to do.`,
 			if err != nil {
 				return err
 			}
-			rep, err := bootstrap.Upgrade(c.Context, bootstrap.UpgradeOptions{ISO: c.Path("iso"), Validity: c.Path("validity"), Force: c.Bool("force"), AllowDowngrade: c.Bool("allow-downgrade"),
+			rep, err := upgrade.Run(c.Context, upgrade.Options{ISO: c.Path("iso"), Validity: c.Path("validity"), Force: c.Bool("force"), AllowDowngrade: c.Bool("allow-downgrade"),
 				DrainTimeout: c.Duration("drain-timeout"), NodeTimeout: c.Duration("node-timeout"), Log: log})
 			if rep != nil {
 				if c.Bool("json") {
@@ -223,7 +226,7 @@ roles (groups like system:masters are refused by cluster.yaml validation).`,
 				&cli.PathFlag{Name: "out", Usage: "where to write the kubeconfig (mode 0600; default: NAME.kubeconfig)"},
 			},
 			Action: func(c *cli.Context) error {
-				kc, expires, err := bootstrap.UserKubeconfig(bootstrap.UserOptions{Name: c.String("name")})
+				kc, expires, err := access.UserKubeconfig(access.UserOptions{Name: c.String("name")})
 				if err != nil {
 					return err
 				}
@@ -281,7 +284,7 @@ func statusCommand() *cli.Command {
 		UsageText: "installer status [--json]",
 		Flags:     []cli.Flag{cliutil.JSONFlag},
 		Action: func(c *cli.Context) error {
-			st, err := bootstrap.ReadStatus(c.Context, "/")
+			st, err := nodeagent.ReadStatus(c.Context, "/")
 			if err != nil {
 				return err
 			}
@@ -332,7 +335,7 @@ func daemonCommand() *cli.Command {
    POST /apply    converge now (?dryRun=true for the plan only)
 Run by ferry-node.service; 'installer apply' does the same in the foreground.`,
 		Flags: []cli.Flag{
-			&cli.PathFlag{Name: "socket", Value: bootstrap.DefaultSocket, Usage: "the Unix socket to serve on"},
+			&cli.PathFlag{Name: "socket", Value: nodeagent.DefaultSocket, Usage: "the Unix socket to serve on"},
 			&cli.StringFlag{Name: "node", Usage: "this node's name in cluster.yaml (default: by hostname)"},
 			&cli.BoolFlag{Name: "watch", Value: true, Usage: "follow roll-outs: converge to the bundle version the Node's ferry.dev/desired-version names"},
 		},
@@ -343,7 +346,7 @@ Run by ferry-node.service; 'installer apply' does the same in the foreground.`,
 			}
 			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
-			d := bootstrap.NewDaemon(bootstrap.DaemonOptions{Socket: c.Path("socket"), Apply: bootstrap.Options{Node: c.String("node"), Log: log}, Log: log, Watch: c.Bool("watch")})
+			d := nodeagent.New(nodeagent.Options{Socket: c.Path("socket"), Apply: bootstrap.Options{Node: c.String("node"), Log: log}, Log: log, Watch: c.Bool("watch")})
 			return d.Serve(ctx)
 		},
 	}

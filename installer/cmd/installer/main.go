@@ -1,6 +1,7 @@
 // Command installer runs on air-gapped nodes: it verifies Ferry bundle ISOs,
-// serves them (registry and yum repositories) and, in later releases,
-// converges the cluster.
+// serves them (registry and yum repositories), and installs, joins,
+// upgrades and keeps up the cluster's nodes. It only wires flags into the
+// options of the packages under installer/ (see installer/doc.go).
 package main
 
 import (

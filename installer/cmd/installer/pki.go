@@ -6,6 +6,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/ferry-k8s/ferry/installer/bootstrap"
+	"github.com/ferry-k8s/ferry/installer/certrenew"
 	"github.com/ferry-k8s/ferry/installer/pki"
 	"github.com/ferry-k8s/ferry/internal/cliutil"
 )
@@ -41,13 +42,13 @@ Example:
 				if err != nil {
 					return err
 				}
-				o := bootstrap.RenewCAOptions{RootKeys: c.Path("root-keys"), Force: c.Bool("force"), Log: log}
+				o := certrenew.RenewCAOptions{RootKeys: c.Path("root-keys"), Force: c.Bool("force"), Log: log}
 				if f := c.Path("root-passphrase-file"); f != "" {
 					if o.Passphrase, err = pki.ReadPassphraseFile(f); err != nil {
 						return err
 					}
 				}
-				cas, err := bootstrap.RenewCAs(o)
+				cas, err := certrenew.RenewCAs(o)
 				if err != nil {
 					return err
 				}

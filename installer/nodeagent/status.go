@@ -1,4 +1,4 @@
-package bootstrap
+package nodeagent
 
 import (
 	"bufio"
@@ -19,6 +19,7 @@ import (
 	"github.com/ferry-k8s/ferry/installer/content"
 	"github.com/ferry-k8s/ferry/installer/converge"
 	"github.com/ferry-k8s/ferry/installer/desired"
+	"github.com/ferry-k8s/ferry/installer/layout"
 )
 
 // Status is what `installer status` shows of a node.
@@ -82,7 +83,7 @@ func ReadStatus(ctx context.Context, root string) (*Status, error) {
 			}
 		}
 	}
-	isos, _ := filepath.Glob(filepath.Join(root, BundlesDir, "*.iso"))
+	isos, _ := filepath.Glob(filepath.Join(root, layout.BundlesDir, "*.iso"))
 	for _, iso := range isos {
 		b := StatusBundle{Path: strings.TrimPrefix(iso, filepath.Clean(root))}
 		if m, err := content.ReadManifestUnverified(iso); err == nil {
@@ -97,9 +98,9 @@ func ReadStatus(ctx context.Context, root string) (*Status, error) {
 		}
 		st.Bundles = append(st.Bundles, b)
 	}
-	st.Expiries = append(st.Expiries, certExpiries(root, PKIDir, "/etc/kubernetes/pki")...)
+	st.Expiries = append(st.Expiries, certExpiries(root, layout.PKIDir, layout.KubernetesPKI)...)
 	sort.SliceStable(st.Expiries, func(i, j int) bool { return st.Expiries[i].NotAfter.Before(st.Expiries[j].NotAfter) })
-	if data, err := os.ReadFile(filepath.Join(root, StateDir, "journal.jsonl")); err == nil {
+	if data, err := os.ReadFile(filepath.Join(root, layout.Journal)); err == nil {
 		lines := strings.Split(strings.TrimSpace(string(data)), "\n")
 		var r converge.Record
 		if len(lines) > 0 && json.Unmarshal([]byte(lines[len(lines)-1]), &r) == nil {
@@ -107,7 +108,7 @@ func ReadStatus(ctx context.Context, root string) (*Status, error) {
 			st.Failed = r.Status == "failed"
 		}
 	}
-	_, err := os.Stat(filepath.Join(root, "/etc/kubernetes/admin.conf"))
+	_, err := os.Stat(filepath.Join(root, layout.AdminConf))
 	st.Initialized = err == nil
 	return st, nil
 }

@@ -1,4 +1,4 @@
-package bootstrap
+package nodeagent
 
 import (
 	"bytes"
@@ -7,18 +7,22 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"time"
 
-	"golang.org/x/mod/semver"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/ferry-k8s/ferry/bundle/verify"
+	"github.com/ferry-k8s/ferry/installer/bundlestore"
 	"github.com/ferry-k8s/ferry/installer/cluster"
 	"github.com/ferry-k8s/ferry/installer/content"
+	"github.com/ferry-k8s/ferry/installer/converge"
+	"github.com/ferry-k8s/ferry/installer/layout"
+	"github.com/ferry-k8s/ferry/installer/nodestate"
 	"github.com/ferry-k8s/ferry/installer/rollout"
 	"github.com/ferry-k8s/ferry/signing"
 )
@@ -26,19 +30,6 @@ import (
 // DefaultWatchInterval is how often the node daemon reads its Node's
 // desired bundle version.
 const DefaultWatchInterval = 10 * time.Second
-
-// targetBundle is the name and version of the bundle the node targets.
-func targetBundle(root string) (name, version string, err error) {
-	iso, err := importedISO(root)
-	if err != nil {
-		return "", "", err
-	}
-	m, err := content.ReadManifestUnverified(iso)
-	if err != nil {
-		return "", "", fmt.Errorf("%s: %w", iso, err)
-	}
-	return m.Name, m.Version, nil
-}
 
 // watch is the node side of roll-outs: the daemon reads its own Node
 // (with the kubelet's credentials) and, when the roll-out sets another
@@ -71,20 +62,20 @@ func (d *Daemon) watchOnce(ctx context.Context) error {
 		root = "/"
 	}
 	in := func(p string) string { return filepath.Join(root, p) }
-	kubeconfig := in("/etc/kubernetes/kubelet.conf")
-	if !fileExists(kubeconfig) {
+	kubeconfig := in(layout.KubeletConf)
+	if _, err := os.Stat(kubeconfig); err != nil {
 		return nil // not joined yet
 	}
-	c, err := cluster.Load(in(ClusterConfig))
+	c, err := cluster.Load(in(layout.ClusterConfig))
 	if err != nil {
 		return err
 	}
 	c = c.Defaulted()
-	node, err := pickNode(c, d.opts.Apply.Node)
+	node, err := nodestate.ThisNode(c, d.opts.Apply.Node)
 	if err != nil {
 		return err
 	}
-	client, err := kubeClient(kubeconfig)
+	client, err := converge.KubeClient(kubeconfig, "", "")
 	if err != nil {
 		return err
 	}
@@ -93,7 +84,7 @@ func (d *Daemon) watchOnce(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reading node %s: %w", node.Name, err)
 	}
-	name, current, err := targetBundle(root)
+	name, current, err := bundlestore.Target(root)
 	if err != nil {
 		return err
 	}
@@ -126,12 +117,12 @@ func (d *Daemon) watchOnce(ctx context.Context) error {
 			}
 			return nil
 		case rollout.NodeFetch:
-			ring, err := signing.LoadKeyringFile(in(KeyringFile))
+			ring, err := signing.LoadKeyringFile(in(layout.KeyringFile))
 			if err != nil {
 				return err
 			}
 			d.log.Info("roll-out: new target", slog.String("from", current), slog.String("to", a.Version))
-			if r.File, _, err = stageBundle(ctx, root, c, ring, name, a.Version, d.now(), d.log); err != nil {
+			if r.File, _, err = bundlestore.Stage(ctx, root, c, ring, name, a.Version, d.now(), d.log); err != nil {
 				return fmt.Errorf("bundle %s %s: %w", name, a.Version, err)
 			}
 			refused, err := mayMove(ctx, client, root, r.File)
@@ -153,7 +144,7 @@ func (d *Daemon) watchOnce(ctx context.Context) error {
 			return nil
 		case rollout.NodeMove, rollout.NodeApply:
 			if a.Kind == rollout.NodeMove {
-				if err := writeState(root, TargetFile, a.File); err != nil {
+				if err := bundlestore.SetTarget(root, a.File); err != nil {
 					return err
 				}
 			}
@@ -188,12 +179,12 @@ func patchAnnotations(ctx context.Context, client kubernetes.Interface, node str
 }
 
 // mayMove decides whether the node may move from the bundle it runs to
-// file (in BundlesDir, verified when it was stored there): refused says
+// file (in layout.BundlesDir, verified when it was stored there): refused says
 // why not (reported on the Node), err is a failure to decide (tried again
 // next round). Moving back needs the orchestrator's order
 // (rollout.RollbackOrdered), which no node can write.
 func mayMove(ctx context.Context, client kubernetes.Interface, root, file string) (refused, err error) {
-	curISO, err := importedISO(root)
+	curISO, err := bundlestore.Imported(root)
 	if err != nil {
 		return nil, err
 	}
@@ -201,13 +192,13 @@ func mayMove(ctx context.Context, client kubernetes.Interface, root, file string
 	if err != nil {
 		return nil, fmt.Errorf("the bundle this node runs, %s: %w", curISO, err)
 	}
-	nextM, err := content.ReadManifestUnverified(filepath.Join(root, BundlesDir, file))
+	nextM, err := content.ReadManifestUnverified(filepath.Join(root, layout.BundlesDir, file))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
-	cur, next := manifestRelease(curM), manifestRelease(nextM)
+	cur, next := bundlestore.ManifestRelease(curM), bundlestore.ManifestRelease(nextM)
 	back := false
-	if semver.IsValid(semVersion(cur.Version)) && semver.Compare(semVersion(next.Version), semVersion(cur.Version)) < 0 {
+	if bundlestore.Older(next.Version, cur.Version) {
 		if back, err = rollout.RollbackOrdered(ctx, client, next.Version); err != nil {
 			return nil, err
 		}
@@ -216,30 +207,30 @@ func mayMove(ctx context.Context, client kubernetes.Interface, root, file string
 				next.Version, cur.Version, rollout.ConfigMapNamespace, rollout.RollbackConfigMap), nil
 		}
 	}
-	return mayFollow(cur, next, back), nil
+	return bundlestore.MayFollow(cur, next, back), nil
 }
 
 // errApplyBusy: an apply runs; the staging waits for the next round.
 var errApplyBusy = errors.New("an apply is running")
 
 // stage readies the node for version before the roll-out drains any node:
-// the bundle fetched and verified (stageBundle); on a control plane,
+// the bundle fetched and verified (bundlestore.Stage); on a control plane,
 // served by its content service (an apply of the current target, whose
 // content service serves every bundle the node has); and the images the
 // node will run pulled through containerd (control planes: every image of
 // the distribution; workers: the pod sandbox and CoreDNS).
 func (d *Daemon) stage(ctx context.Context, root string, c *cluster.Cluster, node *cluster.Node, name, version string) error {
 	in := func(p string) string { return filepath.Join(root, p) }
-	ring, err := signing.LoadKeyringFile(in(KeyringFile))
+	ring, err := signing.LoadKeyringFile(in(layout.KeyringFile))
 	if err != nil {
 		return err
 	}
-	file, facts, err := stageBundle(ctx, root, c, ring, name, version, d.now(), d.log)
+	file, facts, err := bundlestore.Stage(ctx, root, c, ring, name, version, d.now(), d.log)
 	if err != nil {
-		return fmt.Errorf("fetching %s: %w", name+"-"+version+".iso", err)
+		return fmt.Errorf("fetching %s: %w", bundlestore.FileName(name, version), err)
 	}
 	if facts == nil { // here already (imported by installer upgrade)
-		if facts, err = ReadFacts(ctx, in(filepath.Join(BundlesDir, file)), ring, verify.Options{Now: d.now(), Installed: true}); err != nil {
+		if facts, err = bundlestore.ReadFacts(ctx, in(filepath.Join(layout.BundlesDir, file)), ring, verify.Options{Now: d.now(), Installed: true}); err != nil {
 			return err
 		}
 	}

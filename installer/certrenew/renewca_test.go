@@ -1,4 +1,4 @@
-package bootstrap
+package certrenew
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferry-k8s/ferry/installer/layout"
 	"github.com/ferry-k8s/ferry/installer/pki"
 )
 
@@ -30,7 +31,7 @@ func TestRenewCAs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		dir := filepath.Join(root, PKIDir, name)
+		dir := filepath.Join(root, layout.PKIDir, name)
 		if err := r.WriteFiles(dir, pass); err != nil {
 			t.Fatal(err)
 		}
@@ -42,7 +43,7 @@ func TestRenewCAs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	k8sDir := filepath.Join(root, PKIDir, pki.RealmKubernetes)
+	k8sDir := filepath.Join(root, layout.PKIDir, pki.RealmKubernetes)
 	read := func(p string) []byte {
 		t.Helper()
 		data, err := os.ReadFile(p)

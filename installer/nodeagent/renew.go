@@ -1,4 +1,4 @@
-package bootstrap
+package nodeagent
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 
 	"github.com/ferry-k8s/ferry/installer/certrenew"
 	"github.com/ferry-k8s/ferry/installer/cluster"
+	"github.com/ferry-k8s/ferry/installer/converge"
+	"github.com/ferry-k8s/ferry/installer/layout"
 	"github.com/ferry-k8s/ferry/installer/nodeconfig"
 	"github.com/ferry-k8s/ferry/installer/pki"
 )
@@ -42,10 +44,10 @@ func (d *Daemon) maintain(ctx context.Context, root string, c *cluster.Cluster, 
 				func() error { return exec.CommandContext(ctx, "systemctl", "restart", "kubelet.service").Run() }},
 			// kube-proxy's kubeconfig embeds the pair: the apply writes it
 			// anew and restarts kube-proxy.
-			{certrenew.Request{Signer: certrenew.SignerKubeProxy, CertFile: in(kubeProxyCert), KeyFile: in(kubeProxyKey)},
+			{certrenew.Request{Signer: certrenew.SignerKubeProxy, CertFile: in(layout.KubeProxyCert), KeyFile: in(layout.KubeProxyKey)},
 				func() error { apply = true; return nil }},
 		} {
-			r.req.Node, r.req.Hostname, r.req.CAFile = node.Name, node.Hostname, in(filepath.Join(KubernetesPKI, "ca.crt"))
+			r.req.Node, r.req.Hostname, r.req.CAFile = node.Name, node.Hostname, in(layout.ClusterCA)
 			renewed, err := certrenew.Renew(ctx, nodeClient, r.req)
 			if err != nil {
 				d.log.Warn("renewing a certificate", slog.String("signer", r.req.Signer), slog.Any("err", err))
@@ -91,12 +93,12 @@ func (d *Daemon) signRenewals(ctx context.Context, root string, c *cluster.Clust
 	if len(workers) == 0 {
 		return nil
 	}
-	admin, err := kubeClientVia(in("/etc/kubernetes/admin.conf"), APIProxyServer, c.APIServerName())
+	admin, err := converge.KubeClient(in(layout.AdminConf), layout.APIProxyServer, c.APIServerName())
 	if err != nil {
 		return err
 	}
 	realm := func() (*pki.Realm, error) {
-		return pki.LoadRealm(in(filepath.Join(PKIDir, pki.RealmKubernetes)), nil, pki.Options{Organization: c.Metadata.Name})
+		return pki.LoadRealm(in(filepath.Join(layout.PKIDir, pki.RealmKubernetes)), nil, pki.Options{Organization: c.Metadata.Name})
 	}
 	s := &certrenew.Signer{Realm: realm, Nodes: workers, Log: d.log}
 	res, err := s.Process(ctx, admin)

@@ -1,4 +1,4 @@
-package bootstrap
+package upgrade
 
 import (
 	"context"
@@ -18,23 +18,19 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/mod/semver"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
-
 	"github.com/ferry-k8s/ferry/bundle/verify"
-	"github.com/ferry-k8s/ferry/installer/bundlefetch"
+	"github.com/ferry-k8s/ferry/installer/bootstrap"
+	"github.com/ferry-k8s/ferry/installer/bundlestore"
 	"github.com/ferry-k8s/ferry/installer/cluster"
-	"github.com/ferry-k8s/ferry/installer/pki"
+	"github.com/ferry-k8s/ferry/installer/converge"
+	"github.com/ferry-k8s/ferry/installer/layout"
+	"github.com/ferry-k8s/ferry/installer/nodestate"
 	"github.com/ferry-k8s/ferry/installer/rollout"
 	"github.com/ferry-k8s/ferry/signing"
 )
 
-// SnapshotsDir keeps the etcd snapshots taken before roll-outs (R46).
-const SnapshotsDir = StateDir + "/snapshots"
-
-// UpgradeOptions configure `installer upgrade --iso NEW.iso`.
-type UpgradeOptions struct {
+// Options configure `installer upgrade --iso NEW.iso`.
+type Options struct {
 	// ISO is the new bundle.
 	ISO string
 	// Validity is a signed validity statement extending it (builder
@@ -55,7 +51,7 @@ type UpgradeOptions struct {
 	Now  func() time.Time
 }
 
-// Upgrade rolls a new bundle over the cluster from a control-plane node:
+// Run rolls a new bundle over the cluster from a control-plane node:
 // verify it (signature, expiry, every file) and check it may follow the
 // installed one, import it into this node's content service (the other
 // nodes fetch it from there), then run the roll-out (rollout.Run): etcd
@@ -63,7 +59,7 @@ type UpgradeOptions struct {
 // each drained, converged by its own daemon, and uncordoned. Running it
 // again resumes a roll-out that stopped, and reports nothing to do after
 // one that finished.
-func Upgrade(ctx context.Context, o UpgradeOptions) (*rollout.Report, error) {
+func Run(ctx context.Context, o Options) (*rollout.Report, error) {
 	if o.Root == "" {
 		o.Root = "/"
 	}
@@ -75,58 +71,58 @@ func Upgrade(ctx context.Context, o UpgradeOptions) (*rollout.Report, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	in := func(p string) string { return filepath.Join(o.Root, p) }
-	c, err := cluster.Load(in(ClusterConfig))
+	c, err := cluster.Load(in(layout.ClusterConfig))
 	if err != nil {
 		return nil, fmt.Errorf("this is not a control-plane node of a Ferry cluster: %w", err)
 	}
 	c = c.Defaulted()
-	node, err := pickNode(c, "")
+	node, err := nodestate.ThisNode(c, "")
 	if err != nil {
 		return nil, err
 	}
 	if !node.HasRole(cluster.RoleControlPlane) {
 		return nil, fmt.Errorf("node %s is not a control-plane node: run installer upgrade on one", node.Name)
 	}
-	ring, err := signing.LoadKeyringFile(in(KeyringFile))
+	ring, err := signing.LoadKeyringFile(in(layout.KeyringFile))
 	if err != nil {
 		return nil, fmt.Errorf("keyring: %w", err)
 	}
 	log.Info("verifying the new bundle", slog.String("iso", o.ISO))
 	// A bundle to upgrade to must be within its validity (or extended);
 	// the installed one is only reported (R59).
-	next, err := ReadFacts(ctx, o.ISO, ring, verify.Options{Now: o.Now(), Installed: alreadyImported(o.Root, o.ISO), ValidityFile: o.Validity})
+	next, err := bundlestore.ReadFacts(ctx, o.ISO, ring, verify.Options{Now: o.Now(), Installed: bundlestore.AlreadyImported(o.Root, o.ISO), ValidityFile: o.Validity})
 	if err != nil {
 		return nil, err
 	}
-	curISO, err := importedISO(o.Root)
+	curISO, err := bundlestore.Imported(o.Root)
 	if err != nil {
 		return nil, err
 	}
-	cur, err := ReadFacts(ctx, curISO, ring, verify.Options{Now: o.Now(), Installed: true})
+	cur, err := bundlestore.ReadFacts(ctx, curISO, ring, verify.Options{Now: o.Now(), Installed: true})
 	if err != nil {
 		return nil, fmt.Errorf("the installed bundle %s: %w", curISO, err)
 	}
-	if err := mayFollow(cur.release(), next.release(), o.AllowDowngrade); err != nil {
+	if err := bundlestore.MayFollow(cur.Release(), next.Release(), o.AllowDowngrade); err != nil {
 		return nil, err
 	}
-	imported := filepath.Join(BundlesDir, next.Name+"-"+next.Version+".iso")
-	if err := checkSpace(o.ISO, in(imported), in(SnapshotsDir)); err != nil {
+	imported := filepath.Join(layout.BundlesDir, bundlestore.FileName(next.Name, next.Version))
+	if err := checkSpace(o.ISO, in(imported), in(layout.SnapshotsDir)); err != nil {
 		return nil, err
 	}
-	if _, err := importISO(o.ISO, in(imported)); err != nil {
+	if _, err := bundlestore.Import(o.ISO, in(imported)); err != nil {
 		return nil, fmt.Errorf("importing %s: %w", o.ISO, err)
 	}
-	if _, err := keepValidity(in(imported), o.Validity, o.ISO, ring, o.Now(), next); err != nil {
+	if _, err := bundlestore.KeepValidity(in(imported), o.Validity, o.ISO, ring, o.Now(), next); err != nil {
 		return nil, err
 	}
 	// This node's content service serves the new bundle too (the other
 	// nodes fetch it from there); nothing else changes yet.
-	if _, err := Run(ctx, Options{Root: o.Root, Log: log, Now: o.Now}); err != nil {
+	if _, err := bootstrap.Run(ctx, bootstrap.Options{Root: o.Root, Log: log, Now: o.Now}); err != nil {
 		return nil, fmt.Errorf("serving the new bundle on node %s: %w", node.Name, err)
 	}
 	// Through the node-local proxy (R32): the roll-out goes on while this
 	// node's own API server restarts for its upgrade.
-	client, err := kubeClientVia(in("/etc/kubernetes/admin.conf"), APIProxyServer, c.APIServerName())
+	client, err := converge.KubeClient(in(layout.AdminConf), layout.APIProxyServer, c.APIServerName())
 	if err != nil {
 		return nil, err
 	}
@@ -139,12 +135,12 @@ func Upgrade(ctx context.Context, o UpgradeOptions) (*rollout.Report, error) {
 		Target:         rollout.Target{Version: next.Version, KubernetesVersion: next.KubernetesVersion},
 		MaxUnavailable: c.Spec.Upgrade.MaxUnavailable,
 		// localhost: the member's certificate names it (DNS only, R29).
-		Snapshotter: &rollout.EtcdSnapshotter{Endpoint: "https://localhost:2379", TLS: tlsConf, Dir: in(SnapshotsDir)},
+		Snapshotter: &rollout.EtcdSnapshotter{Endpoint: "https://localhost:2379", TLS: tlsConf, Dir: in(layout.SnapshotsDir)},
 		Force:       o.Force,
 		// Older: the nodes move back only on the order this records.
-		Rollback: semver.Compare(semVersion(next.Version), semVersion(cur.Version)) < 0,
+		Rollback: bundlestore.Older(next.Version, cur.Version),
 		Preflight: func(ctx context.Context) error {
-			return checkAPIServers(ctx, apiServers(c), in(filepath.Join(KubernetesPKI, "ca.crt")))
+			return checkAPIServers(ctx, apiServers(c), in(layout.ClusterCA))
 		},
 		DrainTimeout: o.DrainTimeout,
 		NodeTimeout:  o.NodeTimeout,
@@ -152,29 +148,10 @@ func Upgrade(ctx context.Context, o UpgradeOptions) (*rollout.Report, error) {
 	})
 }
 
-func kubeClient(kubeconfig string) (kubernetes.Interface, error) {
-	return kubeClientVia(kubeconfig, "", "")
-}
-
-// kubeClientVia is a client with kubeconfig's credentials and CA that
-// reaches server (when set) and verifies its certificate for
-// tlsServerName: the node-local API server proxy.
-func kubeClientVia(kubeconfig, server, tlsServerName string) (kubernetes.Interface, error) {
-	overrides := &clientcmd.ConfigOverrides{}
-	overrides.ClusterInfo.Server = server
-	overrides.ClusterInfo.TLSServerName = tlsServerName
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(&clientcmd.ClientConfigLoadingRules{ExplicitPath: kubeconfig}, overrides).ClientConfig()
-	if err != nil {
-		return nil, fmt.Errorf("kubeconfig %s: %w", kubeconfig, err)
-	}
-	cfg.Timeout = 30 * time.Second
-	return kubernetes.NewForConfig(cfg)
-}
-
 // etcdClientTLS authenticates to the local etcd member with the health
 // check client certificate.
 func etcdClientTLS(root string) (*tls.Config, error) {
-	p := func(n string) string { return filepath.Join(root, KubernetesPKI, "etcd", n) }
+	p := func(n string) string { return filepath.Join(root, layout.KubernetesPKI, "etcd", n) }
 	cert, err := tls.LoadX509KeyPair(p("healthcheck-client.crt"), p("healthcheck-client.key"))
 	if err != nil {
 		return nil, fmt.Errorf("etcd client certificate: %w", err)
@@ -188,50 +165,6 @@ func etcdClientTLS(root string) (*tls.Config, error) {
 		return nil, fmt.Errorf("%s holds no certificate", p("ca.crt"))
 	}
 	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
-}
-
-// stageBundle puts the bundle of version among the node's bundles
-// (BundlesDir), fetched from the content services and verified in full
-// when it is not there yet, without making it the target; it returns its
-// file name, and its facts when it fetched (and so verified) it.
-func stageBundle(ctx context.Context, root string, c *cluster.Cluster, ring *signing.Keyring, name, version string, now time.Time, log *slog.Logger) (string, *BundleFacts, error) {
-	file := name + "-" + version + ".iso"
-	dst := filepath.Join(root, BundlesDir, file)
-	if _, err := os.Stat(dst); err == nil {
-		return file, nil, nil
-	}
-	ca, err := os.ReadFile(filepath.Join(root, PKIDir, pki.RealmContent, pki.CACertFile))
-	if err != nil {
-		return "", nil, err
-	}
-	downloads := filepath.Join(root, StateDir, "downloads")
-	fetcher := &bundlefetch.Fetcher{Services: c.ContentServices(), CA: ca, Dir: downloads, Log: log}
-	p, err := fetcher.Fetch(ctx, bundlefetch.Bundle{File: file})
-	if err != nil {
-		return "", nil, err
-	}
-	defer os.Remove(p)
-	vp, err := fetcher.Validity(ctx, file)
-	if err != nil {
-		return "", nil, err
-	}
-	if vp != "" {
-		defer os.Remove(vp)
-	}
-	f, err := ReadFacts(ctx, p, ring, verify.Options{Now: now, ValidityFile: vp})
-	if err != nil {
-		return "", nil, err
-	}
-	if f.Name != name || f.Version != version {
-		return "", nil, fmt.Errorf("the content services served %s %s as %s", f.Name, f.Version, file)
-	}
-	if _, err := keepValidity(dst, vp, p, ring, now, f); err != nil {
-		return "", nil, err
-	}
-	if err := os.Rename(p, dst); err != nil {
-		return "", nil, err
-	}
-	return file, f, nil
 }
 
 // checkAPIServers asks every control plane's API server for /readyz (by

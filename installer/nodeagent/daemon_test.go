@@ -1,4 +1,4 @@
-package bootstrap
+package nodeagent
 
 import (
 	"context"
@@ -10,7 +10,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ferry-k8s/ferry/installer/bootstrap"
 	"github.com/ferry-k8s/ferry/installer/desired"
+	"github.com/ferry-k8s/ferry/installer/layout"
 	"github.com/ferry-k8s/ferry/internal/testutil"
 )
 
@@ -21,12 +23,12 @@ import (
 // test reads, as systemd gives a Type=notify unit).
 func TestDaemonStatusAndApply(t *testing.T) {
 	root := t.TempDir()
-	os.MkdirAll(filepath.Join(root, StateDir), 0o700)
-	os.WriteFile(filepath.Join(root, StateDir, "journal.jsonl"), []byte(`{"time":"2026-11-21T08:00:00Z","op":"write file /etc/x (missing)","status":"done"}`+"\n"), 0o600)
+	os.MkdirAll(filepath.Join(root, layout.StateDir), 0o700)
+	os.WriteFile(filepath.Join(root, layout.Journal), []byte(`{"time":"2026-11-21T08:00:00Z","op":"write file /etc/x (missing)","status":"done"}`+"\n"), 0o600)
 	sock := filepath.Join(t.TempDir(), "run", "node.sock")
 	notes := testutil.ListenNotify(t)
 	t.Setenv("WATCHDOG_USEC", "") // no watchdog: READY=1 and STOPPING=1 only
-	d := NewDaemon(DaemonOptions{Socket: sock, Apply: Options{Root: root, Node: "node1"}})
+	d := New(Options{Socket: sock, Apply: bootstrap.Options{Root: root, Node: "node1"}})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Serve(ctx) }()

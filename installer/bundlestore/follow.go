@@ -1,4 +1,4 @@
-package bootstrap
+package bundlestore
 
 import (
 	"errors"
@@ -12,12 +12,13 @@ import (
 
 	"github.com/ferry-k8s/ferry/bundle"
 	"github.com/ferry-k8s/ferry/installer/content"
+	"github.com/ferry-k8s/ferry/installer/layout"
 )
 
-// release is what decides whether a node or a cluster may move from one
-// bundle to another: read from a verified bundle (BundleFacts) or from the
+// Release is what decides whether a node or a cluster may move from one
+// bundle to another: read from a verified bundle (Facts) or from the
 // manifest of one the node verified when it stored it.
-type release struct {
+type Release struct {
 	Name, Version     string
 	KubernetesVersion string
 	// MinUpgradeFrom is the oldest bundle version this one upgrades
@@ -25,25 +26,34 @@ type release struct {
 	MinUpgradeFrom string
 }
 
-func (f *BundleFacts) release() release {
-	return release{Name: f.Name, Version: f.Version, KubernetesVersion: f.KubernetesVersion, MinUpgradeFrom: f.MinUpgradeFrom}
+// Release is what MayFollow reads of f.
+func (f *Facts) Release() Release {
+	return Release{Name: f.Name, Version: f.Version, KubernetesVersion: f.KubernetesVersion, MinUpgradeFrom: f.MinUpgradeFrom}
 }
 
-func manifestRelease(m *bundle.Manifest) release {
-	return release{Name: m.Name, Version: m.Version, KubernetesVersion: m.KubernetesVersion, MinUpgradeFrom: m.MinUpgradeFrom}
+// ManifestRelease is what MayFollow reads of a stored bundle's manifest.
+func ManifestRelease(m *bundle.Manifest) Release {
+	return Release{Name: m.Name, Version: m.Version, KubernetesVersion: m.KubernetesVersion, MinUpgradeFrom: m.MinUpgradeFrom}
 }
 
 // semVersion is v as golang.org/x/mod/semver wants it ("v1.2.3").
 func semVersion(v string) string { return "v" + strings.TrimPrefix(v, "v") }
 
-// mayFollow checks that next may follow cur, on every path that moves a
+// Older says bundle version next is older than cur (a valid semantic
+// version; false when it is not).
+func Older(next, cur string) bool {
+	cv := semVersion(cur)
+	return semver.IsValid(cv) && semver.Compare(semVersion(next), cv) < 0
+}
+
+// MayFollow checks that next may follow cur, on every path that moves a
 // node or a cluster to another bundle (installer upgrade, the node
 // daemon's roll-out watch): the same distribution; a newer bundle, unless
 // a rollback is allowed (upgrade --allow-downgrade; on a node, only when
 // the orchestrator recorded the order, rollout.RollbackOrdered); when
 // upgrading, cur no older than next's minUpgradeFrom; and Kubernetes at
 // most one minor ahead (kubeadm upgrades minor by minor), never behind.
-func mayFollow(cur, next release, allowDowngrade bool) error {
+func MayFollow(cur, next Release, allowDowngrade bool) error {
 	if cur.Name != next.Name {
 		return fmt.Errorf("bundle %s %s is not a %s bundle (the cluster runs %s %s)", next.Name, next.Version, cur.Name, cur.Name, cur.Version)
 	}
@@ -79,14 +89,14 @@ func mayFollow(cur, next release, allowDowngrade bool) error {
 	return nil
 }
 
-// mayReplaceTarget checks a bootstrap or join run again on a node that
-// already targets a bundle: moving it to next follows mayFollow, without
+// MayReplaceTarget checks a bootstrap or join run again on a node that
+// already targets a bundle: moving it to next follows MayFollow, without
 // a downgrade (installer upgrade --allow-downgrade orders one).
-func mayReplaceTarget(root string, next *BundleFacts) error {
-	if _, err := os.Stat(filepath.Join(root, TargetFile)); errors.Is(err, fs.ErrNotExist) {
+func MayReplaceTarget(root string, next *Facts) error {
+	if _, err := os.Stat(filepath.Join(root, layout.TargetFile)); errors.Is(err, fs.ErrNotExist) {
 		return nil // a new node: install is an upgrade from nothing
 	}
-	iso, err := importedISO(root)
+	iso, err := Imported(root)
 	if err != nil {
 		return err
 	}
@@ -97,7 +107,7 @@ func mayReplaceTarget(root string, next *BundleFacts) error {
 	if cur.Name == next.Name && cur.Version == next.Version {
 		return nil
 	}
-	if err := mayFollow(manifestRelease(cur), next.release(), false); err != nil {
+	if err := MayFollow(ManifestRelease(cur), next.Release(), false); err != nil {
 		return fmt.Errorf("this node runs %s %s: %w", cur.Name, cur.Version, err)
 	}
 	return nil

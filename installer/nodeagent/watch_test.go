@@ -1,4 +1,4 @@
-package bootstrap
+package nodeagent
 
 import (
 	"context"
@@ -14,7 +14,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/ferry-k8s/ferry/installer/bootstrap"
+	"github.com/ferry-k8s/ferry/installer/bundlestore"
+	"github.com/ferry-k8s/ferry/installer/layout"
 	"github.com/ferry-k8s/ferry/installer/rollout"
+	"github.com/ferry-k8s/ferry/internal/bundletest"
 	"github.com/ferry-k8s/ferry/internal/testcluster"
 	"github.com/ferry-k8s/ferry/signing"
 )
@@ -55,12 +59,12 @@ func TestDaemonWatchCarriesOutTheSteps(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	write(ClusterConfig, []byte(watchCluster))
+	write(layout.ClusterConfig, []byte(watchCluster))
 	_, public, err := signing.GenerateKey(signing.KeyOptions{Name: "Ferry Test", Email: "test@example.invalid"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	write(KeyringFile, public)
+	write(layout.KeyringFile, public)
 	leaf, err := c.Kubernetes.IssueClient("system:node:w1", "system:nodes")
 	if err != nil {
 		t.Fatal(err)
@@ -78,13 +82,14 @@ users: [{name: w1, user: {client-certificate: %q, client-key: %q}}]
 contexts: [{name: lab, context: {cluster: lab, user: w1}}]
 current-context: lab
 `, c.Config.Host, c.CAFile, filepath.Join(root, "/var/lib/kubelet/pki/client.crt"), filepath.Join(root, "/var/lib/kubelet/pki/client.key")))
-	cur := writeBundleISO(t, root, "1.1.0", "v1.36.3", "")
-	if err := writeState(root, TargetFile, cur); err != nil {
+	bundles := filepath.Join(root, layout.BundlesDir)
+	cur := bundletest.ManifestISO(t, bundles, "1.1.0", "v1.36.3", "")
+	if err := bundlestore.SetTarget(root, cur); err != nil {
 		t.Fatal(err)
 	}
-	writeBundleISO(t, root, "1.0.0", "v1.36.3", "")
-	writeBundleISO(t, root, "1.2.0", "v1.36.4", "") // not signed: staging it fails
-	d := NewDaemon(DaemonOptions{Apply: Options{Root: root, Node: "w1"}})
+	bundletest.ManifestISO(t, bundles, "1.0.0", "v1.36.3", "")
+	bundletest.ManifestISO(t, bundles, "1.2.0", "v1.36.4", "") // not signed: staging it fails
+	d := New(Options{Apply: bootstrap.Options{Root: root, Node: "w1"}})
 	get := func() *corev1.Node {
 		t.Helper()
 		n, err := nodes.Get(ctx, "w1", metav1.GetOptions{})
@@ -172,7 +177,7 @@ current-context: lab
 
 func readTarget(t *testing.T, root string) string {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(root, TargetFile))
+	data, err := os.ReadFile(filepath.Join(root, layout.TargetFile))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package bootstrap
+package access
 
 import (
 	"os"
@@ -8,11 +8,10 @@ import (
 
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/ferry-k8s/ferry/installer/layout"
 	"github.com/ferry-k8s/ferry/installer/nodeconfig"
 )
 
-// TestProxiedKubeconfig: a private copy naming the proxy, credentials kept,
-// removed by its cleanup.
 // singleNode is one server (control plane and worker).
 const singleNode = `apiVersion: ferry.dev/v1alpha1
 kind: Cluster
@@ -25,6 +24,8 @@ spec:
       roles: [control-plane, worker]
 `
 
+// TestProxiedKubeconfig: a private copy naming the proxy, credentials kept,
+// removed by its cleanup.
 func TestProxiedKubeconfig(t *testing.T) {
 	root := t.TempDir()
 	src := filepath.Join(root, "admin.conf")
@@ -45,7 +46,7 @@ func TestProxiedKubeconfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	cl := cfg.Clusters["lab"]
-	if cl.Server != APIProxyServer || cl.TLSServerName != "api.lab.example" || string(cl.CertificateAuthorityData) != "ca" ||
+	if cl.Server != layout.APIProxyServer || cl.TLSServerName != "api.lab.example" || string(cl.CertificateAuthorityData) != "ca" ||
 		string(cfg.AuthInfos["kubernetes-admin"].ClientKeyData) != "key" {
 		t.Errorf("copy: %+v %+v", cl, cfg.AuthInfos["kubernetes-admin"])
 	}

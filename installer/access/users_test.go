@@ -1,4 +1,4 @@
-package bootstrap
+package access
 
 import (
 	"crypto/x509"
@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ferry-k8s/ferry/installer/layout"
 	"github.com/ferry-k8s/ferry/installer/pki"
 )
 
@@ -22,16 +23,16 @@ func TestUserKubeconfig(t *testing.T) {
       - {name: alice, groups: [dev, ops]}
 `
 	os.MkdirAll(filepath.Join(root, "etc/ferry"), 0o755)
-	os.WriteFile(filepath.Join(root, ClusterConfig), []byte(cfg), 0o644)
+	os.WriteFile(filepath.Join(root, layout.ClusterConfig), []byte(cfg), 0o644)
 	realm, err := pki.NewRealm(pki.RealmKubernetes, pki.Options{Organization: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := realm.WriteFiles(filepath.Join(root, PKIDir, pki.RealmKubernetes), pki.Passphrase("a long enough test passphrase")); err != nil {
+	if err := realm.WriteFiles(filepath.Join(root, layout.PKIDir, pki.RealmKubernetes), pki.Passphrase("a long enough test passphrase")); err != nil {
 		t.Fatal(err)
 	}
-	os.MkdirAll(filepath.Join(root, KubernetesPKI), 0o755)
-	os.WriteFile(filepath.Join(root, KubernetesPKI, "ca.crt"), realm.CACertPEM(), 0o644)
+	os.MkdirAll(filepath.Join(root, layout.KubernetesPKI), 0o755)
+	os.WriteFile(filepath.Join(root, layout.ClusterCA), realm.CACertPEM(), 0o644)
 
 	kc, expires, err := UserKubeconfig(UserOptions{Name: "alice", Root: root})
 	if err != nil {

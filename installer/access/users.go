@@ -1,4 +1,4 @@
-package bootstrap
+package access
 
 import (
 	"crypto/x509"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ferry-k8s/ferry/installer/cluster"
+	"github.com/ferry-k8s/ferry/installer/layout"
 	"github.com/ferry-k8s/ferry/installer/nodeconfig"
 	"github.com/ferry-k8s/ferry/installer/pki"
 )
@@ -36,7 +37,7 @@ func UserKubeconfig(o UserOptions) ([]byte, time.Time, error) {
 		o.Now = time.Now
 	}
 	in := func(p string) string { return filepath.Join(o.Root, p) }
-	c, err := cluster.Load(in(ClusterConfig))
+	c, err := cluster.Load(in(layout.ClusterConfig))
 	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("this is not a bootstrapped control-plane node: %w", err)
 	}
@@ -54,9 +55,9 @@ func UserKubeconfig(o UserOptions) ([]byte, time.Time, error) {
 		if len(names) > 0 {
 			known = strings.Join(names, ", ")
 		}
-		return nil, time.Time{}, fmt.Errorf("user %q is not in spec.authentication.staticUsers of %s (listed: %s): add it there first", o.Name, ClusterConfig, known)
+		return nil, time.Time{}, fmt.Errorf("user %q is not in spec.authentication.staticUsers of %s (listed: %s): add it there first", o.Name, layout.ClusterConfig, known)
 	}
-	realm, err := pki.LoadRealm(in(filepath.Join(PKIDir, pki.RealmKubernetes)), nil, pki.Options{Organization: c.Metadata.Name, Now: o.Now})
+	realm, err := pki.LoadRealm(in(filepath.Join(layout.PKIDir, pki.RealmKubernetes)), nil, pki.Options{Organization: c.Metadata.Name, Now: o.Now})
 	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("realm %s: %w", pki.RealmKubernetes, err)
 	}
@@ -68,7 +69,7 @@ func UserKubeconfig(o UserOptions) ([]byte, time.Time, error) {
 	if err != nil {
 		return nil, time.Time{}, err
 	}
-	ca, err := os.ReadFile(in(filepath.Join(KubernetesPKI, "ca.crt")))
+	ca, err := os.ReadFile(in(layout.ClusterCA))
 	if err != nil {
 		return nil, time.Time{}, err
 	}

@@ -5,16 +5,13 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/ferry-k8s/ferry/installer/cluster"
-	"github.com/ferry-k8s/ferry/installer/desired"
 	"github.com/ferry-k8s/ferry/installer/joinfile"
+	"github.com/ferry-k8s/ferry/installer/layout"
 	"github.com/ferry-k8s/ferry/installer/nodeconfig"
-	"github.com/ferry-k8s/ferry/installer/pki"
 )
 
 var testJoinKey = bytes.Repeat([]byte{7}, joinfile.CertificateKeySize)
@@ -35,33 +32,6 @@ func signedJoinFile(t *testing.T, now time.Time, key []byte) []byte {
 		t.Fatal(err)
 	}
 	return append(data, '\n')
-}
-
-// The files a join file may carry (package joinfile) are where this
-// package puts them on a node: what token create issues or seals is what
-// join accepts.
-func TestJoinFilePathsAreTheNodes(t *testing.T) {
-	n := &cluster.Node{Name: "w1", Hostname: "w1.example.com"}
-	for _, l := range desired.WorkerLeaves(n) {
-		for _, p := range []string{l.Cert, l.Key} {
-			if !slices.Contains(joinfile.WorkerFiles(), p) {
-				t.Errorf("token create issues %s, which a join file may not carry", p)
-			}
-		}
-	}
-	if len(joinfile.WorkerFiles()) != 2*len(desired.WorkerLeaves(n)) {
-		t.Errorf("a join file may carry %q, token create issues %d files", joinfile.WorkerFiles(), 2*len(desired.WorkerLeaves(n)))
-	}
-	var want []string
-	for _, r := range []string{pki.RealmKubernetes, pki.RealmEtcd, pki.RealmFrontProxy, pki.RealmContent} {
-		for _, f := range []string{pki.RootCertFile, pki.CACertFile, pki.CAKeyFile} {
-			want = append(want, filepath.Join(PKIDir, r, f))
-		}
-	}
-	want = append(want, filepath.Join(KubernetesPKI, "sa.key"), filepath.Join(KubernetesPKI, "sa.pub"), EncryptionKey)
-	if got := joinfile.ControlPlaneSecrets(); !slices.Equal(got, want) {
-		t.Errorf("a control-plane join file's secrets:\n%q\nthe files a control plane shares here:\n%q", got, want)
-	}
 }
 
 // installer join without the file's key, or with another, stops before
@@ -109,7 +79,7 @@ func TestNodeMode(t *testing.T) {
 
 func TestInstallSecrets(t *testing.T) {
 	root := t.TempDir()
-	e := []joinfile.Entry{{Path: EncryptionKey, Mode: 0o600, Content: []byte("k1")}}
+	e := []joinfile.Entry{{Path: layout.EncryptionKey, Mode: 0o600, Content: []byte("k1")}}
 	if n, err := installSecrets(root, e); err != nil || n != 1 {
 		t.Fatalf("first: %d %v", n, err)
 	}

@@ -1,10 +1,11 @@
-package bootstrap
+package access
 
 import (
 	"os"
 	"path/filepath"
 
 	"github.com/ferry-k8s/ferry/installer/converge"
+	"github.com/ferry-k8s/ferry/installer/layout"
 )
 
 // proxiedKubeconfig writes a copy of the kubeconfig src whose clusters
@@ -13,7 +14,7 @@ import (
 // under the node's /run, and returns its path and a function that removes
 // it. The copy carries src's credentials: it is 0600 and short-lived.
 func proxiedKubeconfig(root, src, serverName string) (string, func(), error) {
-	data, err := converge.PointedKubeconfig(src, APIProxyServer, serverName)
+	data, err := converge.PointedKubeconfig(src, layout.APIProxyServer, serverName)
 	if err != nil {
 		return "", nil, err
 	}

@@ -1,14 +1,11 @@
-package bootstrap
+package access
 
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"io/fs"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,12 +13,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferry-k8s/ferry/installer/bundlestore"
 	"github.com/ferry-k8s/ferry/installer/cluster"
 	"github.com/ferry-k8s/ferry/installer/desired"
 	"github.com/ferry-k8s/ferry/installer/joinfile"
+	"github.com/ferry-k8s/ferry/installer/layout"
 	"github.com/ferry-k8s/ferry/installer/nodeconfig"
 	"github.com/ferry-k8s/ferry/installer/nodestate"
 	"github.com/ferry-k8s/ferry/installer/pki"
+	"github.com/ferry-k8s/ferry/internal/fileutil"
 )
 
 // DefaultJoinTTL is how long a join file (and its bootstrap token) is good.
@@ -53,51 +53,47 @@ func CreateJoinFile(ctx context.Context, o TokenOptions) (*joinfile.File, error)
 		o.TTL = DefaultJoinTTL
 	}
 	in := func(p string) string { return filepath.Join(o.Root, p) }
-	raw, err := os.ReadFile(in(ClusterConfig))
+	raw, err := os.ReadFile(in(layout.ClusterConfig))
 	if err != nil {
 		return nil, fmt.Errorf("this is not a bootstrapped control-plane node: %w", err)
 	}
-	c, err := cluster.Load(in(ClusterConfig))
+	c, err := cluster.Load(in(layout.ClusterConfig))
 	if err != nil {
 		return nil, err
 	}
 	c = c.Defaulted()
 	n := c.Node(o.Node)
 	if n == nil {
-		return nil, fmt.Errorf("node %q is not in %s: add it there (and apply) first", o.Node, ClusterConfig)
+		return nil, fmt.Errorf("node %q is not in %s: add it there (and apply) first", o.Node, layout.ClusterConfig)
 	}
-	keyring, err := nodestate.PublicKeyring(in(KeyringFile))
+	keyring, err := nodestate.PublicKeyring(in(layout.KeyringFile))
 	if err != nil {
 		return nil, err
 	}
-	contentCA, err := os.ReadFile(in(filepath.Join(PKIDir, pki.RealmContent, pki.CACertFile)))
+	contentCA, err := os.ReadFile(in(filepath.Join(layout.PKIDir, pki.RealmContent, pki.CACertFile)))
 	if err != nil {
 		return nil, err
 	}
-	clusterCA, err := os.ReadFile(in(filepath.Join(KubernetesPKI, "ca.crt")))
+	clusterCA, err := os.ReadFile(in(layout.ClusterCA))
 	if err != nil {
 		return nil, err
 	}
-	iso, err := importedISO(o.Root)
+	iso, err := bundlestore.Imported(o.Root)
 	if err != nil {
 		return nil, err
 	}
-	sum, size, err := fileSHA256(iso)
+	sum, size, err := fileutil.SHA256(iso)
 	if err != nil {
 		return nil, err
 	}
-	realm, err := pki.LoadRealm(in(filepath.Join(PKIDir, pki.RealmKubernetes)), nil, pki.Options{Organization: c.Metadata.Name, Now: o.Now})
+	realm, err := pki.LoadRealm(in(filepath.Join(layout.PKIDir, pki.RealmKubernetes)), nil, pki.Options{Organization: c.Metadata.Name, Now: o.Now})
 	if err != nil {
 		return nil, fmt.Errorf("realm %s: %w", pki.RealmKubernetes, err)
 	}
 	jf := &joinfile.File{APIVersion: joinfile.APIVersion, Kind: joinfile.Kind, Cluster: c.Metadata.Name, Node: n.Name,
 		Expires: o.Now().Add(o.TTL).UTC().Truncate(time.Second), ClusterConfig: string(raw), Keyring: string(keyring),
 		ContentCA: string(contentCA), Bundle: filepath.Base(iso), BundleSHA256: sum, BundleSize: size}
-	for _, cp := range c.Spec.Nodes {
-		if cp.HasRole(cluster.RoleControlPlane) {
-			jf.ContentServices = append(jf.ContentServices, net.JoinHostPort(cp.Hostname, fmt.Sprint(ContentPort)))
-		}
-	}
+	jf.ContentServices = c.ContentServices()
 	// The file's own key: it authenticates every field and opens the
 	// secrets; printed by token create, never written into the file.
 	key, err := joinfile.NewCertificateKey()
@@ -140,7 +136,7 @@ func CreateJoinFile(ctx context.Context, o TokenOptions) (*joinfile.File, error)
 	// The bootstrap token: kubeadm's own, for the join only.
 	// Through the node-local proxy (R32): a token can be made on any
 	// control plane while any API server runs.
-	admin, cleanup, err := proxiedKubeconfig(o.Root, in("/etc/kubernetes/admin.conf"), c.APIServerName())
+	admin, cleanup, err := proxiedKubeconfig(o.Root, in(layout.AdminConf), c.APIServerName())
 	if err != nil {
 		return nil, err
 	}
@@ -169,18 +165,4 @@ var bootstrapToken = regexp.MustCompile(`^[a-z0-9]{6}\.[a-z0-9]{16}$`)
 
 func discoveryKubeconfig(c *cluster.Cluster, ca []byte, token string) string {
 	return nodeconfig.Kubeconfig(c.Metadata.Name, c.Spec.ControlPlaneEndpoint, "", ca, "tls-bootstrap-token-user", "join", nodeconfig.KubeconfigCreds{Token: token})
-}
-
-func fileSHA256(p string) (string, int64, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", 0, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return "", 0, fmt.Errorf("hashing %s: %w", p, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), n, nil
 }

@@ -1,9 +1,7 @@
-package bootstrap
+package nodeagent
 
 import (
-	"bytes"
 	"context"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,43 +11,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/ferry-k8s/ferry/bundle"
+	"github.com/ferry-k8s/ferry/installer/bundlestore"
+	"github.com/ferry-k8s/ferry/installer/layout"
 	"github.com/ferry-k8s/ferry/installer/rollout"
+	"github.com/ferry-k8s/ferry/internal/bundletest"
 	"github.com/ferry-k8s/ferry/internal/testcluster"
-	"github.com/ferry-k8s/ferry/iso"
 )
-
-// writeBundleISO writes, under root's BundlesDir, an ISO whose manifest
-// says name, version, Kubernetes version and minUpgradeFrom: what the
-// daemon's decision reads (the bundles there were verified when stored).
-func writeBundleISO(t *testing.T, root, version, kube, minUpgradeFrom string) string {
-	t.Helper()
-	created := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	m := &bundle.Manifest{SchemaVersion: bundle.ManifestSchemaVersion, Product: bundle.Product, Name: "ferry-kubernetes", Version: version,
-		KubernetesVersion: kube, MinUpgradeFrom: minUpgradeFrom, Created: created, Expires: created.Add(bundle.DefaultExpiresAfter),
-		Files: []bundle.File{{Path: "SHA256SUMS", Size: 10, SHA256: strings.Repeat("c", 64)}}}
-	data, err := m.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	src := filepath.Join(dir, "manifest.json")
-	if err := os.WriteFile(src, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	if err := iso.Write(&out, []iso.Entry{{Path: bundle.ManifestPath, Source: src, Size: int64(len(data))}}, iso.WriteOptions{VolumeID: "FERRY"}); err != nil {
-		t.Fatal(err)
-	}
-	file := "ferry-kubernetes-" + version + ".iso"
-	if err := os.MkdirAll(filepath.Join(root, BundlesDir), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(root, BundlesDir, file), out.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return file
-}
 
 // TestDaemonRefusesRollbackThroughTheNode: the daemon moves its node to
 // the version its own Node names, and the kubelet's credentials can write
@@ -65,14 +32,15 @@ func TestDaemonRefusesRollbackThroughTheNode(t *testing.T) {
 	}
 	node := c.ClientAs(t, "system:node:w1", "system:nodes")
 	root := t.TempDir()
-	cur := writeBundleISO(t, root, "1.1.0", "v1.36.3", "")
-	if err := writeState(root, TargetFile, cur); err != nil {
+	bundles := filepath.Join(root, layout.BundlesDir)
+	cur := bundletest.ManifestISO(t, bundles, "1.1.0", "v1.36.3", "")
+	if err := bundlestore.SetTarget(root, cur); err != nil {
 		t.Fatal(err)
 	}
-	older := writeBundleISO(t, root, "1.0.0", "v1.36.3", "") // the same Kubernetes
-	newer := writeBundleISO(t, root, "1.2.0", "v1.36.4", "")
-	picky := writeBundleISO(t, root, "1.3.0", "v1.36.4", "1.2.0")
-	skewed := writeBundleISO(t, root, "2.0.0", "v1.38.0", "")
+	older := bundletest.ManifestISO(t, bundles, "1.0.0", "v1.36.3", "") // the same Kubernetes
+	newer := bundletest.ManifestISO(t, bundles, "1.2.0", "v1.36.4", "")
+	picky := bundletest.ManifestISO(t, bundles, "1.3.0", "v1.36.4", "1.2.0")
+	skewed := bundletest.ManifestISO(t, bundles, "2.0.0", "v1.38.0", "")
 
 	// The attack: the node's own credentials name an older version.
 	patch := []byte(`{"metadata":{"annotations":{"ferry.dev/desired-version":"1.0.0"}}}`)
@@ -119,7 +87,7 @@ func TestDaemonRefusesRollbackThroughTheNode(t *testing.T) {
 		t.Fatalf("1.0.0, ordered: refused=%v err=%v", refused, err)
 	}
 	// Kubernetes is never downgraded, ordered or not.
-	oldKube := writeBundleISO(t, root, "1.0.1", "v1.35.4", "")
+	oldKube := bundletest.ManifestISO(t, bundles, "1.0.1", "v1.35.4", "")
 	if err := rollout.OrderRollback(ctx, c.Client, "1.0.1", "test", time.Now()); err != nil {
 		t.Fatal(err)
 	}
@@ -132,35 +100,5 @@ func TestDaemonRefusesRollbackThroughTheNode(t *testing.T) {
 	}
 	if refused, err := decide(older); err != nil || refused == nil {
 		t.Fatalf("1.0.0 after the order was withdrawn: refused=%v err=%v", refused, err)
-	}
-}
-
-// TestBootstrapAgainKeepsTheRules: bootstrap or join run again with
-// another bundle on a node that runs one follows the roll-out's rules.
-func TestBootstrapAgainKeepsTheRules(t *testing.T) {
-	root := t.TempDir()
-	facts := func(v, k, min string) *BundleFacts {
-		return &BundleFacts{Name: "ferry-kubernetes", Version: v, KubernetesVersion: k, MinUpgradeFrom: min}
-	}
-	if err := mayReplaceTarget(root, facts("1.0.0", "v1.36.3", "")); err != nil {
-		t.Fatalf("a new node: %v", err)
-	}
-	cur := writeBundleISO(t, root, "1.1.0", "v1.36.3", "")
-	if err := writeState(root, TargetFile, cur); err != nil {
-		t.Fatal(err)
-	}
-	for _, tc := range []struct {
-		next *BundleFacts
-		want string
-	}{
-		{facts("1.1.0", "v1.36.3", ""), ""},
-		{facts("1.2.0", "v1.36.4", ""), ""},
-		{facts("1.0.0", "v1.36.3", ""), "this node runs ferry-kubernetes 1.1.0: bundle 1.0.0 is older than the installed 1.1.0"},
-		{facts("1.3.0", "v1.36.4", "1.2.0"), "its minUpgradeFrom"},
-	} {
-		err := mayReplaceTarget(root, tc.next)
-		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
-			t.Errorf("%s: %v, want %q", tc.next.Version, err, tc.want)
-		}
 	}
 }

@@ -1,4 +1,4 @@
-package bootstrap
+package bundlestore
 
 import (
 	"context"
@@ -15,9 +15,9 @@ import (
 	"github.com/ferry-k8s/ferry/signing"
 )
 
-// BundleFacts is what convergence needs to know of a bundle: read from a
+// Facts are what convergence needs to know of a bundle: read from a
 // verified ISO only.
-type BundleFacts struct {
+type Facts struct {
 	Name, Version     string
 	KubernetesVersion string
 	// MinUpgradeFrom is the oldest installed bundle version this one
@@ -46,7 +46,7 @@ type BundleFacts struct {
 
 // Image returns the full name of the distribution image named base
 // ("pause", "etcd", "coredns").
-func (f *BundleFacts) Image(base string) (string, bool) {
+func (f *Facts) Image(base string) (string, bool) {
 	for _, im := range f.Distribution.Images {
 		name := im.Name[strings.LastIndex(im.Name, "/")+1:]
 		if b, _, _ := strings.Cut(name, ":"); b == base {
@@ -56,8 +56,8 @@ func (f *BundleFacts) Image(base string) (string, bool) {
 	return "", false
 }
 
-// desired is what the desired node needs to know of the bundle.
-func (f *BundleFacts) desired() desired.Bundle {
+// Desired is what the desired node needs to know of the bundle.
+func (f *Facts) Desired() desired.Bundle {
 	b := desired.Bundle{Name: f.Name, Version: f.Version, KubernetesVersion: f.KubernetesVersion, Repo: f.Repo,
 		Packages: f.Packages, ImageRepository: f.ImageRepository, Images: map[string]string{}}
 	for _, im := range f.Distribution.Images {
@@ -74,14 +74,14 @@ func (f *BundleFacts) desired() desired.Bundle {
 // imported, joined or upgraded to must be within its validity (or
 // extended, opts.ValidityFile); an installed one (opts.Installed) is
 // reported expired, never refused.
-func ReadFacts(ctx context.Context, isoPath string, ring *signing.Keyring, opts verify.Options) (*BundleFacts, error) {
+func ReadFacts(ctx context.Context, isoPath string, ring *signing.Keyring, opts verify.Options) (*Facts, error) {
 	b, _, err := verify.OpenVerified(ctx, isoPath, ring, opts)
 	if err != nil {
 		return nil, err
 	}
 	defer b.Close()
 	m := b.Manifest
-	f := &BundleFacts{Name: m.Name, Version: m.Version, KubernetesVersion: m.KubernetesVersion, MinUpgradeFrom: m.MinUpgradeFrom, Packages: map[string]string{},
+	f := &Facts{Name: m.Name, Version: m.Version, KubernetesVersion: m.KubernetesVersion, MinUpgradeFrom: m.MinUpgradeFrom, Packages: map[string]string{},
 		ManifestSHA256: b.ManifestSHA256, ValidUntil: b.ValidUntil, Expired: b.Expired, Warnings: b.Warnings}
 	fsys := b.FS()
 	data, err := verify.ReadFile(fsys, bundle.DistributionRecordName, 4<<20)

@@ -1,4 +1,4 @@
-package bootstrap
+package certrenew
 
 import (
 	"errors"
@@ -9,14 +9,16 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/ferry-k8s/ferry/installer/layout"
 	"github.com/ferry-k8s/ferry/installer/pki"
 )
 
 // RenewCAOptions configure `installer pki renew-ca`.
 type RenewCAOptions struct {
 	// RootKeys is a directory with each realm's root key at
-	// REALM/root.key: the layout of PKIDir, so a copy of that directory
-	// taken off the node (R25) works as is. Default: PKIDir, for root
+	// REALM/root.key: the layout of layout.PKIDir, so a copy of that
+	// directory taken off the node (R25) works as is. Default:
+	// layout.PKIDir, for root
 	// keys that never left the node.
 	RootKeys string
 	// Passphrase decrypts the root keys (--root-passphrase-file).
@@ -61,7 +63,7 @@ func RenewCAs(o RenewCAOptions) ([]RenewedCA, error) {
 		o.Threshold = pki.DefaultRotationThreshold
 	}
 	if o.RootKeys == "" {
-		o.RootKeys = filepath.Join(o.Root, PKIDir)
+		o.RootKeys = filepath.Join(o.Root, layout.PKIDir)
 	}
 	log := o.Log
 	if log == nil {
@@ -75,7 +77,7 @@ func RenewCAs(o RenewCAOptions) ([]RenewedCA, error) {
 	var out []RenewedCA
 	var todo []due
 	for _, name := range pki.Realms {
-		dir := filepath.Join(o.Root, PKIDir, name)
+		dir := filepath.Join(o.Root, layout.PKIDir, name)
 		if _, err := os.Stat(filepath.Join(dir, pki.CACertFile)); errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
@@ -90,7 +92,7 @@ func RenewCAs(o RenewCAOptions) ([]RenewedCA, error) {
 		out = append(out, rc)
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("no certificate authority under %s: this is not a control-plane node", filepath.Join(o.Root, PKIDir))
+		return nil, fmt.Errorf("no certificate authority under %s: this is not a control-plane node", filepath.Join(o.Root, layout.PKIDir))
 	}
 	if len(todo) == 0 {
 		return out, nil

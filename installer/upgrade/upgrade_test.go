@@ -1,4 +1,4 @@
-package bootstrap
+package upgrade
 
 import (
 	"context"
@@ -17,42 +17,6 @@ import (
 	"github.com/ferry-k8s/ferry/internal/testcluster"
 	"github.com/ferry-k8s/ferry/internal/testpki"
 )
-
-func TestMayFollow(t *testing.T) {
-	b := func(name, v, k string) release {
-		return release{Name: name, Version: v, KubernetesVersion: k}
-	}
-	min := func(r release, v string) release { r.MinUpgradeFrom = v; return r }
-	cur := b("ferry-kubernetes", "1.0.0", "v1.35.4")
-	for _, tc := range []struct {
-		next      release
-		downgrade bool
-		want      string
-	}{
-		{b("ferry-kubernetes", "1.1.0", "v1.36.3"), false, ""},
-		{b("ferry-kubernetes", "1.0.1", "v1.35.5"), false, ""},
-		{b("ferry-kubernetes", "1.0.0", "v1.35.4"), false, ""}, // the same: resume or nothing to do
-		{b("other", "2.0.0", "v1.36.3"), false, "is not a ferry-kubernetes bundle"},
-		{b("ferry-kubernetes", "0.9.0", "v1.35.4"), false, "older than the installed 1.0.0: installer upgrade --allow-downgrade"},
-		{b("ferry-kubernetes", "0.9.0", "v1.35.4"), true, ""},
-		{b("ferry-kubernetes", "2.0.0", "v1.37.0"), false, "upgrade one minor version at a time (1.36 first)"},
-		{b("ferry-kubernetes", "2.0.0", "v1.34.4"), true, "Kubernetes is never downgraded"},
-		{b("ferry-kubernetes", "x", "v1.36.3"), false, "want semantic versions"},
-		// minUpgradeFrom: enforced when upgrading, on every path.
-		{min(b("ferry-kubernetes", "1.2.0", "v1.36.3"), "1.0.0"), false, ""},
-		{min(b("ferry-kubernetes", "1.2.0", "v1.36.3"), "1.1.0"), false, "upgrades from 1.1.0 or later only (its minUpgradeFrom), and 1.0.0 is installed"},
-		{min(b("ferry-kubernetes", "1.0.0", "v1.35.4"), "1.0.0-rc.1"), false, ""},
-		{min(b("ferry-kubernetes", "1.2.0", "v1.36.3"), "one"), false, `minUpgradeFrom "one" is not a semantic version`},
-	} {
-		err := mayFollow(cur, tc.next, tc.downgrade)
-		switch {
-		case tc.want == "" && err != nil:
-			t.Errorf("%s %s: %v", tc.next.Version, tc.next.KubernetesVersion, err)
-		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
-			t.Errorf("%s %s: %v, want %q", tc.next.Version, tc.next.KubernetesVersion, err, tc.want)
-		}
-	}
-}
 
 // TestCheckAPIServers: every control plane's API server must answer
 // /readyz 200 over TLS verified with the cluster's CA; one that does not

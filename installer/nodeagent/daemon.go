@@ -1,4 +1,4 @@
-package bootstrap
+package nodeagent
 
 import (
 	"context"
@@ -14,18 +14,21 @@ import (
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
+
+	"github.com/ferry-k8s/ferry/installer/bootstrap"
 )
 
 // DefaultSocket is where the node daemon listens: a Unix socket only root
 // can reach (the directory is 0700), so no TLS or token is needed on it.
 const DefaultSocket = "/run/ferry/node/node.sock"
 
-// DaemonOptions configure `installer daemon`.
-type DaemonOptions struct {
+// Options configure `installer daemon`.
+type Options struct {
 	// Socket is the Unix socket to serve on (DefaultSocket).
 	Socket string
-	// Apply is what a POST /apply runs (Run with the node's options).
-	Apply Options
+	// Apply is what a POST /apply runs (bootstrap.Run with the node's
+	// options).
+	Apply bootstrap.Options
 	Log   *slog.Logger
 	// Notify sends systemd notifications; nil: sd_notify.
 	Notify func(state string)
@@ -49,7 +52,7 @@ type DaemonOptions struct {
 // Type=notify: READY=1 once listening, WATCHDOG=1 while serving,
 // STOPPING=1 on the way out.
 type Daemon struct {
-	opts DaemonOptions
+	opts Options
 	log  *slog.Logger
 	mu   sync.Mutex // one apply at a time
 	// lastMaintenance is when maintain last applied the node (the
@@ -57,7 +60,7 @@ type Daemon struct {
 	lastMaintenance time.Time
 	last            struct {
 		sync.Mutex
-		res *Result
+		res *bootstrap.Result
 		err string
 		at  time.Time
 	}
@@ -72,8 +75,8 @@ func (d *Daemon) now() time.Time {
 	return time.Now()
 }
 
-// NewDaemon makes a daemon; Serve runs it.
-func NewDaemon(o DaemonOptions) *Daemon {
+// New makes a daemon; Serve runs it.
+func New(o Options) *Daemon {
 	if o.Socket == "" {
 		o.Socket = DefaultSocket
 	}
@@ -99,9 +102,9 @@ func (d *Daemon) Handler() http.Handler {
 		d.last.Lock()
 		body := struct {
 			*Status
-			LastResult *Result   `json:"lastResult,omitempty"`
-			LastError  string    `json:"lastError,omitempty"`
-			LastAt     time.Time `json:"lastAt,omitzero"`
+			LastResult *bootstrap.Result `json:"lastResult,omitempty"`
+			LastError  string            `json:"lastError,omitempty"`
+			LastAt     time.Time         `json:"lastAt,omitzero"`
 		}{st, d.last.res, d.last.err, d.last.at}
 		d.last.Unlock()
 		writeJSON(w, http.StatusOK, body)
@@ -114,7 +117,7 @@ func (d *Daemon) Handler() http.Handler {
 		defer d.mu.Unlock()
 		o := d.opts.Apply
 		o.DryRun = r.URL.Query().Get("dryRun") == "true"
-		res, err := Run(r.Context(), o)
+		res, err := bootstrap.Run(r.Context(), o)
 		d.recordResult(res, err)
 		if err != nil {
 			d.log.Error("apply failed", slog.Any("error", err))
@@ -127,7 +130,7 @@ func (d *Daemon) Handler() http.Handler {
 	return mux
 }
 
-func (d *Daemon) recordResult(res *Result, err error) {
+func (d *Daemon) recordResult(res *bootstrap.Result, err error) {
 	d.last.Lock()
 	defer d.last.Unlock()
 	d.last.res, d.last.at, d.last.err = res, time.Now().UTC(), ""
@@ -146,11 +149,11 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 
 // tryApply applies the node unless an apply runs already (ran false), and
 // records the result for GET /status.
-func (d *Daemon) tryApply(ctx context.Context) (res *Result, ran bool, err error) {
+func (d *Daemon) tryApply(ctx context.Context) (res *bootstrap.Result, ran bool, err error) {
 	if !d.mu.TryLock() {
 		return nil, false, nil
 	}
-	res, err = Run(ctx, d.opts.Apply)
+	res, err = bootstrap.Run(ctx, d.opts.Apply)
 	d.mu.Unlock()
 	d.recordResult(res, err)
 	return res, true, err

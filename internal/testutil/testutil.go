@@ -1,4 +1,3 @@
-// Package testutil holds small helpers that several packages' tests share.
 package testutil
 
 import (

@@ -8,22 +8,14 @@ import (
 
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/ferry-k8s/ferry/installer/cluster/clustertest"
 	"github.com/ferry-k8s/ferry/installer/nodeconfig"
 )
 
 // TestProxiedKubeconfig: a private copy naming the proxy, credentials kept,
 // removed by its cleanup.
 // singleNode is one server (control plane and worker).
-const singleNode = `apiVersion: ferry.dev/v1alpha1
-kind: Cluster
-metadata: {name: lab}
-spec:
-  controlPlaneEndpoint: api.lab.example:6443
-  nodes:
-    - name: node1
-      hostname: node1.lab.example
-      roles: [control-plane, worker]
-`
+const singleNode = clustertest.SingleNode
 
 func TestProxiedKubeconfig(t *testing.T) {
 	root := t.TempDir()

@@ -13,6 +13,7 @@ import (
 	"github.com/ferry-k8s/ferry/bundle"
 	"github.com/ferry-k8s/ferry/bundle/verify"
 	"github.com/ferry-k8s/ferry/internal/example"
+	"github.com/ferry-k8s/ferry/internal/testutil"
 	"github.com/ferry-k8s/ferry/signing"
 )
 
@@ -20,18 +21,9 @@ import (
 // sha256sum, xorriso, skopeo and dnf. A missing program fails the test;
 // `make deps` installs them all.
 
-func need(t *testing.T, prog string) string {
-	t.Helper()
-	p, err := exec.LookPath(prog)
-	if err != nil {
-		t.Fatalf("%s is required for this test (make deps installs it): %v", prog, err)
-	}
-	return p
-}
-
 func run(t *testing.T, dir string, prog string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(need(t, prog), args...)
+	cmd := exec.Command(testutil.Need(t, prog), args...)
 	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -67,10 +59,7 @@ func TestXorrisoListsFullNames(t *testing.T) {
 func TestGPGAndSha256sumCheckTheBundle(t *testing.T) {
 	f := buildExample(t)
 	root := extract(t, f.iso)
-	home := filepath.Join(t.TempDir(), "gnupg")
-	if err := os.Mkdir(home, 0o700); err != nil {
-		t.Fatal(err)
-	}
+	home := testutil.GPGHome(t)
 	gpg := func(args ...string) string {
 		return run(t, root, "gpg", append([]string{"--homedir", home, "--batch", "--no-tty"}, args...)...)
 	}
@@ -172,7 +161,7 @@ func TestDNFRefusesTamperedRepodata(t *testing.T) {
 	if err := os.WriteFile(md, []byte(strings.Replace(string(b), "<revision>", "<revision>1", 1)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(need(t, "dnf"),
+	cmd := exec.Command(testutil.Need(t, "dnf"),
 		"--installroot="+filepath.Join(t.TempDir(), "root"),
 		"--setopt=reposdir=/dev/null", "--setopt=cachedir="+filepath.Join(t.TempDir(), "cache"),
 		"--releasever=1", "--disableplugin=*",
@@ -253,10 +242,7 @@ func TestInstallerVerifiedBeforeItRuns(t *testing.T) {
 	dir := t.TempDir()
 	run(t, dir, "xorriso", "-osirrox", "on", "-indev", f.iso,
 		"-extract", "/installer", "installer", "-extract", "/SHA256SUMS", "SHA256SUMS", "-extract", "/SHA256SUMS.asc", "SHA256SUMS.asc")
-	home := filepath.Join(t.TempDir(), "gnupg")
-	if err := os.Mkdir(home, 0o700); err != nil {
-		t.Fatal(err)
-	}
+	home := testutil.GPGHome(t)
 	run(t, dir, "gpg", "--homedir", home, "--batch", "--no-tty", "--import", f.ex.PublicKey)
 	run(t, dir, "gpg", "--homedir", home, "--batch", "--no-tty", "--verify", "SHA256SUMS.asc", "SHA256SUMS")
 	if out := run(t, dir, "sha256sum", "--strict", "--ignore-missing", "-c", "SHA256SUMS"); strings.TrimSpace(out) != "installer: OK" {

@@ -18,6 +18,7 @@ import (
 	"github.com/ferry-k8s/ferry/builder/distro"
 	"github.com/ferry-k8s/ferry/bundle"
 	"github.com/ferry-k8s/ferry/images"
+	"github.com/ferry-k8s/ferry/internal/testutil"
 	"github.com/ferry-k8s/ferry/repo/rpmbuild"
 	"github.com/ferry-k8s/ferry/signing"
 )
@@ -77,7 +78,7 @@ func buildInstaller(t *testing.T, dir string) string {
 // ships. A second build from the warm cache is byte-identical.
 func TestDefaultBundleFromSource(t *testing.T) {
 	for _, p := range []string{"go", "rpm", "rpmkeys", "dnf", "xorriso", "umoci", "skopeo"} {
-		need(t, p)
+		testutil.Need(t, p)
 	}
 	ctx := context.Background()
 	dir := t.TempDir()

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ferry-k8s/ferry/internal/testutil"
 )
 
 // TestMatchesCreaterepo builds the fixture packages, writes repodata for
@@ -29,7 +31,7 @@ import (
 //     goes on; WriteRepodata fails instead (tested elsewhere), so no
 //     fixture has them.
 func TestMatchesCreaterepo(t *testing.T) {
-	needProgram(t, "createrepo_c")
+	testutil.Need(t, "createrepo_c")
 	ours, theirs := t.TempDir(), t.TempDir()
 	paths := buildFixtures(t, ours, nil)
 	rev := time.Unix(testRevision, 0)

@@ -2,11 +2,11 @@ package repo
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/ferry-k8s/ferry/internal/testutil"
 	"github.com/ferry-k8s/ferry/repo/rpmtest"
 )
 
@@ -69,12 +69,7 @@ func dnfInstall(t *testing.T, repoDir string, o dnfOptions, pkgs ...string) (str
 			t.Fatal(err)
 		}
 	}
-	t.Cleanup(func() {
-		rings, _ := filepath.Glob(filepath.Join(cache, "*", "pubring"))
-		for _, r := range rings {
-			_ = exec.Command("gpgconf", "--homedir", r, "--kill", "gpg-agent").Run()
-		}
-	})
+	testutil.StopDNFKeyringAgents(t, cache)
 	out, err := run(t, nil, "dnf", dnfArgs(cfg, root, cache, repoDir, o, pkgs...)...)
 	return root, out, err
 }
@@ -137,7 +132,7 @@ func checkInstalled(t *testing.T, root string) {
 }
 
 func TestDNFInstallUnsigned(t *testing.T) {
-	needProgram(t, "dnf")
+	testutil.Need(t, "dnf")
 	repoDir := makeDNFRepo(t, nil, true)
 	root, out, err := dnfInstall(t, repoDir, dnfOptions{}, "ferry-hello")
 	if err != nil {
@@ -159,7 +154,7 @@ func TestDNFInstallUnsigned(t *testing.T) {
 }
 
 func TestDNFInstallSigned(t *testing.T) {
-	needProgram(t, "dnf")
+	testutil.Need(t, "dnf")
 	key := newGPGKey(t, "Ferry Test <test@ferry.invalid>")
 	repoDir := makeDNFRepo(t, key.sign, false)
 	pub := filepath.Join(t.TempDir(), "RPM-GPG-KEY-ferry")

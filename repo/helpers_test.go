@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferry-k8s/ferry/internal/testutil"
 	"github.com/ferry-k8s/ferry/repo/rpmtest"
 )
 
@@ -113,24 +114,13 @@ func readAll(t testing.TB, paths []string) []*Package {
 	return pkgs
 }
 
-// needProgram fails the test when a program it runs is missing: these tests
-// are the proof that real tools accept our output, so they never skip.
-func needProgram(t testing.TB, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		t.Fatalf("%s is required by this test: %v", name, err)
-	}
-	return p
-}
-
 // run runs a program with a time limit and returns its combined output;
 // a non-zero exit is returned as an error with the output.
 func run(t testing.TB, env []string, name string, args ...string) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, needProgram(t, name), args...)
+	cmd := exec.CommandContext(ctx, testutil.Need(t, name), args...)
 	cmd.Env = append(os.Environ(), env...)
 	var out bytes.Buffer
 	cmd.Stdout = &out
@@ -163,19 +153,8 @@ type gpgKey struct {
 // GNUPGHOME and stops that home's gpg-agent when the test ends.
 func newGPGKey(t testing.TB, uid string) *gpgKey {
 	t.Helper()
-	// gpg-agent's socket path must be short: use a fresh directory in /tmp.
-	home, err := os.MkdirTemp("", "ferry-gpg-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(home, 0o700); err != nil {
-		t.Fatal(err)
-	}
+	home := testutil.GPGHome(t)
 	k := &gpgKey{t: t, home: home, env: []string{"GNUPGHOME=" + home}}
-	t.Cleanup(func() {
-		_, _ = run(t, k.env, "gpgconf", "--kill", "gpg-agent")
-		os.RemoveAll(home)
-	})
 	k.gpg("--quick-gen-key", uid, "rsa2048", "sign", "never")
 	return k
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
+
+	"github.com/ferry-k8s/ferry/internal/testutil"
 )
 
 func TestKeyringArmored(t *testing.T) {
@@ -53,11 +55,8 @@ func TestKeyringArmored(t *testing.T) {
 		t.Errorf("verify with the re-armored keyring: %v", err)
 	}
 	// And gpg imports it (as dnf's gpgkey= would).
-	gpg, err := exec.LookPath("gpg")
-	if err != nil {
-		t.Fatalf("gpg is required for this test (make deps installs it): %v", err)
-	}
-	home := t.TempDir()
+	gpg := testutil.Need(t, "gpg")
+	home := testutil.GPGHome(t)
 	file := filepath.Join(home, "keys.asc")
 	if err := os.WriteFile(file, out, 0o644); err != nil {
 		t.Fatal(err)
@@ -66,5 +65,4 @@ func TestKeyringArmored(t *testing.T) {
 	if err != nil || !strings.Contains(string(res), "imported: 2") {
 		t.Errorf("gpg --import: %v\n%s", err, res)
 	}
-	_ = exec.Command("gpgconf", "--homedir", home, "--kill", "all").Run()
 }

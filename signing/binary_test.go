@@ -12,6 +12,8 @@ import (
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
+
+	"github.com/ferry-k8s/ferry/internal/testutil"
 )
 
 func TestSignBinary(t *testing.T) {
@@ -47,16 +49,8 @@ func TestSignBinary(t *testing.T) {
 		t.Errorf("two signatures of the same data differ (err %v)", err)
 	}
 	// gpg, the reference implementation, agrees.
-	gpg, err := exec.LookPath("gpg")
-	if err != nil {
-		t.Fatalf("gpg is required for this test (make deps installs it): %v", err)
-	}
-	home, err := os.MkdirTemp("", "ferry-gpg-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(home)
-	defer exec.Command("gpgconf", "--homedir", home, "--kill", "all").Run()
+	gpg := testutil.Need(t, "gpg")
+	home := testutil.GPGHome(t)
 	files := map[string][]byte{"key.asc": pub, "msg": msg, "msg.sig": sig}
 	for name, data := range files {
 		if err := os.WriteFile(filepath.Join(home, name), data, 0o600); err != nil {

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ferry-k8s/ferry/internal/testutil"
 )
 
 var epoch = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -180,16 +182,10 @@ func TestKeyringOfConcatenatedKeys(t *testing.T) {
 // TestGPGAcceptsSignatures runs the real gpg: the signatures we make must be
 // checkable by people who have nothing but gnupg.
 func TestGPGAcceptsSignatures(t *testing.T) {
-	gpg, err := exec.LookPath("gpg")
-	if err != nil {
-		t.Fatal("gpg is required for this test (apt-get install gnupg):", err)
-	}
+	gpg := testutil.Need(t, "gpg")
 	s, _, pub := newKey(t, KeyOptions{})
 	dir := t.TempDir()
-	home := filepath.Join(dir, "gnupg")
-	if err := os.Mkdir(home, 0o700); err != nil {
-		t.Fatal(err)
-	}
+	home := testutil.GPGHome(t)
 	run := func(args ...string) (string, error) {
 		cmd := exec.Command(gpg, append([]string{"--homedir", home, "--batch", "--no-tty"}, args...)...)
 		out, err := cmd.CombinedOutput()

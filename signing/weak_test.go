@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
+
+	"github.com/ferry-k8s/ferry/internal/testutil"
 )
 
 // TestWeakSignaturesRefused makes, with the real gpg, signatures that
@@ -20,15 +22,9 @@ import (
 // keys and data with SHA-256 (or a 3072-bit key) pass, so the refusal is
 // the weakness.
 func TestWeakSignaturesRefused(t *testing.T) {
-	gpg, err := exec.LookPath("gpg")
-	if err != nil {
-		t.Fatal("gpg is required for this test (apt-get install gnupg):", err)
-	}
+	gpg := testutil.Need(t, "gpg")
 	dir := t.TempDir()
-	home := filepath.Join(dir, "gnupg")
-	if err := os.Mkdir(home, 0o700); err != nil {
-		t.Fatal(err)
-	}
+	home := testutil.GPGHome(t)
 	run := func(args ...string) string {
 		t.Helper()
 		out, err := exec.Command(gpg, append([]string{"--homedir", home, "--batch", "--no-tty", "--pinentry-mode", "loopback", "--passphrase", ""}, args...)...).CombinedOutput()

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/ferry-k8s/ferry/builder"
+	"github.com/ferry-k8s/ferry/internal/testutil"
 	"github.com/ferry-k8s/ferry/repo/rpmtest"
 )
 
@@ -159,12 +160,7 @@ func TestInputResolvesAlike(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte("[main]\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		rings, _ := filepath.Glob(filepath.Join(cache, "*", "pubring"))
-		for _, r := range rings {
-			_ = exec.Command("gpgconf", "--homedir", r, "--kill", "gpg-agent").Run()
-		}
-	})
+	testutil.StopDNFKeyringAgents(t, cache)
 	args := []string{"--config=" + cfg, "--noplugins", "--installroot=" + filepath.Join(work, "root"), "--releasever=1", "-y",
 		"--repofrompath=up," + repoURL, "--repo=up", "--setopt=reposdir=/dev/null", "--setopt=cachedir=" + cache,
 		"--setopt=up.gpgcheck=1", "--setopt=up.repo_gpgcheck=1", "--setopt=up.gpgkey=file://" + key,

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferry-k8s/ferry/internal/testutil"
 	"github.com/ferry-k8s/ferry/signing"
 )
 
@@ -189,20 +190,14 @@ func TestCheckNewer(t *testing.T) {
 // publisher's key checks a statement without Ferry, and gpg refuses one
 // whose text was changed.
 func TestGPGVerifiesStatement(t *testing.T) {
-	gpg, err := exec.LookPath("gpg")
-	if err != nil {
-		t.Fatal("gpg is required for this test (apt-get install gnupg):", err)
-	}
+	gpg := testutil.Need(t, "gpg")
 	k := newKey(t, t0, 0)
 	data, err := Sign(statement(t0.Add(time.Hour), t0.Add(800*24*time.Hour)), k.signer)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	home := filepath.Join(dir, "gnupg")
-	if err := os.Mkdir(home, 0o700); err != nil {
-		t.Fatal(err)
-	}
+	home := testutil.GPGHome(t)
 	run := func(args ...string) (string, error) {
 		out, err := exec.Command(gpg, append([]string{"--homedir", home, "--batch", "--no-tty"}, args...)...).CombinedOutput()
 		return string(out), err

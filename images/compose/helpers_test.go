@@ -18,26 +18,17 @@ import (
 	"github.com/google/rpmpack"
 	digest "github.com/opencontainers/go-digest"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/ferry-k8s/ferry/internal/testutil"
 )
 
 // created is the Created time of test images (2026-01-01T00:00:00Z).
 var created = time.Unix(1767225600, 0).UTC()
 
-// program returns the path of a real program; a missing one fails the
-// test (the Makefile's deps target installs them).
-func program(t testing.TB, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		t.Fatalf("%s is required by this test (make deps): %v", name, err)
-	}
-	return p
-}
-
 // run runs a program and returns its stdout; failure fails the test.
 func run(t testing.TB, dir string, name string, args ...string) []byte {
 	t.Helper()
-	cmd := exec.Command(program(t, name), args...)
+	cmd := exec.Command(testutil.Need(t, name), args...)
 	cmd.Dir = dir
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

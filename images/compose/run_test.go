@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/ferry-k8s/ferry/images"
+	"github.com/ferry-k8s/ferry/internal/testutil"
 
 	digest "github.com/opencontainers/go-digest"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
@@ -109,7 +110,7 @@ func rpmbuild(t *testing.T, dir, spec, payload string, defines ...string) string
 	for _, d := range defines {
 		args = append(args, "--define", d)
 	}
-	program(t, "rpmbuild")
+	testutil.Need(t, "rpmbuild")
 	run(t, dir, "env", append([]string{"HOME=" + dir, "rpmbuild"}, append(args, specFile)...)...)
 	rpms, _ := filepath.Glob(filepath.Join(top, "RPMS", "*", "*.rpm"))
 	if len(rpms) != 1 {
@@ -143,7 +144,7 @@ func TestRun(t *testing.T) {
 		}
 	}
 	bin := filepath.Join(dir, "hello")
-	program(t, "go")
+	testutil.Need(t, "go")
 	run(t, src, "env", "CGO_ENABLED=0", "GOFLAGS=", "GOTOOLCHAIN=local", "go", "build", "-trimpath",
 		"-ldflags=-X main.version=1.2.3", "-o", bin, ".")
 

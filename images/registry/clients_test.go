@@ -18,6 +18,7 @@ import (
 	"github.com/ferry-k8s/ferry/images/registry/registrytest"
 
 	"github.com/ferry-k8s/ferry/images/imagetest"
+	"github.com/ferry-k8s/ferry/internal/testutil"
 	digest "github.com/opencontainers/go-digest"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -25,10 +26,7 @@ import (
 // skopeo runs the real skopeo binary; a missing binary fails the test.
 func skopeo(t *testing.T, args ...string) ([]byte, error) {
 	t.Helper()
-	bin, err := exec.LookPath("skopeo")
-	if err != nil {
-		t.Fatalf("skopeo is required by this test: %v", err)
-	}
+	bin := testutil.Need(t, "skopeo")
 	cmd := exec.Command(bin, args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

@@ -9,20 +9,12 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/ferry-k8s/ferry/installer/layout"
+	"github.com/ferry-k8s/ferry/installer/cluster/clustertest"
 	"github.com/ferry-k8s/ferry/installer/nodeconfig"
 )
 
 // singleNode is one server (control plane and worker).
-const singleNode = `apiVersion: ferry.dev/v1alpha1
-kind: Cluster
-metadata: {name: lab}
-spec:
-  controlPlaneEndpoint: api.lab.example:6443
-  nodes:
-    - name: node1
-      hostname: node1.lab.example
-      roles: [control-plane, worker]
-`
+const singleNode = clustertest.SingleNode
 
 // TestProxiedKubeconfig: a private copy naming the proxy, credentials kept,
 // removed by its cleanup.

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"github.com/ferry-k8s/ferry/builder/distro/distrotest"
 	"github.com/ferry-k8s/ferry/installer/addon"
 	"github.com/ferry-k8s/ferry/internal/testcluster"
 )
@@ -27,7 +28,7 @@ type apiEnv struct {
 }
 
 func startAPI(t *testing.T) *apiEnv {
-	tc := testcluster.Start(t, testcluster.Options{})
+	tc := testcluster.Start(t, testcluster.Options{KubeAPIServer: distrotest.KubeAPIServer(t), Etcd: distrotest.Etcd(t)})
 	c, err := addon.NewClient(tc.Config)
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/ferry-k8s/ferry/builder/distro/distrotest"
 	"github.com/ferry-k8s/ferry/bundle"
 	"github.com/ferry-k8s/ferry/installer/addon"
 	"github.com/ferry-k8s/ferry/installer/addons"
@@ -61,7 +62,7 @@ func TestAddonRegistry(t *testing.T) {
 // the same Role and RoleBinding; neither undoes the other (a cluster set
 // up before add-ons, then converged; a rollback ordered afterwards).
 func TestAddonNodeRBAC(t *testing.T) {
-	tc := testcluster.Start(t, testcluster.Options{})
+	tc := testcluster.Start(t, testcluster.Options{KubeAPIServer: distrotest.KubeAPIServer(t), Etcd: distrotest.Etcd(t)})
 	ctx := context.Background()
 	c, err := addon.NewClient(tc.Config)
 	if err != nil {

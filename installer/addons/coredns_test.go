@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
 
+	"github.com/ferry-k8s/ferry/builder/distro/distrotest"
 	"github.com/ferry-k8s/ferry/bundle"
 	"github.com/ferry-k8s/ferry/installer/addon"
 	"github.com/ferry-k8s/ferry/installer/addons"
@@ -245,7 +246,7 @@ type corednsEnv struct {
 
 func startCoreDNS(t *testing.T) *corednsEnv {
 	t.Helper()
-	tc := testcluster.Start(t, testcluster.Options{})
+	tc := testcluster.Start(t, testcluster.Options{KubeAPIServer: distrotest.KubeAPIServer(t), Etcd: distrotest.Etcd(t)})
 	c, err := addon.NewClient(tc.Config)
 	if err != nil {
 		t.Fatal(err)

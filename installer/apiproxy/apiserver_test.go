@@ -12,7 +12,9 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/ferry-k8s/ferry/builder/distro/distrotest"
 	"github.com/ferry-k8s/ferry/bundle"
+	"github.com/ferry-k8s/ferry/installer/nodeconfig/nodeconfigtest"
 	"github.com/ferry-k8s/ferry/internal/testcluster"
 )
 
@@ -24,7 +26,7 @@ import (
 // watch through the proxy carries an event made after it opened. The other
 // tests use the apiServer stand-in (helpers_test.go), for the faults.
 func TestRealAPIServer(t *testing.T) {
-	c := testcluster.Start(t, testcluster.Options{AuthenticationConfig: testcluster.FerryAuthenticationConfig(t)})
+	c := testcluster.Start(t, testcluster.Options{KubeAPIServer: distrotest.KubeAPIServer(t), Etcd: distrotest.Etcd(t), AuthenticationConfig: nodeconfigtest.AuthenticationConfig(t)})
 	u, err := url.Parse(c.Config.Host)
 	if err != nil {
 		t.Fatal(err)

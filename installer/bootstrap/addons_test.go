@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ferry-k8s/ferry/builder/distro/distrotest"
 	"github.com/ferry-k8s/ferry/installer/addon"
 	"github.com/ferry-k8s/ferry/installer/addons"
 	"github.com/ferry-k8s/ferry/installer/cluster"
@@ -18,7 +19,7 @@ import (
 // counts; applied through the node's own Apply, a second plan is empty
 // ("0 changes"), and an older bundle leaves them alone.
 func TestAddonsInTheNodePlan(t *testing.T) {
-	tc := testcluster.Start(t, testcluster.Options{})
+	tc := testcluster.Start(t, testcluster.Options{KubeAPIServer: distrotest.KubeAPIServer(t), Etcd: distrotest.Etcd(t)})
 	ctx := context.Background()
 	client, err := addon.NewClient(tc.Config)
 	if err != nil {

@@ -19,8 +19,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/ferry-k8s/ferry/builder/distro/distrotest"
 	"github.com/ferry-k8s/ferry/installer/pki"
 	"github.com/ferry-k8s/ferry/internal/testcluster"
+	"github.com/ferry-k8s/ferry/internal/testpki"
 )
 
 // pair writes a leaf's certificate and key as a join file puts them on a
@@ -49,11 +51,18 @@ func pair(t *testing.T, dir, name string, l *pki.Leaf, err error) (string, strin
 // plane's signer approves and signs, the worker installs the new pair;
 // requests outside the policy are denied with the reason.
 func TestRenewal(t *testing.T) {
-	c := testcluster.Start(t, testcluster.Options{Authorization: "Node,RBAC"})
+	// The cluster's CA is a kubernetes realm's intermediate: the signer
+	// signs with that realm, and the API server accepts what it signs.
+	realm, err := pki.NewRealm(pki.RealmKubernetes, pki.Options{Organization: "ferry-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := testcluster.Start(t, testcluster.Options{KubeAPIServer: distrotest.KubeAPIServer(t), Etcd: distrotest.Etcd(t), Authorization: "Node,RBAC",
+		CA: &testpki.CA{Cert: realm.Intermediate, Key: realm.IntermediateKey, CertPEM: realm.CACertPEM()}})
 	ctx := context.Background()
 	dir := t.TempDir()
 	w1 := c.ClientAs(t, "system:node:w1", "system:nodes")
-	signer := &Signer{Realm: func() (*pki.Realm, error) { return c.Kubernetes, nil }, Nodes: map[string]string{"w1": "w1.lab.example"}}
+	signer := &Signer{Realm: func() (*pki.Realm, error) { return realm, nil }, Nodes: map[string]string{"w1": "w1.lab.example"}}
 	later := func() time.Time { return time.Now().Add(21 * 24 * time.Hour) } // 9 of 30 days left
 
 	for _, tc := range []struct {
@@ -61,9 +70,9 @@ func TestRenewal(t *testing.T) {
 		leaf   func() (*pki.Leaf, error)
 	}{
 		{SignerKubeletServing, func() (*pki.Leaf, error) {
-			return c.Kubernetes.Issue(pki.LeafRequest{CommonName: "system:node:w1", Organizations: []string{"system:nodes"}, DNSNames: []string{"w1.lab.example"}, Usage: pki.ServerAuth})
+			return realm.Issue(pki.LeafRequest{CommonName: "system:node:w1", Organizations: []string{"system:nodes"}, DNSNames: []string{"w1.lab.example"}, Usage: pki.ServerAuth})
 		}},
-		{SignerKubeProxy, func() (*pki.Leaf, error) { return c.Kubernetes.IssueClient(KubeProxyUser) }},
+		{SignerKubeProxy, func() (*pki.Leaf, error) { return realm.IssueClient(KubeProxyUser) }},
 	} {
 		t.Run(strings.TrimPrefix(tc.signer, "ferry.dev/"), func(t *testing.T) {
 			l, err := tc.leaf()

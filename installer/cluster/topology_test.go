@@ -3,28 +3,15 @@ package cluster
 import (
 	"strings"
 	"testing"
-)
 
-const haCluster = `apiVersion: ferry.dev/v1alpha1
-kind: Cluster
-metadata: {name: lab}
-spec:
-  controlPlaneEndpoint: api.lab.example:6443
-  nodes:
-    - {name: cp1, hostname: cp1.lab.example, roles: [control-plane]}
-    - {name: w1, hostname: w1.lab.example, roles: [worker]}
-    - {name: cp2, hostname: cp2.lab.example, roles: [control-plane]}
-    - {name: w2, hostname: w2.lab.example, roles: [worker]}
-    - {name: cp3, hostname: cp3.lab.example, roles: [control-plane]}
-    - {name: w3, hostname: w3.lab.example, roles: [worker]}
-    - {name: w4, hostname: w4.lab.example, roles: [worker]}
-`
+	"github.com/ferry-k8s/ferry/installer/cluster/clustertest"
+)
 
 // TestNodeContentServices: a control plane asks its own service first; the
 // workers start at different services, in turn; every list holds each
 // service once.
 func TestNodeContentServices(t *testing.T) {
-	c, err := Parse([]byte(haCluster))
+	c, err := Parse([]byte(clustertest.HA))
 	if err != nil {
 		t.Fatal(err)
 	}

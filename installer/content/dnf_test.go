@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ferry-k8s/ferry/internal/testutil"
 )
 
 // TestDNFInstallsOverHTTPS points a real dnf at the service the way a node
@@ -67,13 +69,7 @@ func (e *env) dnfInstall(t *testing.T, dnf, pkg string) (string, []byte, error) 
 	if err := os.WriteFile(filepath.Join(reposd, "ferry.repo"), repoFile, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		// librepo starts a gpg-agent for the keyring it keeps in the cache.
-		rings, _ := filepath.Glob(filepath.Join(cache, "*", "pubring"))
-		for _, r := range rings {
-			_ = exec.Command("gpgconf", "--homedir", r, "--kill", "gpg-agent").Run()
-		}
-	})
+	testutil.StopDNFKeyringAgents(t, cache)
 	args := []string{
 		"--config=" + cfg, "--noplugins", "--installroot=" + root,
 		"--setopt=reposdir=" + reposd, "--setopt=cachedir=" + cache,

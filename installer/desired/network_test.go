@@ -8,27 +8,13 @@ import (
 
 	"github.com/ferry-k8s/ferry/installer/apiproxy"
 	"github.com/ferry-k8s/ferry/installer/cluster"
+	"github.com/ferry-k8s/ferry/installer/cluster/clustertest"
 	"github.com/ferry-k8s/ferry/installer/layout"
 )
 
-const haCluster = `apiVersion: ferry.dev/v1alpha1
-kind: Cluster
-metadata: {name: lab}
-spec:
-  controlPlaneEndpoint: api.lab.example:6443
-  nodes:
-    - {name: cp1, hostname: cp1.lab.example, roles: [control-plane]}
-    - {name: w1, hostname: w1.lab.example, roles: [worker]}
-    - {name: cp2, hostname: cp2.lab.example, roles: [control-plane]}
-    - {name: w2, hostname: w2.lab.example, roles: [worker]}
-    - {name: cp3, hostname: cp3.lab.example, roles: [control-plane]}
-    - {name: w3, hostname: w3.lab.example, roles: [worker]}
-    - {name: w4, hostname: w4.lab.example, roles: [worker]}
-`
-
 func parseHA(t *testing.T) *cluster.Cluster {
 	t.Helper()
-	c, err := cluster.Parse([]byte(haCluster))
+	c, err := cluster.Parse([]byte(clustertest.HA))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,8 +22,8 @@ type containerd struct {
 // socket, without the CRI plugin, and stops it when the test ends.
 func startContainerd(t *testing.T) *containerd {
 	t.Helper()
-	bin := need(t, "containerd")
-	need(t, "ctr")
+	bin := testutil.Need(t, "containerd")
+	testutil.Need(t, "ctr")
 	if os.Geteuid() != 0 {
 		t.Fatal("the containerd test runs containerd, which needs root")
 	}

@@ -3,10 +3,11 @@ package integration
 import (
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ferry-k8s/ferry/internal/testutil"
 )
 
 // TestDNFInstallsOverHTTPS installs ferry-hello (and its dependency
@@ -14,8 +15,8 @@ import (
 // service generates (baseurl, gpgcheck=1, repo_gpgcheck=1, gpgkey from
 // /keys/ferry.pub.asc) plus sslcacert for the test CA.
 func TestDNFInstallsOverHTTPS(t *testing.T) {
-	need(t, "dnf")
-	need(t, "rpm")
+	testutil.Need(t, "dnf")
+	testutil.Need(t, "rpm")
 	s := startServer(t, serveOptions{})
 	code, body, err := s.get(t, s.client(t, false), "/repos/1.0.0/ferry.repo")
 	if err != nil || code != http.StatusOK {
@@ -95,12 +96,7 @@ func dnfInstallErr(t *testing.T, repoFile string, pkgs ...string) (root, out str
 	if err := os.WriteFile(filepath.Join(repos, "ferry.repo"), []byte(repoFile), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		rings, _ := filepath.Glob(filepath.Join(cache, "*", "pubring"))
-		for _, r := range rings {
-			_ = exec.Command("gpgconf", "--homedir", r, "--kill", "gpg-agent").Run()
-		}
-	})
+	testutil.StopDNFKeyringAgents(t, cache)
 	args := []string{"--config=" + cfg, "--noplugins", "--installroot=" + root,
 		"--setopt=reposdir=" + repos, "--setopt=cachedir=" + cache,
 		"--setopt=install_weak_deps=False", "--releasever=1", "-y", "install"}

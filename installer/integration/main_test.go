@@ -112,17 +112,6 @@ func setup(dir string) error {
 	return nil
 }
 
-// need fails the test when prog is missing: these tests are about real
-// clients, and a skipped test proves nothing.
-func need(t *testing.T, prog string) string {
-	t.Helper()
-	p, err := exec.LookPath(prog)
-	if err != nil {
-		t.Fatalf("%s is required for this test (make deps; containerd: apt-get install containerd): %v", prog, err)
-	}
-	return p
-}
-
 // run runs prog and fails the test if it fails.
 func run(t *testing.T, prog string, args ...string) string {
 	t.Helper()
@@ -138,7 +127,7 @@ func runErr(t *testing.T, prog string, args ...string) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, need(t, prog), args...)
+	cmd := exec.CommandContext(ctx, testutil.Need(t, prog), args...)
 	cmd.Env = append(os.Environ(), "LC_ALL=C")
 	out, err := cmd.CombinedOutput()
 	return string(out), err

@@ -6,13 +6,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ferry-k8s/ferry/internal/testutil"
 )
 
 // TestSkopeoCopiesFromTheService pulls the example images with skopeo over
 // TLS, trusting only the test CA, and checks that the digests are the
 // bundle's.
 func TestSkopeoCopiesFromTheService(t *testing.T) {
-	need(t, "skopeo")
+	testutil.Need(t, "skopeo")
 	s := startServer(t, serveOptions{})
 	app := "docker://" + s.addr + "/registry.example.com/ferry/app:1.0"
 

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/ferry-k8s/ferry/bundle"
+	"github.com/ferry-k8s/ferry/internal/testutil"
 )
 
 // TestTamperAfterStart changes one byte of a layer inside the served ISO
@@ -18,7 +19,7 @@ import (
 // the changed bytes ever reaching the client, the failure must be counted
 // in /metrics, and everything else must still be served.
 func TestTamperAfterStart(t *testing.T) {
-	need(t, "skopeo")
+	testutil.Need(t, "skopeo")
 	isoPath := copyISO(t)
 	s := startServer(t, serveOptions{isos: []string{isoPath}})
 	c := s.client(t, false)

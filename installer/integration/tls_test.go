@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ferry-k8s/ferry/internal/testpki"
+	"github.com/ferry-k8s/ferry/internal/testutil"
 )
 
 // TestServesOnlyTLS: a plain HTTP request to the service's port gets no
@@ -92,7 +93,7 @@ func TestClientCertificates(t *testing.T) {
 	}
 
 	// skopeo with a client certificate (cert dir: ca.crt, client.cert, client.key).
-	need(t, "skopeo")
+	testutil.Need(t, "skopeo")
 	dir := t.TempDir()
 	cc, ck, err := shared.ca.Issue("skopeo", nil, nil, true)
 	if err != nil {

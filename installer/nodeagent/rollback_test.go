@@ -13,6 +13,7 @@ import (
 
 	"github.com/ferry-k8s/ferry/installer/bundlestore"
 	"github.com/ferry-k8s/ferry/installer/layout"
+	"github.com/ferry-k8s/ferry/builder/distro/distrotest"
 	"github.com/ferry-k8s/ferry/installer/rollout"
 	"github.com/ferry-k8s/ferry/internal/bundletest"
 	"github.com/ferry-k8s/ferry/internal/testcluster"
@@ -25,7 +26,7 @@ import (
 // rollback (rollout.OrderRollback), and minUpgradeFrom and the Kubernetes
 // skew are enforced on this path too.
 func TestDaemonRefusesRollbackThroughTheNode(t *testing.T) {
-	c := testcluster.Start(t, testcluster.Options{Authorization: "Node,RBAC"})
+	c := testcluster.Start(t, testcluster.Options{KubeAPIServer: distrotest.KubeAPIServer(t), Etcd: distrotest.Etcd(t), Authorization: "Node,RBAC"})
 	ctx := context.Background()
 	if _, err := c.Client.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "w1"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"github.com/ferry-k8s/ferry/installer/bootstrap"
 	"github.com/ferry-k8s/ferry/installer/bundlestore"
 	"github.com/ferry-k8s/ferry/installer/layout"
+	"github.com/ferry-k8s/ferry/builder/distro/distrotest"
 	"github.com/ferry-k8s/ferry/installer/rollout"
 	"github.com/ferry-k8s/ferry/internal/bundletest"
 	"github.com/ferry-k8s/ferry/internal/testcluster"
@@ -40,7 +41,7 @@ spec:
 // reported and comes before the desired version; while an apply runs,
 // nothing is written.
 func TestDaemonWatchCarriesOutTheSteps(t *testing.T) {
-	c := testcluster.Start(t, testcluster.Options{Authorization: "Node,RBAC"})
+	c := testcluster.Start(t, testcluster.Options{KubeAPIServer: distrotest.KubeAPIServer(t), Etcd: distrotest.Etcd(t), Authorization: "Node,RBAC"})
 	ctx := context.Background()
 	nodes := c.Client.CoreV1().Nodes()
 	if _, err := nodes.Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "w1", Annotations: map[string]string{
@@ -65,15 +66,11 @@ func TestDaemonWatchCarriesOutTheSteps(t *testing.T) {
 		t.Fatal(err)
 	}
 	write(layout.KeyringFile, public)
-	leaf, err := c.Kubernetes.IssueClient("system:node:w1", "system:nodes")
+	cert, key, err := c.CA.IssueClient("system:node:w1", "system:nodes")
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, err := leaf.KeyPEM()
-	if err != nil {
-		t.Fatal(err)
-	}
-	write("/var/lib/kubelet/pki/client.crt", leaf.CertPEM())
+	write("/var/lib/kubelet/pki/client.crt", cert)
 	write("/var/lib/kubelet/pki/client.key", key)
 	write("/etc/kubernetes/kubelet.conf", fmt.Appendf(nil, `apiVersion: v1
 kind: Config

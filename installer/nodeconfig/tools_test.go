@@ -30,13 +30,11 @@ func ctr(t *testing.T) string {
 }
 
 // kubeAPIServer is kube-apiserver ($FERRY_KUBE_APISERVER, or built like kubeadm).
-func kubeAPIServer(t *testing.T) string {
-	return tool(t, "FERRY_KUBE_APISERVER", "kubernetes", "kube-apiserver")
-}
+func kubeAPIServer(t *testing.T) string { return distrotest.KubeAPIServer(t) }
 
 // etcd and etcdctl: $FERRY_ETCD and $FERRY_ETCDCTL, or built from
 // go.etcd.io/etcd at testEtcdVersion.
-func etcd(t *testing.T) string    { return tool(t, "FERRY_ETCD", "etcd", "etcd") }
+func etcd(t *testing.T) string    { return distrotest.Etcd(t) }
 func etcdctl(t *testing.T) string { return tool(t, "FERRY_ETCDCTL", "etcd", "etcdctl") }
 
 // tool is distrotest.Tool: $env, or the builder's own build of the binary.

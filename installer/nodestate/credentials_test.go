@@ -12,26 +12,16 @@ import (
 	"time"
 
 	"github.com/ferry-k8s/ferry/installer/cluster"
+	"github.com/ferry-k8s/ferry/installer/cluster/clustertest"
 	"github.com/ferry-k8s/ferry/installer/converge"
 	"github.com/ferry-k8s/ferry/installer/desired"
 	"github.com/ferry-k8s/ferry/installer/layout"
 	"github.com/ferry-k8s/ferry/installer/pki"
 )
 
-const singleNode = `apiVersion: ferry.dev/v1alpha1
-kind: Cluster
-metadata: {name: lab}
-spec:
-  controlPlaneEndpoint: api.lab.example:6443
-  nodes:
-    - name: node1
-      hostname: node1.lab.example
-      roles: [control-plane, worker]
-`
-
 func testCluster(t *testing.T) (*cluster.Cluster, *cluster.Node) {
 	t.Helper()
-	c, err := cluster.Parse([]byte(singleNode))
+	c, err := cluster.Parse([]byte(clustertest.SingleNode))
 	if err != nil {
 		t.Fatal(err)
 	}

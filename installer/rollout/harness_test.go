@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/ferry-k8s/ferry/builder/distro/distrotest"
 	"github.com/ferry-k8s/ferry/internal/testcluster"
 	"github.com/ferry-k8s/ferry/internal/testutil"
 )
@@ -41,7 +42,7 @@ func startCluster(t testing.TB) *testCluster {
 	t.Helper()
 	kwokBin := kwok(t)
 	// Node,RBAC as on a Ferry cluster: tests act as nodes too.
-	cp := testcluster.Start(t, testcluster.Options{Authorization: "Node,RBAC", APIServerArgs: []string{"--max-requests-inflight=2000", "--max-mutating-requests-inflight=1000"}})
+	cp := testcluster.Start(t, testcluster.Options{KubeAPIServer: distrotest.KubeAPIServer(t), Etcd: distrotest.Etcd(t), Authorization: "Node,RBAC", APIServerArgs: []string{"--max-requests-inflight=2000", "--max-mutating-requests-inflight=1000"}})
 	tc := &testCluster{dir: cp.Dir, config: cp.Config, client: cp.Client, etcdURL: cp.EtcdURL, etcdTLS: cp.EtcdTLS, cp: cp}
 	home := filepath.Join(cp.Dir, "kwok-home")
 	if err := os.MkdirAll(home, 0o700); err != nil {

@@ -5,7 +5,6 @@ import (
 
 	"github.com/ferry-k8s/ferry/builder/distro"
 	"github.com/ferry-k8s/ferry/builder/distro/distrotest"
-	"github.com/ferry-k8s/ferry/internal/testcluster"
 )
 
 // The versions the tests run: the default bundle's control plane, and
@@ -14,7 +13,7 @@ const (
 	testKwokVersion = "v0.8.0"
 )
 
-func etcdutl(t testing.TB) string { return testcluster.Etcdutl(t) }
+func etcdutl(t testing.TB) string { return distrotest.Etcdutl(t) }
 func kwok(t testing.TB) string    { return tool(t, "FERRY_KWOK", "kwok", "kwok") }
 
 // kwokComponent builds kwok (sigs.k8s.io/kwok) the way the builder builds
@@ -34,7 +33,7 @@ func tool(t testing.TB, env, component, binary string) string {
 
 // TestTools builds (or finds) the programs the other tests run.
 func TestTools(t *testing.T) {
-	for _, p := range []string{testcluster.KubeAPIServer(t), testcluster.Etcd(t), etcdutl(t), kwok(t)} {
+	for _, p := range []string{distrotest.KubeAPIServer(t), distrotest.Etcd(t), etcdutl(t), kwok(t)} {
 		t.Log(p)
 	}
 }

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/ferry-k8s/ferry/builder/distro/distrotest"
+	"github.com/ferry-k8s/ferry/installer/nodeconfig/nodeconfigtest"
 	"github.com/ferry-k8s/ferry/internal/testcluster"
 	"github.com/ferry-k8s/ferry/internal/testpki"
 )
@@ -25,7 +27,7 @@ import (
 // Ferry renders for a control-plane node: the check is anonymous, and that
 // configuration is what lets an anonymous /readyz through.
 func TestCheckAPIServers(t *testing.T) {
-	c := testcluster.Start(t, testcluster.Options{AuthenticationConfig: testcluster.FerryAuthenticationConfig(t)})
+	c := testcluster.Start(t, testcluster.Options{KubeAPIServer: distrotest.KubeAPIServer(t), Etcd: distrotest.Etcd(t), AuthenticationConfig: nodeconfigtest.AuthenticationConfig(t)})
 	u, err := url.Parse(c.Config.Host)
 	if err != nil {
 		t.Fatal(err)
@@ -42,15 +44,11 @@ func TestCheckAPIServers(t *testing.T) {
 	// SIGTERM): a window that opens after a delay and closes again, not a
 	// state a test can hold it in. This server holds it, with a
 	// certificate of the cluster's CA and the real one's body shape.
-	leaf, err := c.Kubernetes.IssueServer("localhost")
+	certPEM, keyPEM, err := c.CA.Issue("localhost", []string{"localhost"}, nil, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	keyPEM, err := leaf.KeyPEM()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := tls.X509KeyPair(leaf.CertPEM(), keyPEM)
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		t.Fatal(err)
 	}

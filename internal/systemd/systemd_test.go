@@ -10,18 +10,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-)
 
-// need returns the path of a program the test cannot do without: systemd's
-// tools come with Debian's systemd package (apt-get install systemd).
-func need(t *testing.T, prog string) string {
-	t.Helper()
-	p, err := exec.LookPath(prog)
-	if err != nil {
-		t.Fatalf("%s is required for this test (apt-get install systemd): %v", prog, err)
-	}
-	return p
-}
+	"github.com/ferry-k8s/ferry/internal/testutil"
+)
 
 // directives parses a unit file into key → values (in order).
 func directives(t *testing.T, unit []byte) map[string][]string {
@@ -109,7 +100,7 @@ func verifyRoot(t *testing.T) (string, string) {
 }
 
 func TestContentUnitVerifies(t *testing.T) {
-	sa := need(t, "systemd-analyze")
+	sa := testutil.Need(t, "systemd-analyze")
 	root, unit := verifyRoot(t)
 	out, err := exec.Command(sa, "verify", "--man=no", "--root="+root, unit).CombinedOutput()
 	// verify exits 0 for some warnings (unknown keys, bad values): any output fails.
@@ -127,7 +118,7 @@ func TestContentUnitVerifies(t *testing.T) {
 }
 
 func TestContentUnitExposure(t *testing.T) {
-	sa := need(t, "systemd-analyze")
+	sa := testutil.Need(t, "systemd-analyze")
 	root, unit := verifyRoot(t)
 	out, err := exec.Command(sa, "security", "--offline=yes", "--no-pager", "--root="+root, unit).CombinedOutput()
 	if err != nil {
@@ -144,7 +135,7 @@ func TestContentUnitExposure(t *testing.T) {
 }
 
 func TestSysusersCreatesTheUsers(t *testing.T) {
-	su := need(t, "systemd-sysusers")
+	su := testutil.Need(t, "systemd-sysusers")
 	root := t.TempDir()
 	if err := os.Mkdir(filepath.Join(root, "etc"), 0o755); err != nil {
 		t.Fatal(err)
@@ -177,7 +168,7 @@ func TestSysusersCreatesTheUsers(t *testing.T) {
 // The node daemon's unit verifies and is what `installer daemon` expects:
 // Type=notify with a watchdog, the socket's runtime directory root-only.
 func TestNodeUnitVerifies(t *testing.T) {
-	sa := need(t, "systemd-analyze")
+	sa := testutil.Need(t, "systemd-analyze")
 	root, _ := verifyRoot(t)
 	unit := "/etc/systemd/system/ferry-node.service"
 	if err := os.WriteFile(filepath.Join(root, unit), NodeUnit, 0o644); err != nil {

@@ -17,13 +17,22 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/ferry-k8s/ferry/builder/distro/distrotest"
-	"github.com/ferry-k8s/ferry/installer/pki"
+	"github.com/ferry-k8s/ferry/internal/testpki"
 	"github.com/ferry-k8s/ferry/internal/testutil"
 )
 
 // Options shape the control plane.
 type Options struct {
+	// KubeAPIServer and Etcd are the programs it runs (required): the
+	// distribution's own builds, distrotest.KubeAPIServer and
+	// distrotest.Etcd.
+	KubeAPIServer, Etcd string
+	// CA is the cluster's CA: it issues the API server's certificate and
+	// the clients', and the API server trusts the clients it issued. Nil:
+	// a new one (testpki.NewCA). A test of code that signs with Ferry's
+	// kubernetes realm passes that realm's intermediate, so that the
+	// API server accepts what the code signs.
+	CA *testpki.CA
 	// Authorization is kube-apiserver's --authorization-mode; default
 	// "RBAC" ("Node,RBAC" for tests that act as nodes).
 	Authorization string
@@ -46,10 +55,11 @@ type Cluster struct {
 	Client kubernetes.Interface
 	// Kubeconfig is the administrator's kubeconfig file.
 	Kubeconfig string
-	// Kubernetes is the cluster's realm (it issued the API server's
-	// certificate and verifies clients); CAFile is its CA certificate.
-	Kubernetes *pki.Realm
-	CAFile     string
+	// CA is the cluster's CA (Options.CA or a new one): it issued the API
+	// server's certificate and verifies clients; CAFile holds its
+	// CertPEM.
+	CA     *testpki.CA
+	CAFile string
 	// EtcdURL and EtcdTLS reach etcd as the API server does.
 	EtcdURL string
 	EtcdTLS *tls.Config
@@ -57,34 +67,23 @@ type Cluster struct {
 	APIServerDone <-chan struct{}
 }
 
-// KubeAPIServer, Etcd and Etcdutl are the programs the control plane runs:
-// $FERRY_KUBE_APISERVER, $FERRY_ETCD, $FERRY_ETCDUTL, or the builder's own
-// builds of the default distribution.
-func KubeAPIServer(t testing.TB) string {
-	return distrotest.Tool(t, "FERRY_KUBE_APISERVER", "kubernetes", "kube-apiserver")
-}
-func Etcd(t testing.TB) string    { return distrotest.Tool(t, "FERRY_ETCD", "etcd", "etcd") }
-func Etcdutl(t testing.TB) string { return distrotest.Tool(t, "FERRY_ETCDUTL", "etcd", "etcdutl") }
-
 // Start starts etcd and kube-apiserver and waits until the API server is
 // ready.
 func Start(t testing.TB, o Options) *Cluster {
 	t.Helper()
-	etcdBin, apiBin := Etcd(t), KubeAPIServer(t)
+	if o.KubeAPIServer == "" || o.Etcd == "" {
+		t.Fatal("testcluster: Options.KubeAPIServer and Options.Etcd name the programs to run (distrotest.KubeAPIServer, distrotest.Etcd)")
+	}
 	if o.Authorization == "" {
 		o.Authorization = "RBAC"
 	}
 	dir := t.TempDir()
-	tc := &Cluster{Dir: dir}
-	realm := func(name string) *pki.Realm {
-		r, err := pki.NewRealm(name, pki.Options{Organization: "ferry-test"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r
+	tc := &Cluster{Dir: dir, CA: o.CA}
+	if tc.CA == nil {
+		tc.CA = newCA(t, "ferry-test kubernetes CA")
 	}
-	k8s, etcdRealm := realm(pki.RealmKubernetes), realm(pki.RealmEtcd)
-	tc.Kubernetes = k8s
+	// etcd has a CA of its own, as on a Ferry node (its realm).
+	etcdCA := newCA(t, "ferry-test etcd CA")
 	write := func(name string, data []byte) string {
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, data, 0o600); err != nil {
@@ -92,26 +91,22 @@ func Start(t testing.TB, o Options) *Cluster {
 		}
 		return p
 	}
-	// leaf writes name.crt and name.key of an issued leaf.
-	leaf := func(name string) func(*pki.Leaf, error) (string, string) {
-		return func(l *pki.Leaf, err error) (string, string) {
-			if err != nil {
-				t.Fatal(err)
-			}
-			key, err := l.KeyPEM()
-			if err != nil {
-				t.Fatal(err)
-			}
-			return write(name+".crt", l.CertPEM()), write(name+".key", key)
+	// leaf writes name.crt and name.key of a leaf ca issues.
+	leaf := func(ca *testpki.CA, name string, l testpki.Leaf) (string, string) {
+		cert, key, err := ca.IssueLeaf(l)
+		if err != nil {
+			t.Fatalf("issuing %s: %v", name, err)
 		}
+		return write(name+".crt", cert), write(name+".key", key)
 	}
-	k8sCA, etcdCA := write("ca.crt", k8s.CACertPEM()), write("etcd-ca.crt", etcdRealm.CACertPEM())
-	tc.CAFile = k8sCA
-	etcdServer, etcdServerKey := leaf("etcd-server")(etcdRealm.IssuePeer("localhost", "localhost")) // etcd dials itself with it too
-	etcdPeer, etcdPeerKey := leaf("etcd-peer")(etcdRealm.IssuePeer("test", "localhost"))
-	etcdClient, etcdClientKey := leaf("etcd-client")(etcdRealm.IssueClient("kube-apiserver-etcd-client"))
-	apiServer, apiServerKey := leaf("apiserver")(k8s.IssueServer("localhost"))
-	admin, adminKey := leaf("admin")(k8s.IssueClient("ferry-test-admin", "system:masters"))
+	k8sCAFile, etcdCAFile := write("ca.crt", tc.CA.CertPEM), write("etcd-ca.crt", etcdCA.CertPEM)
+	tc.CAFile = k8sCAFile
+	// etcd dials itself with its server certificate too: a peer's.
+	etcdServer, etcdServerKey := leaf(etcdCA, "etcd-server", testpki.Leaf{CommonName: "localhost", DNSNames: []string{"localhost"}, Server: true, Client: true})
+	etcdPeer, etcdPeerKey := leaf(etcdCA, "etcd-peer", testpki.Leaf{CommonName: "test", DNSNames: []string{"localhost"}, Server: true, Client: true})
+	etcdClient, etcdClientKey := leaf(etcdCA, "etcd-client", testpki.Leaf{CommonName: "kube-apiserver-etcd-client", Client: true})
+	apiServer, apiServerKey := leaf(tc.CA, "apiserver", testpki.Leaf{CommonName: "localhost", DNSNames: []string{"localhost"}, Server: true})
+	admin, adminKey := leaf(tc.CA, "admin", testpki.Leaf{CommonName: "ferry-test-admin", Organizations: []string{"system:masters"}, Client: true})
 	sa, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -124,17 +119,17 @@ func Start(t testing.TB, o Options) *Cluster {
 	ports := testutil.FreePorts(t, 3)
 	tc.EtcdURL = "https://localhost:" + ports[0]
 	// --unsafe-no-fsync: the data directory is thrown away with the test.
-	etcdDone := testutil.StartProcess(t, "etcd", nil, etcdBin, "--name=test", "--data-dir="+filepath.Join(dir, "etcd"),
+	etcdDone := testutil.StartProcess(t, "etcd", nil, o.Etcd, "--name=test", "--data-dir="+filepath.Join(dir, "etcd"),
 		"--listen-client-urls=https://127.0.0.1:"+ports[0], "--advertise-client-urls="+tc.EtcdURL,
 		"--listen-peer-urls=https://127.0.0.1:"+ports[1], "--initial-advertise-peer-urls=https://localhost:"+ports[1],
 		"--initial-cluster=test=https://localhost:"+ports[1],
-		"--cert-file="+etcdServer, "--key-file="+etcdServerKey, "--trusted-ca-file="+etcdCA, "--client-cert-auth",
-		"--peer-cert-file="+etcdPeer, "--peer-key-file="+etcdPeerKey, "--peer-trusted-ca-file="+etcdCA, "--peer-client-cert-auth",
+		"--cert-file="+etcdServer, "--key-file="+etcdServerKey, "--trusted-ca-file="+etcdCAFile, "--client-cert-auth",
+		"--peer-cert-file="+etcdPeer, "--peer-key-file="+etcdPeerKey, "--peer-trusted-ca-file="+etcdCAFile, "--peer-client-cert-auth",
 		"--unsafe-no-fsync", "--log-level=warn")
 	args := append([]string{
-		"--etcd-servers=" + tc.EtcdURL, "--etcd-cafile=" + etcdCA, "--etcd-certfile=" + etcdClient, "--etcd-keyfile=" + etcdClientKey,
+		"--etcd-servers=" + tc.EtcdURL, "--etcd-cafile=" + etcdCAFile, "--etcd-certfile=" + etcdClient, "--etcd-keyfile=" + etcdClientKey,
 		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--secure-port=" + ports[2],
-		"--tls-cert-file=" + apiServer, "--tls-private-key-file=" + apiServerKey, "--client-ca-file=" + k8sCA,
+		"--tls-cert-file=" + apiServer, "--tls-private-key-file=" + apiServerKey, "--client-ca-file=" + k8sCAFile,
 		"--service-account-key-file=" + saPub, "--service-account-signing-key-file=" + saKey,
 		"--service-account-issuer=https://kubernetes.default.svc", "--service-cluster-ip-range=10.96.0.0/16",
 		"--authorization-mode=" + o.Authorization, "--profiling=false",
@@ -149,7 +144,7 @@ func Start(t testing.TB, o Options) *Cluster {
 	} else {
 		args = append(args, "--anonymous-auth=false")
 	}
-	apiDone := testutil.StartProcess(t, "kube-apiserver", nil, apiBin, args...)
+	apiDone := testutil.StartProcess(t, "kube-apiserver", nil, o.KubeAPIServer, args...)
 	tc.APIServerDone = apiDone
 
 	qps := o.QPS
@@ -158,7 +153,7 @@ func Start(t testing.TB, o Options) *Cluster {
 	}
 	tc.Config = &rest.Config{
 		Host:            "https://127.0.0.1:" + ports[2],
-		TLSClientConfig: rest.TLSClientConfig{ServerName: "localhost", CAFile: k8sCA, CertFile: admin, KeyFile: adminKey},
+		TLSClientConfig: rest.TLSClientConfig{ServerName: "localhost", CAFile: k8sCAFile, CertFile: admin, KeyFile: adminKey},
 		QPS:             qps,
 		ContentConfig:   rest.ContentConfig{ContentType: "application/vnd.kubernetes.protobuf"},
 	}
@@ -187,9 +182,7 @@ func Start(t testing.TB, o Options) *Cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(etcdRealm.CACertPEM())
-	tc.EtcdTLS = &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, ServerName: "localhost", MinVersion: tls.VersionTLS12}
+	tc.EtcdTLS = &tls.Config{RootCAs: etcdCA.Pool(), Certificates: []tls.Certificate{cert}, ServerName: "localhost", MinVersion: tls.VersionTLS12}
 
 	tc.Kubeconfig = write("kubeconfig", fmt.Appendf(nil, `apiVersion: v1
 kind: Config
@@ -197,25 +190,30 @@ clusters: [{name: test, cluster: {server: %q, certificate-authority: %q, tls-ser
 users: [{name: admin, user: {client-certificate: %q, client-key: %q}}]
 contexts: [{name: test, context: {cluster: test, user: admin}}]
 current-context: test
-`, tc.Config.Host, k8sCA, admin, adminKey))
+`, tc.Config.Host, k8sCAFile, admin, adminKey))
 	return tc
 }
 
 // ClientAs is a client of user (in groups) with a client certificate the
-// cluster's realm issues: a node ("system:node:n1", "system:nodes"), a
+// cluster's CA issues: a node ("system:node:n1", "system:nodes"), a
 // component.
 func (c *Cluster) ClientAs(t testing.TB, user string, groups ...string) kubernetes.Interface {
 	t.Helper()
-	l, err := c.Kubernetes.IssueClient(user, groups...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := l.KeyPEM()
+	cert, key, err := c.CA.IssueClient(user, groups...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := rest.CopyConfig(c.Config)
 	cfg.TLSClientConfig.CertFile, cfg.TLSClientConfig.KeyFile = "", ""
-	cfg.TLSClientConfig.CertData, cfg.TLSClientConfig.KeyData = l.CertPEM(), key
+	cfg.TLSClientConfig.CertData, cfg.TLSClientConfig.KeyData = cert, key
 	return kubernetes.NewForConfigOrDie(cfg)
+}
+
+func newCA(t testing.TB, name string) *testpki.CA {
+	t.Helper()
+	ca, err := testpki.NewCA(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca
 }

@@ -1,7 +1,3 @@
-// Package testpki makes a throwaway certificate authority and the server and
-// client certificates issued by it, for tests and benchmarks that speak TLS
-// on loopback. Keys are ECDSA P-256 and everything is valid for one day: it
-// is not meant to protect anything.
 package testpki
 
 import (
@@ -66,12 +62,40 @@ func NewCA(name string) (*CA, error) {
 	return &CA{Cert: cert, Key: key, CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}, nil
 }
 
+// Leaf is what a leaf certificate says.
+type Leaf struct {
+	// CommonName is the subject CN: a client's user name.
+	CommonName string
+	// Organizations are the subject O: a Kubernetes client's groups.
+	Organizations []string
+	DNSNames      []string
+	IPs           []net.IP
+	// Server and Client are its extended key usages (serverAuth,
+	// clientAuth); a peer certificate (etcd's) has both. A server
+	// certificate needs at least one name or address.
+	Server, Client bool
+}
+
 // Issue makes a leaf certificate and its key, both PEM: a server
 // certificate for dnsNames and ips (ExtKeyUsage serverAuth), or, when client
 // is true, a client certificate (clientAuth) whose subject is cn. A server
 // certificate needs at least one name or address.
 func (ca *CA) Issue(cn string, dnsNames []string, ips []net.IP, client bool) (certPEM, keyPEM []byte, err error) {
-	if !client && len(dnsNames) == 0 && len(ips) == 0 {
+	return ca.IssueLeaf(Leaf{CommonName: cn, DNSNames: dnsNames, IPs: ips, Server: !client, Client: client})
+}
+
+// IssueClient makes a client certificate for user cn in groups orgs.
+func (ca *CA) IssueClient(cn string, orgs ...string) (certPEM, keyPEM []byte, err error) {
+	return ca.IssueLeaf(Leaf{CommonName: cn, Organizations: orgs, Client: true})
+}
+
+// IssueLeaf makes the leaf certificate l describes and its key, both PEM
+// (the key PKCS #8), valid for Validity.
+func (ca *CA) IssueLeaf(l Leaf) (certPEM, keyPEM []byte, err error) {
+	if !l.Server && !l.Client {
+		return nil, nil, errors.New("testpki: a leaf is a server, a client or both")
+	}
+	if l.Server && len(l.DNSNames) == 0 && len(l.IPs) == 0 {
 		return nil, nil, errors.New("testpki: a server certificate needs a DNS name or an IP address")
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -82,21 +106,24 @@ func (ca *CA) Issue(cn string, dnsNames []string, ips []net.IP, client bool) (ce
 	if err != nil {
 		return nil, nil, err
 	}
-	usage := x509.ExtKeyUsageServerAuth
-	if client {
-		usage = x509.ExtKeyUsageClientAuth
+	var usage []x509.ExtKeyUsage
+	if l.Server {
+		usage = append(usage, x509.ExtKeyUsageServerAuth)
+	}
+	if l.Client {
+		usage = append(usage, x509.ExtKeyUsageClientAuth)
 	}
 	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: cn},
+		Subject:               pkix.Name{CommonName: l.CommonName, Organization: l.Organizations},
 		NotBefore:             now.Add(-time.Hour),
 		NotAfter:              now.Add(Validity),
 		KeyUsage:              x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{usage},
+		ExtKeyUsage:           usage,
 		BasicConstraintsValid: true,
-		DNSNames:              dnsNames,
-		IPAddresses:           ips,
+		DNSNames:              l.DNSNames,
+		IPAddresses:           l.IPs,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.Key)
 	if err != nil {

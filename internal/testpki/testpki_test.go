@@ -3,12 +3,14 @@ package testpki
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -114,5 +116,44 @@ func TestMutualTLSOnLoopback(t *testing.T) {
 	}
 	if _, err := get("localhost", intruder); err == nil {
 		t.Error("server accepted a client certificate from another CA")
+	}
+}
+
+// TestIssueLeaf: a client certificate carries its groups (subject O), a
+// peer certificate both usages, and a leaf that is neither is refused.
+func TestIssueLeaf(t *testing.T) {
+	ca, err := NewCA("testpki test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	parse := func(certPEM []byte, err error) *x509.Certificate {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := pem.Decode(certPEM)
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	first := func(cert, _ []byte, err error) ([]byte, error) { return cert, err }
+	c := parse(first(ca.IssueClient("system:node:n1", "system:nodes")))
+	if c.Subject.CommonName != "system:node:n1" || !slices.Equal(c.Subject.Organization, []string{"system:nodes"}) ||
+		!slices.Equal(c.ExtKeyUsage, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}) {
+		t.Errorf("client: CN %q O %q usage %v", c.Subject.CommonName, c.Subject.Organization, c.ExtKeyUsage)
+	}
+	p := parse(first(ca.IssueLeaf(Leaf{CommonName: "etcd", DNSNames: []string{"localhost"}, Server: true, Client: true})))
+	if !slices.Equal(p.ExtKeyUsage, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}) {
+		t.Errorf("peer: usage %v", p.ExtKeyUsage)
+	}
+	for _, u := range []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth} {
+		if _, err := p.Verify(x509.VerifyOptions{Roots: ca.Pool(), KeyUsages: []x509.ExtKeyUsage{u}}); err != nil {
+			t.Errorf("peer as %v: %v", u, err)
+		}
+	}
+	if _, _, err := ca.IssueLeaf(Leaf{CommonName: "nothing"}); err == nil {
+		t.Error("a leaf that is neither server nor client was issued")
 	}
 }

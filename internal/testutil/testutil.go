@@ -1,4 +1,3 @@
-// Package testutil holds small helpers that several packages' tests share.
 package testutil
 
 import (
@@ -6,6 +5,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -91,15 +91,24 @@ func StartProcess(t testing.TB, name string, env []string, bin string, args ...s
 	return done
 }
 
+// Need returns the path of prog, from PATH. A missing program fails the
+// test, never skips it: these tests are the proof that real tools accept
+// Ferry's output, and a skipped one proves nothing. `make deps` installs
+// them all.
+func Need(t testing.TB, prog string) string {
+	t.Helper()
+	p, err := exec.LookPath(prog)
+	if err != nil {
+		t.Fatalf("%s is required by this test (make deps installs it): %v", prog, err)
+	}
+	return p
+}
+
 // MustRun runs prog (from PATH) and returns its standard output; a missing
 // program or a failure fails the test, with the program's standard error.
 func MustRun(t testing.TB, prog string, args ...string) []byte {
 	t.Helper()
-	bin, err := exec.LookPath(prog)
-	if err != nil {
-		t.Fatalf("%s is required by this test (make deps installs it): %v", prog, err)
-	}
-	cmd := exec.Command(bin, args...)
+	cmd := exec.Command(Need(t, prog), args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -107,4 +116,36 @@ func MustRun(t testing.TB, prog string, args ...string) []byte {
 		t.Fatalf("%s %s: %v\n%s", prog, strings.Join(args, " "), err, stderr.String())
 	}
 	return out
+}
+
+// StopDNFKeyringAgents stops, when the test ends, the gpg-agents that
+// librepo starts for the repo_gpgcheck keyrings it keeps in dnf's cache
+// directory (cache/<repository>/pubring): they would outlive the test.
+func StopDNFKeyringAgents(t testing.TB, cache string) {
+	t.Cleanup(func() {
+		rings, _ := filepath.Glob(filepath.Join(cache, "*", "pubring"))
+		for _, r := range rings {
+			_ = exec.Command("gpgconf", "--homedir", r, "--kill", "gpg-agent").Run()
+		}
+	})
+}
+
+// GPGHome makes an empty GNUPGHOME (mode 0700) for a test's gpg, in a
+// short directory under the system's temporary directory: gpg-agent's
+// socket lives there and a unix socket path is limited to 108 bytes. When
+// the test ends, the agents of that home are stopped and it is removed.
+func GPGHome(t testing.TB) string {
+	t.Helper()
+	home, err := os.MkdirTemp("", "ferry-gpg-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(home, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = exec.Command("gpgconf", "--homedir", home, "--kill", "all").Run()
+		os.RemoveAll(home)
+	})
+	return home
 }

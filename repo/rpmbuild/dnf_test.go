@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/ferry-k8s/ferry/internal/testutil"
 )
 
 // basePackage packages this machine's own dash as /bin/sh and, when
@@ -19,9 +21,9 @@ import (
 // machine.
 func basePackage(t *testing.T, withSysusers bool) Package {
 	t.Helper()
-	bins := []string{needProgram(t, "dash")}
+	bins := []string{testutil.Need(t, "dash")}
 	if withSysusers {
-		bins = append(bins, needProgram(t, "systemd-sysusers"))
+		bins = append(bins, testutil.Need(t, "systemd-sysusers"))
 	}
 	p := Package{
 		Name: "ferry-test-base", Version: "1", Release: "1", Arch: "x86_64",
@@ -62,8 +64,8 @@ type dnfRoot struct {
 }
 
 func newDNFRoot(t *testing.T, keyPath string) *dnfRoot {
-	needProgram(t, "dnf")
-	needProgram(t, "createrepo_c")
+	testutil.Need(t, "dnf")
+	testutil.Need(t, "createrepo_c")
 	return &dnfRoot{t: t, root: t.TempDir(), repo: t.TempDir(), keyPath: keyPath}
 }
 

@@ -11,22 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferry-k8s/ferry/internal/testutil"
 	"github.com/ferry-k8s/ferry/signing"
 )
 
 // epoch is the tests' SOURCE_DATE_EPOCH: 2026-01-01T00:00:00Z.
 var epoch = time.Unix(1767225600, 0).UTC()
-
-// needProgram fails the test when a program is missing (make deps
-// installs them all).
-func needProgram(t testing.TB, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		t.Fatalf("%s is required by this test (make deps installs it): %v", name, err)
-	}
-	return p
-}
 
 // run runs a program with a time limit and returns its combined output; a
 // non-zero exit is returned as an error carrying the output.
@@ -34,7 +24,7 @@ func run(t testing.TB, name string, args ...string) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, needProgram(t, name), args...)
+	cmd := exec.CommandContext(ctx, testutil.Need(t, name), args...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/cavaliergopher/cpio"
 
+	"github.com/ferry-k8s/ferry/internal/testutil"
 	"github.com/ferry-k8s/ferry/repo"
 )
 
@@ -259,7 +260,7 @@ func TestCompressions(t *testing.T) {
 			if got := mustRun(t, "rpm", "-qp", "--qf", "%{PAYLOADCOMPRESSOR}", p); got != c {
 				t.Errorf("compressor %q", got)
 			}
-			cmd := exec.Command(needProgram(t, "rpm2cpio"), p)
+			cmd := exec.Command(testutil.Need(t, "rpm2cpio"), p)
 			archive, err := cmd.Output()
 			if err != nil {
 				t.Fatalf("rpm2cpio: %v", err)

@@ -1,6 +1,3 @@
-// Package distrotest gives tests the distribution's own programs
-// (kube-apiserver, kubeadm, etcd, containerd, …) built exactly as the
-// builder builds them, from the builder's cache.
 package distrotest
 
 import (
@@ -85,4 +82,24 @@ func Tool(t testing.TB, env, component, binary string, extra ...distro.Component
 		tools.paths[component+"/"+name] = p
 	}
 	return built.Binaries[binary]
+}
+
+// KubeAPIServer, Etcd and Etcdutl are the control plane's programs, for
+// internal/testcluster: $FERRY_KUBE_APISERVER, $FERRY_ETCD, $FERRY_ETCDUTL,
+// or the builder's own builds at Versions.
+func KubeAPIServer(t testing.TB) string {
+	t.Helper()
+	return Tool(t, "FERRY_KUBE_APISERVER", "kubernetes", "kube-apiserver")
+}
+
+// Etcd: see KubeAPIServer.
+func Etcd(t testing.TB) string {
+	t.Helper()
+	return Tool(t, "FERRY_ETCD", "etcd", "etcd")
+}
+
+// Etcdutl: see KubeAPIServer.
+func Etcdutl(t testing.TB) string {
+	t.Helper()
+	return Tool(t, "FERRY_ETCDUTL", "etcd", "etcdutl")
 }

@@ -1,4 +1,4 @@
-package testcluster
+package nodeconfigtest
 
 import (
 	"bytes"
@@ -6,28 +6,17 @@ import (
 
 	"github.com/ferry-k8s/ferry/bundle"
 	"github.com/ferry-k8s/ferry/installer/cluster"
+	"github.com/ferry-k8s/ferry/installer/cluster/clustertest"
 	"github.com/ferry-k8s/ferry/installer/nodeconfig"
 )
 
-// authnCluster is a one-node cluster.yaml for FerryAuthenticationConfig.
-const authnCluster = `apiVersion: ferry.dev/v1alpha1
-kind: Cluster
-metadata: {name: lab}
-spec:
-  controlPlaneEndpoint: api.lab.example:6443
-  nodes:
-    - name: node1
-      hostname: node1.lab.example
-      roles: [control-plane, worker]
-`
-
-// FerryAuthenticationConfig is the API server's AuthenticationConfiguration
-// as installer/nodeconfig renders it for a control-plane node (no OIDC):
-// for Options.AuthenticationConfig, to run the API server as Ferry
-// configures its anonymous access.
-func FerryAuthenticationConfig(t testing.TB) []byte {
+// AuthenticationConfig is the API server's AuthenticationConfiguration
+// as installer/nodeconfig renders it for the control-plane node of
+// clustertest.SingleNode (no OIDC): for testcluster.Options, to run the API
+// server as Ferry configures its anonymous access.
+func AuthenticationConfig(t testing.TB) []byte {
 	t.Helper()
-	c, err := cluster.Parse([]byte(authnCluster))
+	c, err := cluster.Parse([]byte(clustertest.SingleNode))
 	if err != nil {
 		t.Fatal(err)
 	}

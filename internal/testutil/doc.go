@@ -1,0 +1,2 @@
+// Package testutil holds small helpers that several packages' tests share.
+package testutil

@@ -12,11 +12,9 @@ import (
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
 
 	"github.com/ferry-k8s/ferry/builder/distro/distrotest"
@@ -279,34 +277,13 @@ func (e *corednsEnv) apply(t *testing.T, p *addon.Plan) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		keepAvailable(ctx, e.tc.Client, "kube-system", "coredns")
+		e.tc.PlayDeploymentController(ctx)
 	}()
 	err := addon.Apply(context.Background(), e.c, p, addon.ApplyOptions{Timeout: time.Minute, Interval: 100 * time.Millisecond})
 	cancel()
 	<-done
 	if err != nil {
 		t.Fatalf("apply: %v", err)
-	}
-}
-
-// keepAvailable plays the Deployment controller until ctx ends: whenever
-// the Deployment's status is behind its spec, it writes every replica
-// updated and available.
-func keepAvailable(ctx context.Context, c kubernetes.Interface, ns, name string) {
-	deps := c.AppsV1().Deployments(ns)
-	for {
-		if d, err := deps.Get(ctx, name, metav1.GetOptions{}); err == nil {
-			n := *d.Spec.Replicas
-			if d.Status.ObservedGeneration != d.Generation || d.Status.AvailableReplicas != n || d.Status.UpdatedReplicas != n {
-				d.Status = appsv1.DeploymentStatus{ObservedGeneration: d.Generation, Replicas: n, UpdatedReplicas: n, ReadyReplicas: n, AvailableReplicas: n}
-				_, _ = deps.UpdateStatus(ctx, d, metav1.UpdateOptions{})
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(50 * time.Millisecond):
-		}
 	}
 }
 

@@ -8,8 +8,8 @@ import (
 
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/ferry-k8s/ferry/installer/layout"
 	"github.com/ferry-k8s/ferry/installer/cluster/clustertest"
+	"github.com/ferry-k8s/ferry/installer/layout"
 	"github.com/ferry-k8s/ferry/installer/nodeconfig"
 )
 

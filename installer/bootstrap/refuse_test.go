@@ -9,21 +9,13 @@ import (
 	"time"
 
 	"github.com/ferry-k8s/ferry/builder"
+	"github.com/ferry-k8s/ferry/installer/cluster/clustertest"
 	"github.com/ferry-k8s/ferry/internal/example"
 	"github.com/ferry-k8s/ferry/signing"
 )
 
 // singleNode is one server (control plane and worker).
-const singleNode = `apiVersion: ferry.dev/v1alpha1
-kind: Cluster
-metadata: {name: lab}
-spec:
-  controlPlaneEndpoint: api.lab.example:6443
-  nodes:
-    - name: node1
-      hostname: node1.lab.example
-      roles: [control-plane, worker]
-`
+const singleNode = clustertest.SingleNode
 
 // A bundle that is not trusted, has expired (unless a validity statement
 // extends it) or is not a distribution is refused before anything on the

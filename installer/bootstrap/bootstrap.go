@@ -445,7 +445,7 @@ func (r *run) plan(ctx context.Context, round int, host *converge.Host, observe 
 		if err != nil {
 			return nil, false, fmt.Errorf("node %s: add-ons: %w", r.node.Name, err)
 		}
-		addonOps, notes, err := planAddons(ctx, client, desired.AddonInput(r.c, in.Bundle))
+		addonOps, notes, err := planAddons(ctx, client, r.c, r.node.Name, desired.AddonInput(r.c, in.Bundle))
 		if err != nil {
 			return nil, false, fmt.Errorf("node %s: %w", r.node.Name, err)
 		}

@@ -34,5 +34,9 @@
 //
 //	cluster.yaml + bundle facts ─┐
 //	nodestate.Observe ───────────┴─► desired.Node ─► converge.Host.Observe
-//	    ─► converge.Plan ─► converge.Host.Apply ─► (again until 0 changes)
+//	    ─► converge.Plan (+ the add-ons' plans, on a converged control plane)
+//	    ─► converge.Host.Apply ─► (again until 0 changes)
+//
+// docs/architecture.md is the map, with where to add an add-on, an
+// operation or a node fact.
 package installer

@@ -10,6 +10,8 @@
 //	    ─► desired.Node (pure) ─► converge.Host.Observe ─► converge.Plan
 //	    ─► converge.Host.Apply: packages (dnf, gpgcheck) → files → units
 //	       → kubeadm init or join → CNI, labels, taints
+//	    ─► once the node has converged, on a control plane: the cluster's
+//	       add-ons (installer/addons) in the same plan (addons.go)
 //
 // What stays here is what only Run needs: the node's mode (bootstrap or
 // join, recorded, never mixed), its apply lock, and a control-plane join

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 
 	"sigs.k8s.io/yaml"
@@ -25,6 +26,15 @@ func UnknownFields(data []byte, t reflect.Type) []string {
 	return out
 }
 
+// fieldName is key as a field path shows it: quoted when it is empty or
+// would read as more than one field ("a.b", "x[0]", " ").
+func fieldName(key string) string {
+	if key == "" || strings.ContainsAny(key, ".[]\" \t\n") {
+		return strconv.Quote(key)
+	}
+	return key
+}
+
 func walkUnknown(v any, t reflect.Type, path string, out *[]string) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
@@ -36,9 +46,9 @@ func walkUnknown(v any, t reflect.Type, path string, out *[]string) {
 		}
 		fields := JSONFields(t)
 		for k, sub := range val {
-			p := k
+			p := fieldName(k)
 			if path != "" {
-				p = path + "." + k
+				p = path + "." + p
 			}
 			ft, ok := fields[k]
 			if !ok {

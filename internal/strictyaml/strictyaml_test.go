@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -129,4 +130,19 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("a FieldError without a field: %v", err)
 		}
 	})
+}
+
+// An unknown key that is empty or would read as a path is quoted in the
+// field path, so the error still names it (found by FuzzParse: "! :").
+func TestUnknownFieldNames(t *testing.T) {
+	for _, tc := range []struct{ doc, want string }{
+		{"! :", `""`},
+		{"spec: {a.b: 1}", `spec."a.b"`},
+		{"spec: {x: 1}", "spec.x"},
+	} {
+		got := UnknownFields([]byte(tc.doc), reflect.TypeOf(conf{}))
+		if len(got) != 1 || got[0] != tc.want {
+			t.Errorf("%q: unknown fields %q, want [%s]", tc.doc, got, tc.want)
+		}
+	}
 }

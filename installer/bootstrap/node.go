@@ -105,14 +105,7 @@ func installSecrets(root string, entries []joinfile.Entry) (int, error) {
 // writeState writes one of the node's state files (atomically; unchanged
 // content is not rewritten).
 func writeState(root, name, content string) error {
-	p := filepath.Join(root, name)
-	if data, err := os.ReadFile(p); err == nil && strings.TrimSpace(string(data)) == content {
-		return nil
-	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return err
-	}
-	return atomicfile.WriteFile(p, []byte(content+"\n"), 0o644)
+	return atomicfile.WriteLine(filepath.Join(root, name), content, 0o644)
 }
 
 // lockNode takes the node's apply lock, waiting while another process

@@ -59,14 +59,7 @@ func Target(root string) (name, version string, err error) {
 // SetTarget makes file (in layout.BundlesDir) the bundle the node targets
 // (atomically; the same target is not rewritten).
 func SetTarget(root, file string) error {
-	p := filepath.Join(root, layout.TargetFile)
-	if data, err := os.ReadFile(p); err == nil && strings.TrimSpace(string(data)) == file {
-		return nil
-	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return err
-	}
-	return atomicfile.WriteFile(p, []byte(file+"\n"), 0o644)
+	return atomicfile.WriteLine(filepath.Join(root, layout.TargetFile), file, 0o644)
 }
 
 // Import copies the verified ISO src into the store as dst (atomically).

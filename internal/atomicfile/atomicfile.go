@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // Write creates or replaces path with what fill writes into the temporary
@@ -70,4 +71,17 @@ func WriteFile(path string, data []byte, mode os.FileMode) error {
 		}
 		return nil
 	})
+}
+
+// WriteLine makes the file at path hold line (and a newline), creating
+// its directory: a one-line record such as a node's target bundle. A file
+// that holds line already (surrounding space aside) is not rewritten.
+func WriteLine(path, line string, mode os.FileMode) error {
+	if data, err := os.ReadFile(path); err == nil && strings.TrimSpace(string(data)) == line {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return WriteFile(path, []byte(line+"\n"), mode)
 }

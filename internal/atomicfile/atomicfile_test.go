@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 func TestWriteFileReplaces(t *testing.T) {
@@ -63,5 +64,30 @@ func TestWriteNamed(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
 		t.Fatalf("left behind: %v", ents)
+	}
+}
+
+// WriteLine writes a missing record, leaves an equal one untouched (its
+// modification time stays) and replaces another.
+func TestWriteLine(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "state", "target")
+	if err := WriteLine(p, "a.iso", 0o644); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-time.Hour).Truncate(time.Second)
+	if err := os.Chtimes(p, old, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteLine(p, "a.iso", 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(p); err != nil || !fi.ModTime().Equal(old) {
+		t.Errorf("an equal record was rewritten: %v %v", fi.ModTime(), err)
+	}
+	if err := WriteLine(p, "b.iso", 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if data, _ := os.ReadFile(p); string(data) != "b.iso\n" {
+		t.Errorf("record %q, want b.iso", data)
 	}
 }
